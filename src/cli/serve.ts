@@ -1,0 +1,92 @@
+// `mailmoat serve`: runs the gateway with a policy file, reloads it on change and SIGHUP, drains on SIGTERM.
+import type { Command } from 'commander';
+import { Gateway } from '../gateway/server.js';
+import { createLogger } from '../observe/log.js';
+import { formatProblem, PolicyError } from '../policy/load.js';
+import { PolicyHolder } from '../policy/watch.js';
+import { closeState, openState } from '../state/index.js';
+import { defaultPolicyFile } from './paths.js';
+import { collect } from './policy.js';
+
+interface ServeOptions {
+  policy: string;
+  listen?: string;
+  downstream?: string;
+  set: string[];
+}
+
+/** `HOST:PORT`, `[::1]:PORT` → the two `--set` overrides it stands for. */
+export function hostPortOverrides(key: string, value: string): string[] {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value);
+  if (!match) throw new PolicyError(`--${key}`, [{ where: `--${key} ${value}`, key, message: 'expected HOST:PORT, e.g. 127.0.0.1:10025 or [::1]:10025' }]);
+  return [`${key}.host=${JSON.stringify(match[1] ?? match[2])}`, `${key}.port=${match[3]}`];
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the SMTP gateway in front of the downstream MTA')
+    .option('-p, --policy <file>', 'policy file (reloaded when it changes and on SIGHUP)', defaultPolicyFile)
+    .option('-l, --listen <host:port>', 'address to accept SMTP on (overrides listen.*)')
+    .option('-d, --downstream <host:port>', 'MTA to relay to (overrides downstream.*)')
+    .option('-o, --set <key.path=value>', 'override any policy option, e.g. limits.maxRecipients=50 (repeatable)', collect, [])
+    .addHelpText(
+      'after',
+      `
+Examples:
+  mailmoat serve                                   # policies/default.yaml: 127.0.0.1:10025 -> 127.0.0.1:10026
+  mailmoat serve --policy /etc/mailmoat/policy.yaml
+  mailmoat serve --listen 0.0.0.0:25 --downstream mta.internal:25 --set limits.maxMessageSize=50MB
+
+Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages in flight, exits 0.`,
+    )
+    .action(async (opts: ServeOptions) => {
+      const log = createLogger();
+      let holder: PolicyHolder;
+      try {
+        const overrides = [
+          ...(opts.listen ? hostPortOverrides('listen', opts.listen) : []),
+          ...(opts.downstream ? hostPortOverrides('downstream', opts.downstream) : []),
+          ...opts.set,
+        ];
+        holder = new PolicyHolder(opts.policy, overrides, log);
+      } catch (err) {
+        if (!(err instanceof PolicyError)) throw err;
+        for (const problem of err.problems) process.stderr.write(formatProblem(problem) + '\n');
+        process.exitCode = 1;
+        return;
+      }
+      log.level = holder.policy.log.level;
+      const state = await openState(holder.policy.state, log);
+      const gateway = new Gateway(holder, log);
+      const { listen, downstream } = holder.policy;
+      const address = await gateway.listen(listen.host, listen.port);
+      log.info(
+        { event: 'listening', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
+        'mailmoat gateway ready',
+      );
+      holder.onChange(({ policy }) => {
+        log.level = policy.log.level;
+        gateway.applyPolicy(policy);
+        if (policy.listen.host !== listen.host || policy.listen.port !== listen.port || JSON.stringify(policy.tls) !== JSON.stringify(holder.policy.tls)) {
+          log.warn({ event: 'policy_needs_restart', keys: ['listen', 'tls'] }, 'listen and tls changes take effect after a restart');
+        }
+      });
+      holder.watch();
+      process.on('SIGHUP', () => holder.reload('SIGHUP'));
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ event: 'draining', signal, inFlight: gateway.activeTransactions }, 'stopping: finishing messages in flight');
+        holder.close();
+        await gateway.drain();
+        await closeState(state);
+        log.info({ event: 'stopped' }, 'stopped');
+        log.flush();
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      process.on('SIGINT', () => void stop('SIGINT'));
+    });
+}

@@ -1,0 +1,329 @@
+// The SMTP ingress: smtp-server configured as a transparent proxy in front of the MTA. Each client
+// transaction is mirrored to the downstream in real time (MAIL, then each RCPT with the downstream's
+// own reply); at the end of DATA the message is inspected, a verdict taken and acted on, and the
+// client hears 250 only once the downstream accepted the message.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { inspect } from '../inspect/index.js';
+import type { Logger } from '../observe/log.js';
+import type { Policy } from '../policy/schema.js';
+import { parseCidr } from '../policy/schema.js';
+import { DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
+import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
+import { decide, type Verdict } from '../verdict.js';
+import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
+import { Spool } from './spool.js';
+import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
+
+export interface PolicySource {
+  readonly policy: Policy;
+  readonly version: string;
+}
+
+type Callback = (err?: Error | null) => void;
+
+export class Gateway {
+  readonly server: SMTPServer;
+  private readonly transactions = new Map<SMTPServerSession, Transaction>();
+  private readonly seenSessions = new WeakSet<SMTPServerSession>();
+  private draining = false;
+
+  constructor(
+    private readonly source: PolicySource,
+    private readonly log: Logger,
+  ) {
+    applySmtpServerPatches();
+    const policy = source.policy;
+    const tls = policy.tls ? { key: readFileSync(policy.tls.key), cert: readFileSync(policy.tls.cert) } : {};
+    this.server = new SMTPServer({
+      ...tls,
+      name: policy.hostname,
+      banner: 'Mailmoat ESMTP',
+      disabledCommands: policy.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+      authOptional: true,
+      disableReverseLookup: true,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
+      hidePIPELINING: false,
+      hide8BITMIME: false,
+      hideSMTPUTF8: false,
+      useXForward: true, // narrowed per connection to policy.xforwardHosts in onConnect
+      logger: false,
+      ...this.limits(policy),
+      onConnect: (session, cb) => this.onConnect(session, cb),
+      onMailFrom: (address, session, cb) => void this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => void this.onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => void this.onData(stream, session, cb),
+      onClose: (session) => this.onClose(session),
+    });
+    this.server.on('error', (err) => this.log.error({ event: 'smtp_error', err }, 'smtp server error'));
+  }
+
+  /** The options smtp-server reads at run time: a policy reload applies them to live connections. */
+  private limits(policy: Policy) {
+    return {
+      size: policy.limits.maxMessageSize,
+      maxClients: policy.limits.maxClients,
+      maxRecipients: policy.limits.maxRecipients,
+      socketTimeout: policy.timeouts.client,
+      closeTimeout: policy.timeouts.drain,
+      greetingDelay: policy.timeouts.greetingDelay,
+    };
+  }
+
+  /** Called after a policy reload: listen address and TLS need a restart, everything else applies now. */
+  applyPolicy(policy: Policy): void {
+    Object.assign(this.server.options, this.limits(policy));
+  }
+
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.server.off('error', reject);
+        resolve(this.server.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  get activeTransactions(): number {
+    return this.transactions.size;
+  }
+
+  private onConnect(session: SMTPServerSession, cb: Callback): void {
+    // XFORWARD re-emits connect with the forwarded address; the trust decision is the first one's
+    if (this.seenSessions.has(session)) return cb();
+    this.seenSessions.add(session);
+    if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
+    if (!matches(this.source.policy.xforwardHosts, session.remoteAddress)) {
+      (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = [
+        ...(this.server.options.disabledCommands ?? []),
+        'XFORWARD',
+      ];
+    }
+    cb();
+  }
+
+  private async onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): Promise<void> {
+    this.transactions.get(session)?.abandon(); // the client sent RSET, or a new MAIL after a failed one
+    this.transactions.delete(session);
+    if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
+    const tx = new Transaction(this.source.policy, this.source.version);
+    tx.mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : _address.address;
+    const line = commandLine(session);
+    try {
+      tx.downstream = await DownstreamSession.open(tx.policy, identity(session));
+      const reply = await tx.downstream.forward(line);
+      if (reply.code >= 300) throw mirror(reply);
+      this.transactions.set(session, tx);
+      cb();
+    } catch (err) {
+      tx.abandon();
+      const reply = clientErrorFor(err, tx.id);
+      this.log.warn(
+        { event: 'mail_refused', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, reply: reply.reply, err: errText(err) },
+        'MAIL refused',
+      );
+      cb(reply);
+    }
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): Promise<void> {
+    const tx = this.transactions.get(session);
+    if (!tx || tx.done) return cb(new SmtpError(451, '4.3.0 Transaction lost, start again with MAIL'));
+    const line = commandLine(session);
+    if (!relayAllowed(tx.policy, session.remoteAddress, address.address)) {
+      this.log.warn(
+        { event: 'relay_denied', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: address.address },
+        'relay denied',
+      );
+      return cb(new SmtpError(554, `5.7.1 <${address.address}>: Relay access denied`));
+    }
+    try {
+      const reply = await tx.downstream!.forward(line);
+      if (reply.code >= 300) return cb(mirror(reply));
+      tx.recipients.push(address.address);
+      cb();
+    } catch (err) {
+      this.transactions.delete(session);
+      tx.abandon();
+      cb(clientErrorFor(err, tx.id));
+    }
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): Promise<void> {
+    const tx = this.transactions.get(session);
+    if (!tx || tx.done) {
+      stream.resume();
+      return cb(new SmtpError(451, '4.3.0 Transaction lost, start again with MAIL'));
+    }
+    const { policy } = tx;
+    const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, policy.limits.maxMessageSize);
+    tx.spool = spool;
+    let verdict: Verdict | undefined;
+    let downstreamReply: SmtpReply | undefined;
+    let outcome: SmtpError | undefined;
+    try {
+      await pipeline(stream, spool);
+      if (spool.exceeded) {
+        throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
+      }
+      const client = { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? '' };
+      const { findings } = await inspect(spool, { id: tx.id, envelope: { mailFrom: tx.mailFrom, rcptTo: tx.recipients }, client }, policy);
+      verdict = decide(findings, policy);
+      if (verdict.action === 'reject') throw new SmtpError(554, `5.7.1 Message rejected by policy [${tx.id}]`);
+      if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
+      downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
+      if (downstreamReply.code >= 300) throw mirror(downstreamReply);
+      void tx.downstream!.quit();
+      tx.done = true;
+      cb(null, downstreamReply.lines.join(' '));
+    } catch (err) {
+      outcome = clientErrorFor(err, tx.id);
+      if (!tx.done && !downstreamReply) await tx.downstream?.reset();
+      else tx.downstream?.abandon();
+      tx.done = true;
+      cb(outcome);
+      if (!(err instanceof SmtpError)) {
+        this.log.error({ event: 'message_error', id: tx.id, err: errText(err) }, 'message failed');
+      }
+    } finally {
+      this.transactions.delete(session);
+      await spool.dispose();
+      this.logMessage(tx, session, spool, verdict, downstreamReply, outcome);
+    }
+  }
+
+  /** The bytes sent downstream: the verdict header first when the policy asks for it, then the message as received. */
+  private relayStream(spool: Spool, verdict: Verdict, tx: Transaction): Readable {
+    if (!tx.policy.relay.verdictHeader) return spool.read();
+    const symbols = verdict.findings.map((f) => f.symbol).join(',') || 'none';
+    const header = Buffer.from(`X-Mailmoat-Verdict: ${verdict.action}; score=${verdict.score}; symbols=${symbols}; id=${tx.id}\r\n`);
+    const body = spool.read();
+    return Readable.from(
+      (async function* () {
+        yield header;
+        yield* body;
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const tx = this.transactions.get(session);
+    if (!tx) return;
+    this.transactions.delete(session);
+    if (!tx.done) {
+      tx.abandon();
+      this.log.warn(
+        { event: 'transaction_abandoned', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: tx.recipients },
+        'client disconnected mid-transaction; downstream transaction dropped without "."',
+      );
+    }
+  }
+
+  private logMessage(
+    tx: Transaction,
+    session: SMTPServerSession,
+    spool: Spool,
+    verdict: Verdict | undefined,
+    downstream: SmtpReply | undefined,
+    outcome: SmtpError | undefined,
+  ): void {
+    this.log.info(
+      {
+        event: 'message',
+        id: tx.id,
+        client: session.remoteAddress,
+        helo: session.hostNameAppearsAs,
+        from: tx.mailFrom,
+        rcpt: tx.recipients,
+        size: spool.received,
+        verdict: verdict?.action ?? 'error',
+        score: verdict?.score ?? 0,
+        symbols: verdict?.findings.map((f) => f.symbol) ?? [],
+        reason: verdict?.reason,
+        downstream: downstream ? formatReply(downstream) : undefined,
+        reply: outcome ? outcome.reply : downstream ? `250 ${downstream.lines.join(' ')}` : undefined,
+        policy: tx.policyVersion,
+        duration_ms: Date.now() - tx.started,
+      },
+      'message',
+    );
+  }
+
+  /**
+   * SIGTERM: stop accepting, let transactions in flight finish (up to timeouts.drain), tell idle
+   * clients 421, and resolve once every connection is closed.
+   */
+  async drain(): Promise<void> {
+    this.draining = true;
+    const deadline = Date.now() + this.source.policy.timeouts.drain;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const connections = (this.server as unknown as { connections: Set<{ session: SMTPServerSession; send(c: number, t: string): void; close(): void }> }).connections;
+    const closeIdle = () => {
+      for (const connection of connections) {
+        if (!this.transactions.has(connection.session)) {
+          connection.send(421, '4.3.2 Service shutting down');
+          connection.close();
+        }
+      }
+    };
+    closeIdle();
+    while (this.transactions.size && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      closeIdle();
+    }
+    for (const tx of this.transactions.values()) tx.abandon();
+    for (const connection of connections) {
+      connection.send(421, '4.3.2 Service shutting down');
+      connection.close();
+    }
+    await closed;
+  }
+}
+
+function identity(session: SMTPServerSession): ClientIdentity {
+  return {
+    forwarded: receivedXforward(session),
+    addr: session.remoteAddress,
+    port: session.remotePort,
+    helo: session.hostNameAppearsAs ?? '',
+    proto: session.openingCommand === 'HELO' ? 'SMTP' : 'ESMTP',
+  };
+}
+
+const blockLists = new WeakMap<string[], net.BlockList>();
+
+/** Is the address inside one of the networks? IPv4-mapped IPv6 counts as IPv4. */
+export function matches(networks: string[], address: string): boolean {
+  let list = blockLists.get(networks);
+  if (!list) {
+    list = new net.BlockList();
+    for (const entry of networks) {
+      const cidr = parseCidr(entry)!;
+      list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    }
+    blockLists.set(networks, list);
+  }
+  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  const family = net.isIP(plain);
+  return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** No open relay: internal clients may send anywhere; everyone else only to the internal domains. */
+export function relayAllowed(policy: Policy, clientAddress: string, recipient: string): boolean {
+  if (matches(policy.network.internalNetworks, clientAddress)) return true;
+  const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '');
+  if (!recipient.includes('@') || !domain) return false;
+  return policy.network.internalDomains.some((d) =>
+    d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d,
+  );
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,158 @@
+// Four small changes smtp-server needs to act as a transparent proxy, applied to its connection class.
+// smtp-server has no option for any of them (see ../shared/reference/smtp-proxy-and-libraries.md §4.2):
+//
+// 1. greeting delay: init() waits a fixed 100 ms before the banner ("early talker" check). Postfix's
+//    smtpd_proxy_filter opens one connection per message, so this caps a proxy session at ~10 msg/s.
+//    The patched init() waits `greetingDelay` ms (policy timeouts.greetingDelay, default 0).
+// 2. own enhanced status codes: with ENHANCEDSTATUSCODES on, send() prefixes a generic code (5.0.0)
+//    to every reply. A proxy must pass the downstream's own code (550 5.1.1) and give exact ones
+//    (554 5.7.1), so a reply text that already starts with an enhanced code is sent as is.
+// 3. raw MAIL/RCPT lines: the hooks get parsed addresses; the proxy forwards the client's command
+//    verbatim (every ESMTP parameter, in order), so the raw line is kept for the hook.
+// 4. XFORWARD from Postfix must never get a 501 (it would tempfail all mail): a NAME that is not a
+//    strict hostname (Postfix forwards whatever DNS returned) is treated as unknown, and the values
+//    exactly as received are kept for forwarding downstream (smtp-server lower-cases HELO).
+//
+// Each patch checks that the code it replaces is the code it was written against and throws
+// SmtpServerPatchError otherwise, so an smtp-server upgrade that changes them fails loudly at startup
+// (and in test/unit/smtp-server-patches.test.ts) instead of silently misbehaving.
+import type { SMTPServerSession } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { decodeXtext } from '../relay/xtext.js';
+
+export class SmtpServerPatchError extends Error {
+  override name = 'SmtpServerPatchError';
+}
+
+/** Raw `MAIL FROM:`/`RCPT TO:` line of the command being handled, per session. */
+const lastCommandLine = new WeakMap<object, string>();
+/** XFORWARD attributes exactly as received (still xtext-encoded), per session.xForward map. */
+const rawXforward = new WeakMap<object, Map<string, string>>();
+
+export function commandLine(session: SMTPServerSession): string {
+  const line = lastCommandLine.get(session);
+  if (line === undefined) throw new SmtpServerPatchError('no raw command line recorded for this session');
+  return line;
+}
+
+export function receivedXforward(session: SMTPServerSession): Map<string, string> | undefined {
+  return rawXforward.get((session as unknown as { xForward: object }).xForward);
+}
+
+const ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
+const STRICT_HOSTNAME = /^([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.?$/i;
+
+type Proto = Record<string, unknown> & {
+  init: (this: ConnectionInternals) => void;
+  send: (this: ConnectionInternals, code: number, data?: string | string[], context?: unknown) => void;
+  handler_MAIL: Handler;
+  handler_RCPT: Handler;
+  handler_XFORWARD: Handler;
+};
+type Handler = (this: ConnectionInternals, command: Buffer, callback: () => void) => void;
+interface ConnectionInternals {
+  _server: { options: { maxClients?: number; greetingDelay?: number }; connections: Set<unknown> };
+  _setListeners(callback: () => void): void;
+  connectionReady(): void;
+  send(code: number, data?: string | string[], context?: unknown): void;
+  name: string;
+  session: SMTPServerSession & { xForward: object };
+}
+
+const ORIGINAL_INIT = `init() {
+        this._setListeners(() => {
+            if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
+                return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+            }
+            let readyTimer = setTimeout(() => this.connectionReady(), 100);
+            readyTimer.unref();
+        });
+    }`;
+
+function withoutComments(source: string): string {
+  return source
+    .replace(/^\s*\/\/.*$/gm, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function expectSource(name: string, fn: unknown, expected: string | RegExp): void {
+  const source = typeof fn === 'function' ? withoutComments(fn.toString()) : '';
+  const ok = typeof expected === 'string' ? source === withoutComments(expected) : expected.test(source);
+  if (!ok) {
+    throw new SmtpServerPatchError(
+      `smtp-server's SMTPConnection.${name} is not the code Mailmoat patches (smtp-server was upgraded?). ` +
+        'Review src/gateway/smtp-server-patches.ts against the new version.',
+    );
+  }
+}
+
+let applied = false;
+
+export function applySmtpServerPatches(): void {
+  if (applied) return;
+  const proto = SMTPConnection.prototype as unknown as Proto;
+
+  expectSource('init', proto.init, ORIGINAL_INIT);
+  expectSource('send', proto.send, /this\._getEnhancedStatusCode\(code, context\)/);
+  expectSource('_getEnhancedStatusCode', proto._getEnhancedStatusCode, /if \(context === false \|\|/);
+  expectSource('handler_MAIL', proto.handler_MAIL, /^handler_MAIL\(command, callback\)/);
+  expectSource('handler_RCPT', proto.handler_RCPT, /^handler_RCPT\(command, callback\)/);
+  expectSource('handler_XFORWARD', proto.handler_XFORWARD, /parseProxyParameters\(parts, allowedKeys, \['\[UNAVAILABLE\]'\]\)/);
+
+  proto.init = function init() {
+    this._setListeners(() => {
+      const { maxClients, greetingDelay = 0 } = this._server.options;
+      if (maxClients && this._server.connections.size > maxClients) {
+        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+      }
+      if (greetingDelay > 0) setTimeout(() => this.connectionReady(), greetingDelay).unref();
+      else this.connectionReady();
+    });
+  };
+
+  const send = proto.send;
+  proto.send = function (code, data, context) {
+    const first = Array.isArray(data) ? data[0] : data;
+    const ownCode = context !== false && typeof first === 'string' && ENHANCED_CODE.test(first);
+    return send.call(this, code, data, ownCode ? false : context);
+  };
+
+  for (const name of ['handler_MAIL', 'handler_RCPT'] as const) {
+    const handler = proto[name];
+    proto[name] = function (command, callback) {
+      lastCommandLine.set(this.session, command.toString('utf8').trim());
+      return handler.call(this, command, callback);
+    };
+  }
+
+  const xforward = proto.handler_XFORWARD;
+  proto.handler_XFORWARD = function (command, callback) {
+    const [verb = 'XFORWARD', ...parts] = command.toString('utf8').trim().split(/\s+/);
+    const received = new Map<string, string>();
+    const tolerated = parts.map((part) => {
+      const eq = part.indexOf('=');
+      if (eq <= 0) return part;
+      const key = part.slice(0, eq).toUpperCase();
+      const value = part.slice(eq + 1);
+      received.set(key, value);
+      const decoded = decodeXtext(value);
+      if (key === 'NAME' && decoded.toUpperCase() !== '[UNAVAILABLE]' && !STRICT_HOSTNAME.test(decoded)) {
+        return 'NAME=[UNAVAILABLE]';
+      }
+      return part;
+    });
+    const map = this.session.xForward;
+    const previous = rawXforward.get(map) ?? new Map<string, string>();
+    return xforward.call(this, Buffer.from([verb, ...tolerated].join(' ')), () => {
+      // smtp-server keeps one Map per connection and fills it only when it accepted the command
+      const accepted = this.session.xForward as Map<string, unknown>;
+      if ([...received.keys()].every((k) => accepted.has(k))) {
+        for (const [k, v] of received) previous.set(k, v);
+        rawXforward.set(accepted, previous);
+      }
+      callback();
+    });
+  };
+  applied = true;
+}

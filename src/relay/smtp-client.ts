@@ -1,0 +1,261 @@
+// A command-level SMTP client for the relay leg. nodemailer's client sends the whole envelope at once
+// and drops unknown MAIL parameters; a transparent proxy must send each command as the client sent it
+// and hand back each reply, so this client does exactly that and nothing more.
+import net from 'node:net';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tls from 'node:tls';
+
+export interface SmtpReply {
+  code: number;
+  /** reply lines without the code, e.g. `['5.1.1 <x@y>: Recipient address rejected']` */
+  lines: string[];
+}
+
+export function formatReply(reply: SmtpReply): string {
+  return `${reply.code} ${reply.lines.join(' / ')}`;
+}
+
+/** The connection failed, timed out, or the server broke the protocol: never a server's own answer. */
+export class SmtpClientError extends Error {
+  override name = 'SmtpClientError';
+  constructor(
+    message: string,
+    readonly code: 'ECONNECTION' | 'ETIMEDOUT' | 'EPROTOCOL' | 'ETLS',
+  ) {
+    super(message);
+  }
+}
+
+export interface SmtpClientOptions {
+  host: string;
+  port: number;
+  connectTimeout: number;
+  commandTimeout: number;
+}
+
+const MAX_REPLY_BYTES = 64 * 1024;
+
+export class SmtpClient {
+  private socket: net.Socket | tls.TLSSocket;
+  private buffer = '';
+  private lines: string[] = [];
+  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+  private failure: Error | undefined;
+  readonly extensions = new Map<string, string>();
+  greeting: SmtpReply | undefined;
+
+  private constructor(
+    socket: net.Socket,
+    private readonly options: SmtpClientOptions,
+  ) {
+    this.socket = socket;
+    this.attach(socket);
+  }
+
+  static async connect(options: SmtpClientOptions): Promise<SmtpClient> {
+    const socket = net.connect({ host: options.host, port: options.port });
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new SmtpClientError(`connect to ${options.host}:${options.port} timed out`, 'ETIMEDOUT'));
+      }, options.connectTimeout);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new SmtpClientError(`connect to ${options.host}:${options.port}: ${err.message}`, 'ECONNECTION'));
+      });
+    });
+    const client = new SmtpClient(socket, options);
+    client.greeting = await client.read(options.commandTimeout);
+    return client;
+  }
+
+  get secure(): boolean {
+    return this.socket instanceof tls.TLSSocket;
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(new SmtpClientError(`downstream connection: ${err.message}`, 'ECONNECTION')));
+    socket.on('close', () => this.fail(new SmtpClientError('downstream closed the connection', 'ECONNECTION')));
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    if (this.buffer.length > MAX_REPLY_BYTES) {
+      this.fail(new SmtpClientError('downstream reply too long', 'EPROTOCOL'));
+      this.socket.destroy();
+      return;
+    }
+    let eol: number;
+    while ((eol = this.buffer.indexOf('\n')) !== -1) {
+      const line = this.buffer.slice(0, eol).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(eol + 1);
+      const match = /^(\d{3})([ -]?)(.*)$/.exec(line);
+      if (!match) {
+        this.fail(new SmtpClientError(`malformed downstream reply: ${JSON.stringify(line.slice(0, 80))}`, 'EPROTOCOL'));
+        this.socket.destroy();
+        return;
+      }
+      this.lines.push(match[3]!);
+      if (match[2] !== '-') {
+        const reply = { code: Number(match[1]), lines: this.lines };
+        this.lines = [];
+        const waiter = this.waiter;
+        this.waiter = undefined;
+        if (waiter) waiter.resolve(reply);
+        // a reply nobody asked for: the server is out of step with us
+        else this.fail(new SmtpClientError(`unexpected downstream reply: ${formatReply(reply)}`, 'EPROTOCOL'));
+      }
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.reject(this.failure);
+  }
+
+  private read(timeout: number): Promise<SmtpReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<SmtpReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new SmtpClientError(`downstream did not answer within ${timeout} ms`, 'ETIMEDOUT'));
+        this.socket.destroy();
+      }, timeout);
+      this.waiter = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  /** Sends one command line and returns the server's reply, whatever its code. */
+  async command(line: string, timeout = this.options.commandTimeout): Promise<SmtpReply> {
+    if (/[\r\n]/.test(line)) throw new SmtpClientError('command contains a line break', 'EPROTOCOL');
+    if (this.failure) throw this.failure;
+    const reply = this.read(timeout);
+    this.socket.write(line + '\r\n', 'utf8');
+    return reply;
+  }
+
+  async ehlo(name: string): Promise<SmtpReply> {
+    const reply = await this.command(`EHLO ${name}`);
+    this.extensions.clear();
+    if (reply.code === 250) {
+      for (const line of reply.lines.slice(1)) {
+        const [keyword = '', ...rest] = line.trim().split(/\s+/);
+        this.extensions.set(keyword.toUpperCase(), rest.join(' '));
+      }
+    }
+    return reply;
+  }
+
+  /** STARTTLS and the TLS handshake; the caller sends EHLO again afterwards (RFC 3207). */
+  async starttls(servername: string, rejectUnauthorized: boolean): Promise<SmtpReply> {
+    const reply = await this.command('STARTTLS');
+    if (reply.code !== 220) return reply;
+    const plain = this.socket as net.Socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('error');
+    plain.removeAllListeners('close');
+    const secured = tls.connect({ socket: plain, servername: net.isIP(servername) ? undefined : servername, rejectUnauthorized });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        secured.destroy();
+        reject(new SmtpClientError('TLS handshake with downstream timed out', 'ETIMEDOUT'));
+      }, this.options.connectTimeout);
+      secured.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      secured.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new SmtpClientError(`TLS handshake with downstream: ${err.message}`, 'ETLS'));
+      });
+    });
+    this.socket = secured;
+    this.attach(secured);
+    return reply;
+  }
+
+  /**
+   * Streams the message (after a 354 to DATA), dot-stuffed, with back-pressure, then the final `.`,
+   * and returns the server's reply to it.
+   */
+  async sendMessage(message: Readable, finalTimeout: number): Promise<SmtpReply> {
+    if (this.failure) throw this.failure;
+    const socketFailed = new Promise<never>((_resolve, reject) => this.socket.once('close', () => reject(this.failure ?? new SmtpClientError('downstream closed the connection', 'ECONNECTION'))));
+    socketFailed.catch(() => undefined);
+    await Promise.race([pipeline(message, new DotStuffer(), this.socket, { end: false }), socketFailed]);
+    return this.read(finalTimeout);
+  }
+
+  /** Polite end: QUIT, then close whatever the answer. */
+  async quit(): Promise<void> {
+    try {
+      await this.command('QUIT', Math.min(this.options.commandTimeout, 5000));
+    } catch {
+      // closing anyway
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Drops the connection at once: used to abandon a transaction without ever sending `.`. */
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const DOT = Buffer.from('.');
+const LF_DOT = Buffer.from('\n.');
+const CRLF = Buffer.from('\r\n');
+const END = Buffer.from('.\r\n');
+
+/**
+ * SMTP dot-stuffing (RFC 5321 4.5.2): a line starting with `.` gets another `.`. smtp-server removes
+ * the stuffing dot after any LF, bare or not, so stuffing after any LF is its exact inverse (and keeps
+ * a bare-LF `.` line from ever ending the data at a lenient downstream). Ends with CRLF `.` CRLF.
+ */
+export class DotStuffer extends Transform {
+  private atLineStart = true;
+  private tail = Buffer.alloc(0);
+  private bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!chunk.length) return callback();
+    const parts: Buffer[] = [];
+    let start = 0;
+    if (this.atLineStart && chunk[0] === 0x2e) parts.push(DOT);
+    let i = chunk.indexOf(LF_DOT);
+    while (i !== -1) {
+      parts.push(chunk.subarray(start, i + 1), DOT);
+      start = i + 1;
+      i = chunk.indexOf(LF_DOT, i + 1);
+    }
+    parts.push(chunk.subarray(start));
+    this.atLineStart = chunk[chunk.length - 1] === 0x0a;
+    this.tail = Buffer.concat([this.tail, chunk.subarray(-2)]).subarray(-2);
+    this.bytes += chunk.length;
+    callback(null, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.bytes > 0 && !this.tail.equals(CRLF)) this.push(CRLF);
+    callback(null, END);
+  }
+}
