@@ -1,0 +1,86 @@
+// A test SMTP client that sends exactly what the test says: raw command lines and raw message bytes.
+import { Readable } from 'node:stream';
+import { SmtpClient, type SmtpReply } from '../../src/relay/smtp-client.js';
+
+export async function connect(port: number, ehlo = 'client.test'): Promise<SmtpClient> {
+  const client = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 5000, commandTimeout: 30000 });
+  if (ehlo) await client.ehlo(ehlo);
+  return client;
+}
+
+/** DATA + message: the reply to DATA if it is not 354, else the reply to the final dot. */
+export async function sendData(client: SmtpClient, message: Buffer | string): Promise<SmtpReply> {
+  const go = await client.command('DATA');
+  if (go.code !== 354) return go;
+  return client.sendMessage(Readable.from([Buffer.from(message)]), 60000);
+}
+
+/** One whole transaction; returns every reply in order. */
+export async function transaction(
+  port: number,
+  mail: string,
+  rcpts: string[],
+  message: Buffer | string,
+): Promise<{ mail: SmtpReply; rcpts: SmtpReply[]; data?: SmtpReply }> {
+  const client = await connect(port);
+  try {
+    const mailReply = await client.command(mail);
+    const rcptReplies: SmtpReply[] = [];
+    for (const r of rcpts) rcptReplies.push(await client.command(r));
+    if (mailReply.code !== 250 || !rcptReplies.some((r) => r.code === 250)) return { mail: mailReply, rcpts: rcptReplies };
+    return { mail: mailReply, rcpts: rcptReplies, data: await sendData(client, message) };
+  } finally {
+    await client.quit();
+  }
+}
+
+export function text(reply: SmtpReply | undefined): string {
+  return reply ? `${reply.code} ${reply.lines.join(' ')}` : '(none)';
+}
+
+/**
+ * Writes raw bytes in one go (pipelining, odd syntax) and collects `count` replies, each as
+ * `code text` (multi-line replies joined), after the greeting.
+ */
+export async function rawExchange(port: number, input: string | Buffer, count: number, timeout = 10000): Promise<string[]> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const replies: string[] = [];
+    let buffer = '';
+    let pending: string[] = [];
+    let greeted = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`timed out after ${replies.length} replies: ${JSON.stringify(replies)}`));
+    }, timeout);
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(replies);
+    });
+    socket.on('data', (d: Buffer) => {
+      buffer += d.toString('utf8');
+      let eol: number;
+      while ((eol = buffer.indexOf('\r\n')) !== -1) {
+        const line = buffer.slice(0, eol);
+        buffer = buffer.slice(eol + 2);
+        pending.push(line.slice(4));
+        if (line[3] === '-') continue;
+        const reply = `${line.slice(0, 3)} ${pending.join(' ')}`;
+        pending = [];
+        if (!greeted) {
+          greeted = true;
+          socket.write(input);
+          continue;
+        }
+        replies.push(reply);
+        if (replies.length === count) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(replies);
+        }
+      }
+    });
+  });
+}

@@ -1,0 +1,49 @@
+// Runs a real gateway in the test process: the default policy plus `--set`-style overrides, on a
+// free loopback port, logging into an array the test can read.
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Gateway } from '../../src/gateway/server.js';
+import { createLogger } from '../../src/observe/log.js';
+import { loadPolicy, type LoadedPolicy } from '../../src/policy/load.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const defaultPolicyFile = path.join(repoRoot, 'policies', 'default.yaml');
+
+export interface RunningGateway {
+  port: number;
+  gateway: Gateway;
+  loaded: LoadedPolicy;
+  logs: Record<string, unknown>[];
+  /** the JSON log lines with this `event` */
+  events(event: string): Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+export async function startGateway(downstreamPort: number, overrides: string[] = []): Promise<RunningGateway> {
+  const loaded = loadPolicy(defaultPolicyFile, [
+    'listen.port=1',
+    `downstream.port=${downstreamPort}`,
+    'downstream.starttls=off',
+    `spool.dir=${path.join(repoRoot, 'var', 'test-spool')}`,
+    ...overrides,
+  ]);
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const log = createLogger('debug', destination);
+  const gateway = new Gateway(loaded, log);
+  const address = await gateway.listen('127.0.0.1', 0);
+  return {
+    port: address.port,
+    gateway,
+    loaded,
+    logs,
+    events: (event) => logs.filter((l) => l.event === event),
+    close: () => gateway.drain(),
+  };
+}
