@@ -100,8 +100,8 @@ export const policySchema = z.strictObject({
       client: duration.default(60_000),
       greetingDelay: duration.default(0),
       downstreamConnect: duration.default(10_000),
-      downstreamCommand: duration.default(60_000),
-      downstreamData: duration.default(300_000),
+      downstreamCommand: duration.default(30_000),
+      downstreamData: duration.default(90_000),
       drain: duration.default(30_000),
     })
     .prefault({}),

@@ -77,7 +77,7 @@ describe('XFORWARD', function () {
 
   it("passes the original client's attributes on to a downstream that offers XFORWARD, as received", async () => {
     const sink = await startSink();
-    const gw = await startGateway(sink.port);
+    const gw = await startGateway(sink.port, ['network.internalDomains=[internal.test]']);
     try {
       const client = await connect(gw.port, 'mx.test');
       assert.equal(text(await client.command('XFORWARD NAME=client.example ADDR=IPV6:2001:db8::25 PORT=4711')), '250 2.0.0 OK');
