@@ -23,9 +23,6 @@ const TARGET_RATIO = 0.4;
 const FROM = 'sender@bench.test';
 const TO = 'rcpt@bench.test';
 
-const perConnection = positiveInt(process.env.BENCH_MESSAGES, 2000);
-const reused = Math.round(perConnection * 2.5);
-
 const here = path.dirname(fileURLToPath(import.meta.url));
 const gatewayMain = path.resolve(here, '../../src/cli/main.js');
 
@@ -318,6 +315,8 @@ async function main(): Promise<number> {
     console.log('relay benchmark skipped: needs smtp-source and smtp-sink (Debian package postfix)');
     return 0;
   }
+  const perConnection = positiveInt(process.env.BENCH_MESSAGES, 2000);
+  const reused = Math.round(perConnection * 2.5);
   const sinkPort = await freePort();
   const gatewayPort = await freePort();
   const workdir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-bench-'));
@@ -420,6 +419,12 @@ async function main(): Promise<number> {
   }
 }
 
+// a closed stdout (`| head`) must not kill the run before the children are stopped
+process.stdout.on('error', () => undefined);
+// last resort: whatever way this process ends, no child outlives it
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     for (const child of children) child.kill('SIGKILL');

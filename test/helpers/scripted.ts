@@ -7,6 +7,8 @@ export interface Script {
   greeting?: string | null;
   /** reply per command verb (EHLO, MAIL, RCPT, DATA, DOT, RSET, QUIT); null: never answer */
   replies?: Partial<Record<string, string | null>>;
+  /** milliseconds to wait before answering a verb */
+  delays?: Partial<Record<string, number>>;
 }
 
 export interface ScriptedServer {
@@ -39,8 +41,14 @@ export async function startScripted(script: Script): Promise<ScriptedServer> {
     const reply = (verb: string) => {
       const text = script.replies && verb in script.replies ? script.replies[verb] : DEFAULTS[verb] ?? '502 5.5.2 unknown';
       if (text === null || text === undefined) return;
-      socket.write(text + '\r\n');
-      if (verb === 'QUIT' || /^421/.test(text)) socket.end();
+      const send = () => {
+        if (socket.destroyed) return;
+        socket.write(text + '\r\n');
+        if (verb === 'QUIT' || /^421/.test(text)) socket.end();
+      };
+      const delay = script.delays?.[verb];
+      if (delay) setTimeout(send, delay);
+      else send();
     };
     if (script.greeting !== null) socket.write((script.greeting ?? '220 scripted ESMTP') + '\r\n');
     socket.on('data', (chunk: Buffer) => {
