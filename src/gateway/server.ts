@@ -11,7 +11,7 @@ import { inspect } from '../inspect/index.js';
 import type { Logger } from '../observe/log.js';
 import type { Policy } from '../policy/schema.js';
 import { parseCidr } from '../policy/schema.js';
-import { DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
+import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
 import { decide, type Verdict } from '../verdict.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
@@ -29,6 +29,7 @@ export class Gateway {
   readonly server: SMTPServer;
   private readonly transactions = new Map<SMTPServerSession, Transaction>();
   private readonly seenSessions = new WeakSet<SMTPServerSession>();
+  private readonly pool = new DownstreamPool();
   private draining = false;
 
   constructor(
@@ -115,8 +116,8 @@ export class Gateway {
     tx.mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : _address.address;
     const line = commandLine(session);
     try {
-      tx.downstream = await DownstreamSession.open(tx.policy, identity(session));
-      const reply = await tx.downstream.forward(line);
+      const { session: downstream, reply } = await DownstreamSession.start(this.pool, tx.policy, identity(session), line);
+      tx.downstream = downstream;
       if (reply.code >= 300) throw mirror(reply);
       this.transactions.set(session, tx);
       cb();
@@ -178,13 +179,12 @@ export class Gateway {
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
       downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
       if (downstreamReply.code >= 300) throw mirror(downstreamReply);
-      void tx.downstream!.quit();
+      tx.downstream!.finish();
       tx.done = true;
       cb(null, downstreamReply.lines.join(' '));
     } catch (err) {
       outcome = clientErrorFor(err, tx.id);
-      if (!tx.done && !downstreamReply) await tx.downstream?.reset();
-      else tx.downstream?.abandon();
+      await tx.downstream?.reset();
       tx.done = true;
       cb(outcome);
       if (!(err instanceof SmtpError)) {
@@ -282,6 +282,7 @@ export class Gateway {
       connection.send(421, '4.3.2 Service shutting down');
       connection.close();
     }
+    await this.pool.closeAll();
     await closed;
   }
 }

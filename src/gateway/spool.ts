@@ -74,6 +74,29 @@ export class Spool extends Writable {
     return this.file ? createReadStream(this.file.path) : Readable.from(this.chunks, { objectMode: false });
   }
 
+  /** The first `max` bytes (the header block lives there): no full read for a large message. */
+  async head(max: number): Promise<Buffer> {
+    if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');
+    if (!this.file) {
+      const first: Buffer[] = [];
+      let length = 0;
+      for (const chunk of this.chunks) {
+        if (length >= max) break;
+        first.push(chunk);
+        length += chunk.length;
+      }
+      return Buffer.concat(first).subarray(0, max);
+    }
+    const handle = await open(this.file.path, 'r');
+    try {
+      const buffer = Buffer.alloc(Math.min(max, this.received));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
   private async discardFile(): Promise<void> {
     const file = this.file;
     this.file = undefined;

@@ -1,13 +1,13 @@
 // One client transaction (MAIL to the end of DATA, or RSET): its policy snapshot, its downstream
 // session, its spool. The policy is fixed at MAIL time so a reload never gives a message half a policy.
-import { ulid } from 'ulid';
+import { messageId } from '../observe/id.js';
 import type { Policy } from '../policy/schema.js';
 import { DownstreamRefused, type DownstreamSession } from '../relay/downstream.js';
 import { SmtpClientError, type SmtpReply } from '../relay/smtp-client.js';
 import type { Spool } from './spool.js';
 
 export class Transaction {
-  readonly id = ulid();
+  readonly id = messageId();
   readonly started = Date.now();
   readonly recipients: string[] = [];
   downstream: DownstreamSession | undefined;

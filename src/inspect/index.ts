@@ -2,7 +2,7 @@
 import type { Spool } from '../gateway/spool.js';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
-import { parseMessage, type ClientInfo, type Envelope, type InspectedMessage } from './message.js';
+import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type InspectedMessage } from './message.js';
 import { headerRuleFindings, sizeRuleFindings } from './rules.js';
 
 export type Analyzer = (message: InspectedMessage, policy: Policy) => Finding[] | Promise<Finding[]>;
@@ -16,8 +16,8 @@ export async function inspect(
 ): Promise<{ message: InspectedMessage; findings: Finding[] }> {
   const message = await parseMessage(spool, meta);
   const findings: Finding[] = [];
-  if (message.parseError) {
-    findings.push({ symbol: 'MIME_PARSE_ERROR', score: 0, detail: message.parseError.slice(0, 200) });
+  if (message.headerTruncated) {
+    findings.push({ symbol: 'HEADER_TOO_LARGE', score: 0, detail: `header block longer than ${MAX_HEADER_BYTES} bytes; rules saw the first part` });
   }
   for (const analyzer of analyzers) findings.push(...(await analyzer(message, policy)));
   return { message, findings };

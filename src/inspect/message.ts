@@ -1,9 +1,6 @@
-// Parses a spooled message once (mailparser's streaming MailParser, never simpleParser: attachments are
-// streamed and released, not buffered) into what the analyzers read.
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+// What the analyzers read about a message. The header block is read from the spool and parsed here
+// (cheap: every message pays for it); the MIME body parse arrives with the analyzers that need it.
 import libmime from 'libmime';
-import { MailParser } from 'mailparser';
 import type { Spool } from '../gateway/spool.js';
 
 export interface HeaderField {
@@ -30,40 +27,46 @@ export interface InspectedMessage {
   size: number;
   /** top-level header fields in order */
   headers: HeaderField[];
-  /** set when the MIME structure could not be fully parsed */
-  parseError?: string;
+  /** the header block did not end within MAX_HEADER_BYTES */
+  headerTruncated: boolean;
 }
+
+/** Header blocks larger than this are read only this far (Postfix's header_size_limit is 100 KB). */
+export const MAX_HEADER_BYTES = 256 * 1024;
 
 export async function parseMessage(
   spool: Spool,
   meta: { id: string; envelope: Envelope; client: ClientInfo },
 ): Promise<InspectedMessage> {
-  const message: InspectedMessage = { ...meta, size: spool.size, headers: [] };
-  const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false });
-  parser.once('headerLines', (lines: { key: string; line: string }[]) => {
-    message.headers = lines.map(({ key, line }) => ({ name: key, value: decodeField(line) }));
-  });
-  const sink = new Writable({
-    objectMode: true,
-    write(part: { type: string; content?: NodeJS.ReadableStream; release?: () => void }, _enc, done) {
-      if (part.type === 'attachment') {
-        part.content?.resume();
-        part.release?.();
-      }
-      done();
-    },
-  });
-  try {
-    await pipeline(spool.read(), parser, sink);
-  } catch (err) {
-    message.parseError = (err as Error).message;
-  }
-  return message;
+  const head = await spool.head(MAX_HEADER_BYTES);
+  const end = headerEnd(head);
+  const block = head.subarray(0, end === -1 ? head.length : end).toString('utf8');
+  return { ...meta, size: spool.size, headers: parseHeaderBlock(block), headerTruncated: end === -1 && spool.size > head.length };
 }
 
-function decodeField(line: string): string {
-  const colon = line.indexOf(':');
-  const raw = (colon === -1 ? '' : line.slice(colon + 1)).replace(/\r?\n[ \t]/g, ' ').trim();
+/** Offset of the empty line that ends the header block (CRLF CRLF, or a bare-LF equivalent). */
+function headerEnd(bytes: Buffer): number {
+  if (bytes.subarray(0, 2).toString('latin1') === '\r\n' || bytes[0] === 0x0a) return 0;
+  const crlf = bytes.indexOf('\r\n\r\n');
+  const lf = bytes.indexOf('\n\n');
+  if (crlf === -1) return lf === -1 ? -1 : lf + 1;
+  return lf === -1 || crlf < lf ? crlf + 2 : lf + 1;
+}
+
+/** RFC 5322 fields: a continuation line starts with white space; a line without a colon is skipped. */
+export function parseHeaderBlock(block: string): HeaderField[] {
+  const fields: HeaderField[] = [];
+  for (const line of block.split(/\r?\n(?![ \t])/)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const raw = line.slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim();
+    fields.push({ name, value: decodeWords(raw) });
+  }
+  return fields;
+}
+
+function decodeWords(raw: string): string {
   try {
     return libmime.decodeWords(raw);
   } catch {

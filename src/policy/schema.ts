@@ -102,6 +102,7 @@ export const policySchema = z.strictObject({
       downstreamConnect: duration.default(10_000),
       downstreamCommand: duration.default(30_000),
       downstreamData: duration.default(90_000),
+      downstreamIdle: duration.default(5_000),
       drain: duration.default(30_000),
     })
     .prefault({}),
@@ -111,6 +112,7 @@ export const policySchema = z.strictObject({
       starttls: z.enum(['off', 'opportunistic', 'required']).default('opportunistic'),
       tlsVerify: z.boolean().default(false),
       xforward: z.boolean().default(true),
+      idleConnections: z.number().int().min(0).default(32),
     })
     .prefault({ host: '127.0.0.1', port: 10026 }),
   xforwardHosts: z.array(cidr).default(['127.0.0.0/8', '::1/128']),

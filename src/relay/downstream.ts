@@ -1,6 +1,5 @@
-// One downstream session per client transaction: connect, EHLO, STARTTLS (per policy), XFORWARD with
-// the original client's details, then MAIL/RCPT mirrored one by one and DATA only once the message
-// is to be relayed. A message that is not relayed never sees DATA, let alone `.`.
+// The downstream leg: connections to the MTA (pooled between transactions), and per client
+// transaction XFORWARD with the original client's details, MAIL/RCPT mirrored one by one, DATA last.
 import type { Readable } from 'node:stream';
 import type { Policy } from '../policy/schema.js';
 import { SmtpClient, SmtpClientError, type SmtpReply } from './smtp-client.js';
@@ -18,45 +17,103 @@ export interface ClientIdentity {
 
 const XFORWARD_LINE_MAX = 512;
 
+/**
+ * Idle downstream connections, kept for the next transaction (RSET-clean, XFORWARD sent afresh):
+ * a before-queue proxy gets one connection per message from Postfix, and opening a new one
+ * downstream each time (connect, greeting, EHLO, QUIT) would cost more than the message itself.
+ */
+export class DownstreamPool {
+  private idle: { client: SmtpClient; key: string; timer: NodeJS.Timeout }[] = [];
+
+  /** An idle connection to the same downstream with the same settings, if one is still usable. */
+  take(policy: Policy): SmtpClient | undefined {
+    const key = poolKey(policy);
+    for (;;) {
+      const index = this.idle.findIndex((entry) => entry.key === key);
+      if (index === -1) return undefined;
+      const [entry] = this.idle.splice(index, 1);
+      clearTimeout(entry!.timer);
+      if (entry!.client.usable) return entry!.client;
+      entry!.client.close();
+    }
+  }
+
+  release(client: SmtpClient, policy: Policy): void {
+    if (!client.usable || this.idle.length >= policy.downstream.idleConnections) {
+      void client.quit();
+      return;
+    }
+    const entry = { client, key: poolKey(policy), timer: setTimeout(() => this.expire(entry), policy.timeouts.downstreamIdle) };
+    entry.timer.unref();
+    this.idle.push(entry);
+  }
+
+  private expire(entry: (typeof this.idle)[number]): void {
+    this.idle = this.idle.filter((e) => e !== entry);
+    void entry.client.quit();
+  }
+
+  async closeAll(): Promise<void> {
+    const idle = this.idle;
+    this.idle = [];
+    await Promise.all(idle.map((e) => (clearTimeout(e.timer), e.client.quit())));
+  }
+}
+
+function poolKey(policy: Policy): string {
+  const { host, port, starttls, tlsVerify } = policy.downstream;
+  return JSON.stringify([host, port, starttls, tlsVerify, policy.hostname]);
+}
+
+/**
+ * The downstream side of one client transaction: MAIL/RCPT mirrored one by one, DATA only once the
+ * message is to be relayed. A message that is not relayed never sees DATA, let alone `.`.
+ */
 export class DownstreamSession {
+  /** DATA was answered 354 and the final reply is not in: only closing the connection ends this safely */
+  private inData = false;
+
   private constructor(
     private readonly client: SmtpClient,
     private readonly policy: Policy,
+    private readonly pool: DownstreamPool,
   ) {}
 
-  static async open(policy: Policy, identity: ClientIdentity): Promise<DownstreamSession> {
-    const { downstream, timeouts, hostname } = policy;
-    const client = await SmtpClient.connect({
-      host: downstream.host,
-      port: downstream.port,
-      connectTimeout: timeouts.downstreamConnect,
-      commandTimeout: timeouts.downstreamCommand,
-    });
+  /**
+   * Starts the transaction with the client's MAIL line: on an idle pooled connection when there is
+   * one (a stale one is replaced by a fresh connection: nothing was committed yet), else a new one.
+   */
+  static async start(pool: DownstreamPool, policy: Policy, identity: ClientIdentity, mailLine: string): Promise<{ session: DownstreamSession; reply: SmtpReply }> {
+    const pooled = pool.take(policy);
+    if (pooled) {
+      try {
+        return await DownstreamSession.begin(pooled, policy, pool, identity, mailLine);
+      } catch (err) {
+        pooled.close();
+        if (!(err instanceof SmtpClientError)) throw err;
+      }
+    }
+    return DownstreamSession.begin(await connect(policy), policy, pool, identity, mailLine);
+  }
+
+  private static async begin(client: SmtpClient, policy: Policy, pool: DownstreamPool, identity: ClientIdentity, mailLine: string) {
     try {
-      expect(client.greeting!, 2, 'greeting');
-      expect(await client.ehlo(hostname), 2, 'EHLO');
-      if (downstream.starttls !== 'off') {
-        if (client.extensions.has('STARTTLS')) {
-          expect(await client.starttls(downstream.host, downstream.tlsVerify), 2, 'STARTTLS');
-          expect(await client.ehlo(hostname), 2, 'EHLO after STARTTLS');
-        } else if (downstream.starttls === 'required') {
-          throw new SmtpClientError('downstream does not offer STARTTLS and the policy requires it', 'ETLS');
-        }
-      }
       const offered = client.extensions.get('XFORWARD');
-      if (downstream.xforward && offered !== undefined) {
-        for (const line of xforwardCommands(identity, new Set(offered.toUpperCase().split(/\s+/)))) {
-          expect(await client.command(line), 2, 'XFORWARD');
-        }
-      }
+      const xforward =
+        policy.downstream.xforward && offered !== undefined ? xforwardCommands(identity, new Set(offered.toUpperCase().split(/\s+/))) : [];
+      // XFORWARD and MAIL in one round trip where the server pipelines
+      const replies = client.extensions.has('PIPELINING')
+        ? await client.pipeline([...xforward, mailLine])
+        : await sequential(client, [...xforward, mailLine]);
+      replies.slice(0, -1).forEach((reply) => expect(reply, 2, 'XFORWARD'));
+      return { session: new DownstreamSession(client, policy, pool), reply: replies.at(-1)! };
     } catch (err) {
       client.close();
       throw err;
     }
-    return new DownstreamSession(client, policy);
   }
 
-  /** The client's own MAIL or RCPT line, forwarded verbatim; the reply is the downstream's. */
+  /** The client's own RCPT line, forwarded verbatim; the reply is the downstream's. */
   forward(commandLine: string): Promise<SmtpReply> {
     return this.client.command(commandLine);
   }
@@ -71,27 +128,69 @@ export class DownstreamSession {
       message.destroy();
       return go;
     }
-    return this.client.sendMessage(message, this.policy.timeouts.downstreamData);
+    this.inData = true;
+    const reply = await this.client.sendMessage(message, this.policy.timeouts.downstreamData);
+    this.inData = false;
+    return reply;
   }
 
-  /** Ends a transaction that was not relayed: RSET (nothing was sent after RCPT), then QUIT. */
+  /** The transaction is over (the final dot was answered): the connection may serve the next one. */
+  finish(): void {
+    this.pool.release(this.client, this.policy);
+  }
+
+  /**
+   * Ends a transaction that was not relayed, or whose DATA failed: RSET and back to the pool. Mid-DATA
+   * an RSET would be message text, so then the connection is dropped instead (never a `.`).
+   */
   async reset(): Promise<void> {
+    if (this.inData) return this.client.close();
     try {
-      await this.client.command('RSET');
+      const reply = await this.client.command('RSET');
+      if (reply.code === 250) return this.pool.release(this.client, this.policy);
     } catch {
-      // the session is being closed anyway
+      // not reusable
     }
-    await this.client.quit();
-  }
-
-  quit(): Promise<void> {
-    return this.client.quit();
+    this.client.close();
   }
 
   /** Drops the connection at once, without `.`: the downstream discards the transaction. */
   abandon(): void {
     this.client.close();
   }
+}
+
+async function sequential(client: SmtpClient, lines: string[]): Promise<SmtpReply[]> {
+  const replies: SmtpReply[] = [];
+  for (const line of lines) replies.push(await client.command(line));
+  return replies;
+}
+
+/** A new connection, greeted, EHLO'd and (per policy) under TLS. */
+async function connect(policy: Policy): Promise<SmtpClient> {
+  const { downstream, timeouts, hostname } = policy;
+  const client = await SmtpClient.connect({
+    host: downstream.host,
+    port: downstream.port,
+    connectTimeout: timeouts.downstreamConnect,
+    commandTimeout: timeouts.downstreamCommand,
+  });
+  try {
+    expect(client.greeting!, 2, 'greeting');
+    expect(await client.ehlo(hostname), 2, 'EHLO');
+    if (downstream.starttls !== 'off') {
+      if (client.extensions.has('STARTTLS')) {
+        expect(await client.starttls(downstream.host, downstream.tlsVerify), 2, 'STARTTLS');
+        expect(await client.ehlo(hostname), 2, 'EHLO after STARTTLS');
+      } else if (downstream.starttls === 'required') {
+        throw new SmtpClientError('downstream does not offer STARTTLS and the policy requires it', 'ETLS');
+      }
+    }
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return client;
 }
 
 /** A downstream answer that ends the session set-up (not a reply to the client's own command). */

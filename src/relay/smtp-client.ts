@@ -3,7 +3,6 @@
 // and hand back each reply, so this client does exactly that and nothing more.
 import net from 'node:net';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
 
 export interface SmtpReply {
@@ -40,7 +39,8 @@ export class SmtpClient {
   private socket: net.Socket | tls.TLSSocket;
   private buffer = '';
   private lines: string[] = [];
-  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+  /** replies awaited, in command order (more than one when commands are pipelined) */
+  private waiters: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
   readonly extensions = new Map<string, string>();
   greeting: SmtpReply | undefined;
@@ -75,6 +75,11 @@ export class SmtpClient {
     return client;
   }
 
+  /** Still connected and in step with the server. */
+  get usable(): boolean {
+    return !this.failure && !this.socket.destroyed && this.waiters.length === 0;
+  }
+
   get secure(): boolean {
     return this.socket instanceof tls.TLSSocket;
   }
@@ -107,8 +112,7 @@ export class SmtpClient {
       if (match[2] !== '-') {
         const reply = { code: Number(match[1]), lines: this.lines };
         this.lines = [];
-        const waiter = this.waiter;
-        this.waiter = undefined;
+        const waiter = this.waiters.shift();
         if (waiter) waiter.resolve(reply);
         // a reply nobody asked for: the server is out of step with us
         else this.fail(new SmtpClientError(`unexpected downstream reply: ${formatReply(reply)}`, 'EPROTOCOL'));
@@ -118,9 +122,7 @@ export class SmtpClient {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.reject(this.failure);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(this.failure);
   }
 
   private read(timeout: number): Promise<SmtpReply> {
@@ -130,7 +132,7 @@ export class SmtpClient {
         this.fail(new SmtpClientError(`downstream did not answer within ${timeout} ms`, 'ETIMEDOUT'));
         this.socket.destroy();
       }, timeout);
-      this.waiter = {
+      this.waiters.push({
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -139,7 +141,7 @@ export class SmtpClient {
           clearTimeout(timer);
           reject(e);
         },
-      };
+      });
     });
   }
 
@@ -150,6 +152,21 @@ export class SmtpClient {
     const reply = this.read(timeout);
     this.socket.write(line + '\r\n', 'utf8');
     return reply;
+  }
+
+  /**
+   * Sends several commands in one write (RFC 2920, when the server offers PIPELINING) and returns
+   * their replies in order.
+   */
+  async pipeline(lines: string[]): Promise<SmtpReply[]> {
+    if (lines.some((line) => /[\r\n]/.test(line))) throw new SmtpClientError('command contains a line break', 'EPROTOCOL');
+    if (this.failure) throw this.failure;
+    const replies = lines.map(() => this.read(this.options.commandTimeout));
+    this.socket.write(lines.map((line) => line + '\r\n').join(''), 'utf8');
+    const settled = await Promise.allSettled(replies);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    return settled.map((r) => (r as PromiseFulfilledResult<SmtpReply>).value);
   }
 
   async ehlo(name: string): Promise<SmtpReply> {
@@ -198,10 +215,30 @@ export class SmtpClient {
    */
   async sendMessage(message: Readable, finalTimeout: number): Promise<SmtpReply> {
     if (this.failure) throw this.failure;
-    const socketFailed = new Promise<never>((_resolve, reject) => this.socket.once('close', () => reject(this.failure ?? new SmtpClientError('downstream closed the connection', 'ECONNECTION'))));
-    socketFailed.catch(() => undefined);
-    await Promise.race([pipeline(message, new DotStuffer(), this.socket, { end: false }), socketFailed]);
+    const socket = this.socket;
+    const stuffed = message.pipe(new DotStuffer());
+    message.once('error', (err) => stuffed.destroy(err));
+    for await (const chunk of stuffed) {
+      if (this.failure) throw this.failure;
+      if (!socket.write(chunk)) await this.drained(socket);
+    }
     return this.read(finalTimeout);
+  }
+
+  /** Waits for 'drain', or fails when the connection fails first. */
+  private drained(socket: net.Socket): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        socket.off('drain', onDrain);
+        socket.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(this.failure ?? new SmtpClientError('downstream closed the connection', 'ECONNECTION'));
+      socket.on('drain', onDrain);
+      socket.on('close', onClose);
+    });
   }
 
   /** Polite end: QUIT, then close whatever the answer. */
