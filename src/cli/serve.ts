@@ -1,7 +1,7 @@
 // `mailmoat serve`: runs the gateway with a policy file, reloads it on change and SIGHUP, drains on SIGTERM.
 import type { Command } from 'commander';
 import { Gateway } from '../gateway/server.js';
-import { createLogger } from '../observe/log.js';
+import { createLogger, type Logger } from '../observe/log.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
 import { PolicyHolder } from '../policy/watch.js';
 import { closeState, openState } from '../state/index.js';
@@ -57,36 +57,41 @@ Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages i
         return;
       }
       log.level = holder.policy.log.level;
-      const state = await openState(holder.policy.state, log);
-      const gateway = new Gateway(holder, log);
-      const { listen, downstream } = holder.policy;
-      const address = await gateway.listen(listen.host, listen.port);
-      log.info(
-        { event: 'listening', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
-        'mailmoat gateway ready',
-      );
-      holder.onChange(({ policy }) => {
-        log.level = policy.log.level;
-        gateway.applyPolicy(policy);
-        if (policy.listen.host !== listen.host || policy.listen.port !== listen.port || JSON.stringify(policy.tls) !== JSON.stringify(holder.policy.tls)) {
-          log.warn({ event: 'policy_needs_restart', keys: ['listen', 'tls'] }, 'listen and tls changes take effect after a restart');
-        }
-      });
-      holder.watch();
-      process.on('SIGHUP', () => holder.reload('SIGHUP'));
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ event: 'draining', signal, inFlight: gateway.activeTransactions }, 'stopping: finishing messages in flight');
-        holder.close();
-        await gateway.drain();
-        await closeState(state);
-        log.info({ event: 'stopped' }, 'stopped');
-        log.flush();
-        process.exit(0);
-      };
-      process.on('SIGTERM', () => void stop('SIGTERM'));
-      process.on('SIGINT', () => void stop('SIGINT'));
+      await runGateway(holder, log);
     });
+}
+
+/** One gateway process (the only one, or a worker): serve, reload, drain on SIGTERM. */
+async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
+  const state = await openState(holder.policy.state, log);
+  const gateway = new Gateway(holder, log);
+  const { listen, downstream, tls } = holder.policy;
+  const address = await gateway.listen(listen.host, listen.port);
+  log.info(
+    { event: 'listening', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
+    'mailmoat gateway ready',
+  );
+  holder.onChange(({ policy }) => {
+    log.level = policy.log.level;
+    gateway.applyPolicy(policy);
+    if (policy.listen.host !== listen.host || policy.listen.port !== listen.port || JSON.stringify(policy.tls) !== JSON.stringify(tls)) {
+      log.warn({ event: 'policy_needs_restart', keys: ['listen', 'tls'] }, 'listen and tls changes take effect after a restart');
+    }
+  });
+  holder.watch();
+  process.on('SIGHUP', () => holder.reload('SIGHUP'));
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'draining', signal, inFlight: gateway.activeTransactions }, 'stopping: finishing messages in flight');
+    holder.close();
+    await gateway.drain();
+    await closeState(state);
+    log.info({ event: 'stopped' }, 'stopped');
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }

@@ -218,9 +218,19 @@ export class SmtpClient {
     const socket = this.socket;
     const stuffed = message.pipe(new DotStuffer());
     message.once('error', (err) => stuffed.destroy(err));
-    for await (const chunk of stuffed) {
-      if (this.failure) throw this.failure;
-      if (!socket.write(chunk)) await this.drained(socket);
+    // corked while chunks come in, so a small message and its final dot leave in one write
+    socket.cork();
+    try {
+      for await (const chunk of stuffed) {
+        if (this.failure) throw this.failure;
+        if (!socket.write(chunk)) {
+          socket.uncork();
+          await this.drained(socket);
+          socket.cork();
+        }
+      }
+    } finally {
+      socket.uncork();
     }
     return this.read(finalTimeout);
   }
