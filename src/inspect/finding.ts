@@ -7,4 +7,6 @@ export interface Finding {
   part?: string;
   /** one line for a human: 'Document_Open calls Shell' */
   detail?: string;
+  /** SHA-256 of the normalised macro source, so a known business macro can be allow-listed */
+  sha256?: string;
 }

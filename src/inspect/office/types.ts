@@ -1,0 +1,90 @@
+// The contract between the parts of the Office/archive engine (src/inspect/office/).
+// One blob in (an attachment, a zip member, an OLE stream, an embedded object), findings out.
+// Every scanner is pure (bytes in, findings out), bounded by the shared budget, and never throws
+// on bad input: a corrupt file is an OFFICE_CORRUPT finding.
+import type { Finding } from '../finding.js';
+
+/**
+ * Symbols the engine emits. Stable names: policies refer to them. Each finding's `part` is the path
+ * inside the message, joined with ' > ' (`invoice.zip > invoice.docm > word/vbaProject.bin > Module1`).
+ */
+export const OFFICE_SYMBOLS = {
+  /** VBA code beyond Attribute/Option lines, or PowerPoint 97 VBA */
+  OFFICE_MACRO: 'OFFICE_MACRO',
+  /** an auto-run trigger (Document_Open, AutoOpen, Workbook_Open, Auto_Open, ...) */
+  OFFICE_MACRO_AUTOEXEC: 'OFFICE_MACRO_AUTOEXEC',
+  /** suspicious keywords (Shell, CreateObject, URLDownloadToFile, ...) or IOCs */
+  OFFICE_MACRO_SUSPICIOUS: 'OFFICE_MACRO_SUSPICIOUS',
+  /** Excel 4.0 macro sheet with at least one formula */
+  OFFICE_XLM_MACRO: 'OFFICE_XLM_MACRO',
+  /** a VBA project with no code */
+  OFFICE_VBA_PROJECT_EMPTY: 'OFFICE_VBA_PROJECT_EMPTY',
+  OFFICE_ENCRYPTED_UNSCANNABLE: 'OFFICE_ENCRYPTED_UNSCANNABLE',
+  ARCHIVE_ENCRYPTED_UNSCANNABLE: 'ARCHIVE_ENCRYPTED_UNSCANNABLE',
+  /** depth, entry count, decompressed bytes, ratio or time budget exhausted (zip bomb) */
+  ARCHIVE_LIMIT: 'ARCHIVE_LIMIT',
+  OFFICE_CORRUPT: 'OFFICE_CORRUPT',
+  /** content type by magic bytes contradicts the declared name or Content-Type */
+  TYPE_MISMATCH: 'TYPE_MISMATCH',
+} as const;
+
+export interface OfficeLimits {
+  /** containers inside containers (zip in zip in docm ...) */
+  maxDepth: number;
+  /** archive/zip entries looked at, across the whole message */
+  maxEntries: number;
+  /** decompressed bytes, across the whole message */
+  maxBytes: number;
+  /** decompressed/compressed ratio of one entry beyond which it is a bomb */
+  maxRatio: number;
+  /** password tries on encrypted archives/documents, across the whole message */
+  maxPasswordAttempts: number;
+  /** wall time for the whole message's scan */
+  timeoutMs: number;
+}
+
+export const DEFAULT_OFFICE_LIMITS: OfficeLimits = {
+  maxDepth: 8,
+  maxEntries: 10_000,
+  maxBytes: 256 * 1024 * 1024,
+  maxRatio: 200,
+  maxPasswordAttempts: 20,
+  timeoutMs: 20_000,
+};
+
+/** Shared by every scanner working on one message: spending it is how bombs are stopped. */
+export interface ScanBudget {
+  bytesLeft: number;
+  entriesLeft: number;
+  passwordAttemptsLeft: number;
+  /** Date.now() past which scanners stop and report ARCHIVE_LIMIT */
+  deadline: number;
+}
+
+export interface ScanContext {
+  /** where this blob sits in the message: ['invoice.zip', 'invoice.docm'] */
+  path: string[];
+  depth: number;
+  budget: ScanBudget;
+  limits: OfficeLimits;
+  /** candidate passwords found in the message's text parts (e.g. "Password: 2021") */
+  passwords: string[];
+  /** declared file name and Content-Type of the top-level attachment, for TYPE_MISMATCH */
+  declared?: { filename?: string; contentType?: string };
+}
+
+/** Scans one blob; recursion into children goes through the dispatcher passed as `scanBlob`. */
+export type BlobScanner = (bytes: Buffer, ctx: ScanContext) => Promise<Finding[]>;
+
+export function newBudget(limits: OfficeLimits, now = Date.now()): ScanBudget {
+  return { bytesLeft: limits.maxBytes, entriesLeft: limits.maxEntries, passwordAttemptsLeft: limits.maxPasswordAttempts, deadline: now + limits.timeoutMs };
+}
+
+/** A child context: one level deeper, one path element longer, same budget. */
+export function child(ctx: ScanContext, name: string): ScanContext {
+  return { ...ctx, path: [...ctx.path, name], depth: ctx.depth + 1, declared: undefined };
+}
+
+export function partOf(ctx: ScanContext, ...more: string[]): string {
+  return [...ctx.path, ...more].join(' > ');
+}
