@@ -76,7 +76,7 @@ function withoutComments(source: string): string {
     .trim();
 }
 
-function expectSource(name: string, fn: unknown, expected: string | RegExp): void {
+export function expectSource(name: string, fn: unknown, expected: string | RegExp): void {
   const source = typeof fn === 'function' ? withoutComments(fn.toString()) : '';
   const ok = typeof expected === 'string' ? source === withoutComments(expected) : expected.test(source);
   if (!ok) {
