@@ -11,6 +11,8 @@ export interface ReceivedMessage {
   xforward: Map<string, string> | undefined;
   bytes: Buffer;
   sha256: string;
+  /** the downstream session was under TLS */
+  secure: boolean;
 }
 
 export interface SinkBehaviour {
@@ -20,6 +22,8 @@ export interface SinkBehaviour {
   /** reply to the final dot */
   dot?: (bytes: Buffer) => [number, string] | undefined;
   xforward?: boolean;
+  /** offer STARTTLS with this key and certificate */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export interface Sink {
@@ -43,7 +47,8 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
   const sink: Sink = { port: 0, messages: [], mails: [], resets: 0, connections: 0, closedConnections: 0, close: async () => undefined };
   const rcptLines = new WeakMap<SMTPServerSession, string[]>();
   const server = new SMTPServer({
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    ...(behaviour.tls ?? {}),
+    disabledCommands: behaviour.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     authOptional: true,
     disableReverseLookup: true,
     hideENHANCEDSTATUSCODES: false,
@@ -82,6 +87,7 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
           xforward: receivedXforward(session) ? new Map(receivedXforward(session)) : undefined,
           bytes,
           sha256: sha256(bytes),
+          secure: Boolean((session as { secure?: boolean }).secure),
         });
         cb(null, '2.0.0 Ok: queued as SINK' + sink.messages.length);
       });
