@@ -1,23 +1,33 @@
-// Findings × Policy → one action. Pure: the same findings and policy always give the same verdict,
-// and the verdict names the symbols that decided it.
+// Findings × Policy → one action. Pure: the same findings, envelope and policy always give the same
+// verdict, and the verdict names the symbols (or the threshold) that decided it.
 import type { Finding } from './inspect/finding.js';
-import type { Action, Policy } from './policy/schema.js';
+import type { Envelope } from './inspect/message.js';
+import type { Action, Policy, PolicyException } from './policy/schema.js';
+
+export interface ScoredFinding extends Finding {
+  /** the exception (its description, or its index) that set this finding aside */
+  excepted?: string;
+}
 
 export interface Verdict {
   action: Action;
   score: number;
-  /** findings with the policy's scores applied */
-  findings: Finding[];
+  /** every finding, with the policy's scores applied; excepted ones marked and not counted */
+  findings: ScoredFinding[];
   /** why: the symbols or the threshold that chose the action */
   reason: string;
 }
 
-const SEVERITY: Record<Action, number> = { relay: 0, defer: 1, reject: 2 };
+const SEVERITY: Record<Action, number> = { relay: 0, tag: 1, quarantine: 2, defer: 3, reject: 4 };
 
-export function decide(findings: Finding[], policy: Policy): Verdict {
+export function decide(findings: Finding[], policy: Policy, envelope?: Envelope): Verdict {
   const configured = symbolActions(policy);
-  const scored = findings.map((f) => ({ ...f, score: policy.verdict.symbols[f.symbol]?.score ?? f.score }));
-  const score = round(scored.reduce((sum, f) => sum + f.score, 0));
+  const scored: ScoredFinding[] = findings.map((f) => {
+    const excepted = envelope ? exceptionFor(f, envelope, policy.verdict.exceptions) : undefined;
+    return { ...f, score: policy.verdict.symbols[f.symbol]?.score ?? f.score, ...(excepted ? { excepted } : {}) };
+  });
+  const counted = scored.filter((f) => !f.excepted);
+  const score = round(counted.reduce((sum, f) => sum + f.score, 0));
 
   let action: Action = 'relay';
   let reasons: string[] = [];
@@ -25,11 +35,11 @@ export function decide(findings: Finding[], policy: Policy): Verdict {
     if (SEVERITY[candidate] > SEVERITY[action]) {
       action = candidate;
       reasons = [why];
-    } else if (candidate === action && candidate !== 'relay') {
+    } else if (candidate === action && candidate !== 'relay' && !reasons.includes(why)) {
       reasons.push(why);
     }
   };
-  for (const f of scored) {
+  for (const f of counted) {
     const ruleAction = configured.get(f.symbol);
     if (ruleAction) escalate(ruleAction, f.symbol);
   }
@@ -40,7 +50,7 @@ export function decide(findings: Finding[], policy: Policy): Verdict {
   return { action, score, findings: scored, reason: reasons.join(', ') || 'no rule matched' };
 }
 
-/** Per-symbol actions: verdict.symbols overrides what the rule itself says. */
+/** Per-symbol actions: verdict.symbols overrides what a rule itself says. */
 function symbolActions(policy: Policy): Map<string, Action> {
   const actions = new Map<string, Action>();
   for (const rule of [...policy.rules.headers, ...policy.rules.size]) {
@@ -50,6 +60,25 @@ function symbolActions(policy: Policy): Map<string, Action> {
     if (entry.action) actions.set(symbol, entry.action);
   }
   return actions;
+}
+
+function exceptionFor(f: Finding, envelope: Envelope, exceptions: PolicyException[]): string | undefined {
+  const index = exceptions.findIndex(
+    (e) =>
+      (!e.symbols || e.symbols.includes(f.symbol)) &&
+      (!e.senders || e.senders.some((s) => addressMatches(envelope.mailFrom, s))) &&
+      (!e.recipients || (envelope.rcptTo.length > 0 && envelope.rcptTo.every((r) => e.recipients!.some((s) => addressMatches(r, s))))) &&
+      (!e.sha256 || (f.sha256 !== undefined && e.sha256.includes(f.sha256))),
+  );
+  if (index === -1) return undefined;
+  return exceptions[index]!.description ?? `verdict.exceptions[${index}]`;
+}
+
+/** `alice@example.com` matches itself (any case); `@example.com` matches the whole domain. */
+function addressMatches(address: string, pattern: string): boolean {
+  const a = address.toLowerCase();
+  const p = pattern.toLowerCase();
+  return p.startsWith('@') ? a.endsWith(p) : a === p;
 }
 
 function round(n: number): number {

@@ -15,6 +15,7 @@ import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
 import { decide, type Verdict } from '../verdict.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
+import { QuarantineStore } from '../quarantine/store.js';
 import { Spool } from './spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
 
@@ -115,6 +116,7 @@ export class Gateway {
     const tx = new Transaction(this.source.policy, this.source.version);
     tx.mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : _address.address;
     const line = commandLine(session);
+    tx.mailLine = line;
     try {
       const { session: downstream, reply } = await DownstreamSession.start(this.pool, tx.policy, identity(session), line);
       tx.downstream = downstream;
@@ -147,6 +149,7 @@ export class Gateway {
       const reply = await tx.downstream!.forward(line);
       if (reply.code >= 300) return cb(mirror(reply));
       tx.recipients.push(address.address);
+      tx.rcptLines.push(line);
       cb();
     } catch (err) {
       this.transactions.delete(session);
@@ -167,16 +170,25 @@ export class Gateway {
     let verdict: Verdict | undefined;
     let downstreamReply: SmtpReply | undefined;
     let outcome: SmtpError | undefined;
+    let quarantined = false;
     try {
       await pipeline(stream, spool);
       if (spool.exceeded) {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }
       const client = { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? '' };
-      const { findings } = await inspect(spool, { id: tx.id, envelope: { mailFrom: tx.mailFrom, rcptTo: tx.recipients }, client }, policy);
-      verdict = decide(findings, policy);
-      if (verdict.action === 'reject') throw new SmtpError(554, `5.7.1 Message rejected by policy [${tx.id}]`);
+      const envelope = { mailFrom: tx.mailFrom, rcptTo: tx.recipients };
+      const { findings } = await inspect(spool, { id: tx.id, envelope, client }, policy);
+      verdict = decide(findings, policy, envelope);
+      if (verdict.action === 'reject') throw new SmtpError(550, `5.7.1 Message rejected by policy [${tx.id}]`);
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
+      if (verdict.action === 'quarantine') {
+        await this.quarantine(tx, spool, verdict, client);
+        await tx.downstream!.reset();
+        tx.done = true;
+        quarantined = true;
+        return cb(null, `2.0.0 Ok: quarantined as ${tx.id}`);
+      }
       downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
       if (downstreamReply.code >= 300) throw mirror(downstreamReply);
       tx.downstream!.finish();
@@ -193,13 +205,32 @@ export class Gateway {
     } finally {
       this.transactions.delete(session);
       await spool.dispose();
-      this.logMessage(tx, session, spool, verdict, downstreamReply, outcome);
+      this.logMessage(tx, session, spool, verdict, downstreamReply, outcome, quarantined);
+    }
+  }
+
+  /** Durable copy first: a failure here is a 451 to the client, never a 250 for a lost message. */
+  private async quarantine(tx: Transaction, spool: Spool, verdict: Verdict, client: { address: string; helo: string }): Promise<void> {
+    try {
+      await new QuarantineStore(tx.policy.quarantine.dir).put(spool.read(), {
+        id: tx.id,
+        receivedAt: new Date(tx.started).toISOString(),
+        client,
+        envelope: { mailFrom: tx.mailFrom, mailLine: tx.mailLine, rcptTo: tx.recipients, rcptLines: tx.rcptLines },
+        size: spool.size,
+        findings: verdict.findings,
+        verdict: { action: verdict.action, score: verdict.score, reason: verdict.reason },
+        policyVersion: tx.policyVersion,
+      });
+    } catch (err) {
+      this.log.error({ event: 'quarantine_failed', id: tx.id, dir: tx.policy.quarantine.dir, err: errText(err) }, 'quarantine write failed');
+      throw new SmtpError(451, `4.3.0 Temporary failure storing the message, try again later [${tx.id}]`);
     }
   }
 
   /** The bytes sent downstream: the verdict header first when the policy asks for it, then the message as received. */
   private relayStream(spool: Spool, verdict: Verdict, tx: Transaction): Readable {
-    if (!tx.policy.relay.verdictHeader) return spool.read();
+    if (!tx.policy.relay.verdictHeader && verdict.action !== 'tag') return spool.read();
     const symbols = verdict.findings.map((f) => f.symbol).join(',') || 'none';
     const header = Buffer.from(`X-Mailmoat-Verdict: ${verdict.action}; score=${verdict.score}; symbols=${symbols}; id=${tx.id}\r\n`);
     const body = spool.read();
@@ -232,6 +263,7 @@ export class Gateway {
     verdict: Verdict | undefined,
     downstream: SmtpReply | undefined,
     outcome: SmtpError | undefined,
+    quarantined: boolean,
   ): void {
     this.log.info(
       {
@@ -247,7 +279,9 @@ export class Gateway {
         symbols: verdict?.findings.map((f) => f.symbol) ?? [],
         reason: verdict?.reason,
         downstream: downstream ? formatReply(downstream) : undefined,
-        reply: outcome ? outcome.reply : downstream ? `250 ${downstream.lines.join(' ')}` : undefined,
+        findings: verdict?.findings.map(({ symbol, score, part, detail, excepted }) => ({ symbol, score, part, detail, excepted })),
+        quarantined: quarantined || undefined,
+        reply: outcome ? outcome.reply : quarantined ? `250 2.0.0 Ok: quarantined as ${tx.id}` : downstream ? `250 ${downstream.lines.join(' ')}` : undefined,
         policy: tx.policyVersion,
         duration_ms: Date.now() - tx.started,
       },

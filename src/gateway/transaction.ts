@@ -10,6 +10,9 @@ export class Transaction {
   readonly id = messageId();
   readonly started = Date.now();
   readonly recipients: string[] = [];
+  /** the client's RCPT lines for the accepted recipients, as sent */
+  readonly rcptLines: string[] = [];
+  mailLine = '';
   downstream: DownstreamSession | undefined;
   spool: Spool | undefined;
   mailFrom = '';

@@ -49,11 +49,11 @@ const domain = z
 const hostPort = { host: z.string().min(1), port: z.number().int().min(1).max(65535) };
 
 /**
- * What the gateway does with a message. Implemented now: relay, defer (451), reject (554).
- * quarantine and tag arrive with the quarantine store and the tagging issue; the schema refuses them
- * until then, so a policy never names an action the gateway cannot take.
+ * What the gateway does with a message, least to most severe: relay it; tag it (relay with an
+ * X-Mailmoat-Verdict header); quarantine it (kept durably, 250 to the client, releasable by an
+ * admin); defer it (451 4.7.1); reject it (550 5.7.1).
  */
-export const ACTIONS = ['relay', 'defer', 'reject'] as const;
+export const ACTIONS = ['relay', 'tag', 'quarantine', 'defer', 'reject'] as const;
 export const action = z.enum(ACTIONS);
 export type Action = z.infer<typeof action>;
 
@@ -80,6 +80,38 @@ const sizeRule = z.strictObject({
   action: action.optional(),
   description: z.string().optional(),
 });
+
+/** What the Office engine finds, and what happens by default (listed in policies/default.yaml). */
+export const DEFAULT_SYMBOLS: Record<string, { score?: number; action?: Action }> = {
+  OFFICE_MACRO: { score: 10, action: 'quarantine' },
+  OFFICE_MACRO_AUTOEXEC: { score: 5, action: 'quarantine' },
+  OFFICE_MACRO_SUSPICIOUS: { score: 5, action: 'quarantine' },
+  OFFICE_XLM_MACRO: { score: 10, action: 'quarantine' },
+  OFFICE_VBA_PROJECT_EMPTY: { score: 1, action: 'tag' },
+  OFFICE_ENCRYPTED_UNSCANNABLE: { score: 5, action: 'quarantine' },
+  ARCHIVE_ENCRYPTED_UNSCANNABLE: { score: 5, action: 'quarantine' },
+  ARCHIVE_LIMIT: { score: 5, action: 'quarantine' },
+  OFFICE_CORRUPT: { score: 3, action: 'quarantine' },
+  TYPE_MISMATCH: { score: 3 },
+};
+
+/**
+ * An exception drops the findings it matches (they stay in the log, marked excepted): for a
+ * partner that legitimately sends macros, or a known business macro by the SHA-256 of its
+ * normalised source. Every condition given must hold.
+ */
+const exception = z.strictObject({
+  /** which symbols it applies to; all when absent */
+  symbols: z.array(z.string().regex(/^[A-Z][A-Z0-9_]*$/)).optional(),
+  /** envelope senders: full addresses or `@domain` */
+  senders: z.array(z.string().min(2)).optional(),
+  /** envelope recipients (every recipient must match): full addresses or `@domain` */
+  recipients: z.array(z.string().min(2)).optional(),
+  /** SHA-256 of normalised macro source, as findings and `mailmoat scan` show it */
+  sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex SHA-256')).optional(),
+  description: z.string().optional(),
+});
+export type PolicyException = z.infer<typeof exception>;
 
 export const policySchema = z.strictObject({
   listen: z.strictObject({ ...hostPort }).prefault({ host: '127.0.0.1', port: 10025 }),
@@ -149,6 +181,21 @@ export const policySchema = z.strictObject({
       size: z.array(sizeRule).default([]),
     })
     .prefault({}),
+  quarantine: z
+    .strictObject({
+      dir: z.string().min(1).default('var/quarantine'),
+    })
+    .prefault({}),
+  office: z
+    .strictObject({
+      maxDepth: z.number().int().min(1).max(64).default(8),
+      maxEntries: z.number().int().min(1).default(10_000),
+      maxBytes: byteSize.default(256 * 1024 * 1024),
+      maxRatio: z.number().min(1).default(200),
+      maxPasswordAttempts: z.number().int().min(0).default(20),
+      timeout: duration.default(20_000),
+    })
+    .prefault({}),
   verdict: z
     .strictObject({
       thresholds: z
@@ -159,7 +206,14 @@ export const policySchema = z.strictObject({
           z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'an upper-case symbol'),
           z.strictObject({ score: z.number().optional(), action: action.optional() }),
         )
-        .default({}),
+        .default({})
+        // an entry refines the built-in one for its symbol; symbols not named keep their defaults
+        .transform((given) => {
+          const merged = { ...DEFAULT_SYMBOLS };
+          for (const [symbol, entry] of Object.entries(given)) merged[symbol] = { ...DEFAULT_SYMBOLS[symbol], ...entry };
+          return merged;
+        }),
+      exceptions: z.array(exception).default([]),
     })
     .prefault({}),
   log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),

@@ -217,12 +217,12 @@ describe('verdicts', function () {
     `rules.headers=[{symbol: SUBJECT_BLOCKED, header: Subject, match: "^\\\\[blocked\\\\]", score: 1, action: ${action}}]`,
   ];
 
-  it('a reject rule answers 554 5.7.1, sends RSET downstream, and never DATA', async () => {
+  it('a reject rule answers 550 5.7.1, sends RSET downstream, and never DATA', async () => {
     const scripted = await startScripted({});
     const gw = await startGateway(scripted.port, rule('reject'));
     try {
       const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('[blocked] invoice'));
-      assert.match(text(r.data), /^554 5\.7\.1 Message rejected by policy \[[0-9A-Z]{26}\]$/);
+      assert.match(text(r.data), /^550 5\.7\.1 Message rejected by policy \[[0-9A-Z]{26}\]$/);
       assert.ok(scripted.commands.includes('RSET'));
       assert.ok(!scripted.commands.includes('DATA'));
       const line = gw.events('message').at(-1)!;
@@ -254,7 +254,7 @@ describe('verdicts', function () {
     try {
       const encoded = '=?UTF-8?B?' + Buffer.from('[blocked] Rechnung').toString('base64') + '?=';
       const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage(encoded));
-      assert.equal(r.data?.code, 554);
+      assert.equal(r.data?.code, 550);
     } finally {
       await gw.close();
       await sink.close();

@@ -108,8 +108,8 @@ describe('interop: Postfix smtpd_proxy_filter in front of the gateway', function
   it("the gateway's reject reaches the client through Postfix and nothing is delivered", async () => {
     const before = sink.messages.length;
     const r = await transaction(port, 'MAIL FROM:<alice@outside.test>', ['RCPT TO:<bob@internal.test>'], messages.simpleMessage('[blocked] invoice'));
-    assert.match(text(r.data), /^554 5\.7\.1 Message rejected by policy/);
+    assert.match(text(r.data), /^550 5\.7\.1 Message rejected by policy/);
     assert.equal(sink.messages.length, before);
-    assert.match(maillog(), /proxy-reject: END-OF-MESSAGE: 554 5\.7\.1 Message rejected by policy/);
+    assert.match(maillog(), /proxy-reject: END-OF-MESSAGE: 550 5\.7\.1 Message rejected by policy/);
   });
 });

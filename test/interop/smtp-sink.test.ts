@@ -73,7 +73,7 @@ describe('interop: Postfix smtp-sink downstream', function () {
     ]);
     try {
       const r = await transaction(gwReject.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<b@internal.test>'], messages.simpleMessage());
-      assert.match(text(r.data), /^554 5\.7\.1 /);
+      assert.match(text(r.data), /^550 5\.7\.1 /);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(readdirSync(dumps).length, before);
     } finally {

@@ -65,10 +65,17 @@ describe('policy file', function () {
     );
   });
 
-  it('refuses actions the gateway cannot take yet', () => {
-    const p = problems('rules:\n  size:\n    - { symbol: BIG, over: 1MB, action: quarantine }\n');
+  it('refuses actions the gateway does not know, listing those it does', () => {
+    const p = problems('rules:\n  size:\n    - { symbol: BIG, over: 1MB, action: bounce }\n');
     assert.equal(p[0]!.key, 'rules.size.0.action');
-    assert.match(p[0]!.message, /"relay", "defer", "reject"/);
+    assert.match(p[0]!.message, /"relay", "tag", "quarantine", "defer", "reject"/);
+  });
+
+  it('verdict.symbols refines the built-in symbol defaults instead of replacing them', () => {
+    const { policy } = parsePolicy('verdict:\n  symbols:\n    OFFICE_MACRO: { action: reject }\n    MY_RULE: { score: 2 }\n', 'p.yaml');
+    assert.deepEqual(policy.verdict.symbols.OFFICE_MACRO, { score: 10, action: 'reject' });
+    assert.deepEqual(policy.verdict.symbols.OFFICE_XLM_MACRO, { score: 10, action: 'quarantine' });
+    assert.deepEqual(policy.verdict.symbols.MY_RULE, { score: 2 });
   });
 
   it('reports YAML syntax errors with their position', () => {
