@@ -33,7 +33,7 @@ const BUILTIN_NAMES = [
 // [MS-XLS] 2.5.198.17 Ftab / 2.5.198.18 Cetab: only the names we report or render; others print as FN#id.
 const FTAB: Record<number, string> = {
   0x00: 'COUNT', 0x01: 'IF', 0x04: 'SUM', 0x1d: 'INDEX', 0x1f: 'MID', 0x20: 'LEN', 0x35: 'GOTO', 0x36: 'HALT', 0x37: 'RETURN',
-  0x3f: 'RAND', 0x4a: 'NOW', 0x55: 'STEP', 0x57: 'ECHO', 0x58: 'SET.NAME', 0x59: 'CALLER', 0x5e: 'ACTIVE.CELL',
+  0x3f: 'RAND', 0x4a: 'NOW', 0x4f: 'ABSREF', 0x54: 'ERROR', 0x55: 'STEP', 0x57: 'ECHO', 0x58: 'SET.NAME', 0x59: 'CALLER', 0x5e: 'ACTIVE.CELL',
   0x5f: 'SELECTION', 0x6a: 'GET.FORMULA', 0x6b: 'GET.NAME', 0x6c: 'SET.VALUE', 0x6e: 'EXEC', 0x6f: 'CHAR', 0x70: 'LOWER',
   0x71: 'UPPER', 0x73: 'LEFT', 0x74: 'RIGHT', 0x77: 'REPLACE', 0x78: 'SUBSTITUTE', 0x79: 'CODE', 0x7b: 'DIRECTORY', 0x7c: 'FIND',
   0x84: 'FOPEN', 0x85: 'FCLOSE', 0x86: 'FSIZE', 0x87: 'FREADLN', 0x88: 'FREAD', 0x89: 'FWRITELN', 0x8a: 'FWRITE', 0x94: 'INDIRECT',
@@ -133,7 +133,7 @@ export function renderFormula(rgce: Buffer, biff8: boolean, names: string[]): st
           const fn = (args.shift() ?? 'UDF').replace(/^"|"$/g, '');
           st.push(`${fn}(${args.join(',')})`);
         } else {
-          const name = tab & 0x8000 ? CETAB[id] ?? `CMD#${id}` : FTAB[id] ?? `FN#${id}`;
+          const name = tab & 0x8000 ? CETAB[id] ?? `CE#${id}` : FTAB[id] ?? `FN#${id}`;
           st.push(`${name}(${args.join(',')})`);
         }
         break;

@@ -2,7 +2,7 @@
 // atoms, record type 0x1011, inside the `PowerPoint Document` stream: recInstance 1 = u32
 // decompressed size + zlib stream, recInstance 0 = the raw CFB. Like oletools and ClamAV we scan
 // the stream for these record headers instead of following the persist directory.
-import { inflateSync } from 'node:zlib';
+import { constants, inflateSync } from 'node:zlib';
 
 export interface PptAtom {
   offset: number;
@@ -37,7 +37,7 @@ export function pptOleAtoms(stream: Buffer, maxBytes: number, maxAtoms = 256): P
     if (rec[4] !== 0x78) continue; // zlib header
     if (size > maxBytes) { out.push({ offset: i - 2, compressed: true, error: 'declared size over budget' }); continue; }
     try {
-      const data = inflateSync(rec.subarray(4), { maxOutputLength: Math.max(1, Math.min(maxBytes, size + 4096)) });
+      const data = inflateSync(rec.subarray(4), { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: Math.max(1, Math.min(maxBytes, size + 4096)) });
       out.push({ offset: i - 2, compressed: true, data });
     } catch (e) {
       out.push({ offset: i - 2, compressed: true, error: (e as Error).message });

@@ -18,8 +18,10 @@ const esc = (s: string) => s.replace(/\./g, '\\.');
 const FUNC_RE = new RegExp(`(?<![\\w.])(${[...DANGEROUS, ...NOTABLE].map(esc).join('|')})\\s*\\(`, 'gi');
 const CANON = new Map([...DANGEROUS, ...NOTABLE].map((n) => [n.toUpperCase(), n]));
 const DANGER = new Set(DANGEROUS.map((n) => n.toUpperCase()));
+/** Win32 APIs named as strings in CALL/REGISTER arguments */
+const API_RE = /\b(URLDownloadToFile[AW]|ShellExecute[AW]|CreateProcess[AW]|WinExec|VirtualAlloc|WriteProcessMemory|CreateThread)\b/gi;
 const URL_RE = /\b(?:https?|ftps?):\/\/[^\s"'<>()]{3,}/gi;
-const EXE_RE = /\b(?:powershell|mshta|rundll32|regsvr32|certutil|cmd|wscript|cscript|bitsadmin)(?:\.exe)?\b/gi;
+const EXE_RE = /\b(?:powershell|mshta|rundll32|regsvr32|certutil|wscript|cscript|bitsadmin)(?:\.exe)?\b|\bcmd(?:\.exe\b|\s+\/[ck]\b)|\b[\w-]+\.(?:exe|dll|scr|hta|vbs|ps1|bat)\b/gi;
 
 function clip(s: string, max = 290): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
@@ -39,6 +41,10 @@ export function analyzeXlm(formulas: string[], part: string): Finding[] {
     for (const m of f.matchAll(FUNC_RE)) {
       const name = CANON.get(m[1]!.toUpperCase()) ?? m[1]!.toUpperCase();
       funcs.set(name, (funcs.get(name) ?? 0) + 1);
+    }
+    for (const m of f.matchAll(API_RE)) {
+      const name = CANON.get(m[1]!.toUpperCase()) ?? m[1]!;
+      if (!funcs.has(name)) funcs.set(name, 1);
     }
     for (const u of f.match(URL_RE) ?? []) iocs.add(u);
     for (const x of f.match(EXE_RE) ?? []) iocs.add(x.toLowerCase());
