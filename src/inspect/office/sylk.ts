@@ -31,7 +31,7 @@ export function parseSylk(text: string): SylkInfo {
         if (f.startsWith('E') && f.length > 1) info.formulas.push(f.slice(1).startsWith('=') ? f.slice(1) : `=${f.slice(1)}`);
       }
     } else if (rec === 'NN') {
-      const name = fields.find((f) => f.startsWith('N'))?.slice(1) ?? '';
+      const name = fields.slice(1).find((f) => f.startsWith('N'))?.slice(1) ?? '';
       if (/^(_xlnm\.)?auto_(open|close|activate|deactivate)/i.test(name)) info.autoNames.push(name);
     }
   }
