@@ -83,7 +83,15 @@ export async function scanOle(bytes: Buffer, ctx: ScanContext, scanBlob: BlobSca
 
 function reportModules(st: State, where: string, modules: VbaModuleSource[], emptyDetail: string | undefined): void {
   const withCode = modules.filter((m) => codeLines(m.code).length > 0);
-  for (const m of modules) spend(st, m.code.length);
+  // what was decompressed is reported first; the budget check after it may end the scan
+  try {
+    reportCode(st, where, withCode, emptyDetail);
+  } finally {
+    spend(st, modules.reduce((n, m) => n + m.code.length, 0));
+  }
+}
+
+function reportCode(st: State, where: string, withCode: VbaModuleSource[], emptyDetail: string | undefined): void {
   if (withCode.length === 0) {
     if (emptyDetail !== undefined) st.findings.push({ symbol: S.OFFICE_VBA_PROJECT_EMPTY, score: 0, part: partOf(st.ctx, where), detail: clip(emptyDetail) });
     return;
@@ -107,7 +115,7 @@ function scanVba(st: State): void {
   const { strict, loose } = findVbaStorages(st.cfb);
   for (const vba of [...strict, ...loose]) {
     checkTime(st);
-    const project = extractProject(st.cfb, vba, Math.min(MAX_MODULE_BYTES, Math.max(0, st.ctx.budget.bytesLeft)));
+    const project = extractProject(st.cfb, vba, Math.min(MAX_MODULE_BYTES, Math.max(0, st.ctx.budget.bytesLeft) + 1));
     for (const id of project.consumed) st.consumed.add(id);
     for (const e of st.cfb.children(vba.id)) st.consumed.add(e.id);
     const isStrict = strict.includes(vba);
