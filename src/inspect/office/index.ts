@@ -21,8 +21,9 @@ const NON_OFFICE_EXT = /\.(pdf|txt|text|log|jpe?g|png|gif|bmp|tiff?|webp|svg|ics
 const NON_OFFICE_CT = /^(application\/pdf|text\/(plain|calendar|vcard)|image\/|audio\/|video\/)/i;
 /** Non-macro OOXML names: a CFB/RTF/MHT/XML document behind them is not what the name says either. */
 const OOXML_EXT = /\.(docx|dotx|xlsx|xltx|pptx|potx|ppsx)$/i;
+const ENCRYPTED_PACKAGE = Buffer.from('EncryptedPackage', 'utf16le');
 
-function mismatch(kind: Kind, ctx: ScanContext): Finding | null {
+function mismatch(kind: Kind, bytes: Buffer, ctx: ScanContext): Finding | null {
   const d = ctx.declared;
   if (!d || !isOfficeKind(kind)) return null;
   const name = d.filename ?? '';
@@ -30,7 +31,8 @@ function mismatch(kind: Kind, ctx: ScanContext): Finding | null {
   if (NON_OFFICE_EXT.test(name) || NON_OFFICE_CT.test(ct)) {
     return finding(OFFICE_SYMBOLS.TYPE_MISMATCH, ctx, `declared ${name && NON_OFFICE_EXT.test(name) ? name : ct} but the content is ${kindLabel(kind)}`);
   }
-  if (OOXML_EXT.test(name) && kind !== 'zip') {
+  // an encrypted OOXML package is a CFB holding EncryptedPackage: that is what a .docx looks like then
+  if (OOXML_EXT.test(name) && kind !== 'zip' && !(kind === 'cfb' && bytes.includes(ENCRYPTED_PACKAGE))) {
     return finding(OFFICE_SYMBOLS.TYPE_MISMATCH, ctx, `named ${name} (OOXML) but the content is ${kindLabel(kind)}`);
   }
   return null;
@@ -49,7 +51,7 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
   const findings: Finding[] = [];
   try {
     const kind = sniff(bytes);
-    const mm = mismatch(kind, ctx);
+    const mm = mismatch(kind, bytes, ctx);
     if (mm) findings.push(mm);
     switch (kind) {
       case 'cfb':

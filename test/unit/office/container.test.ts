@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { findPasswords, scanAttachment } from '../../../src/inspect/office/index.js';
 import { OFFICE_SYMBOLS as S } from '../../../src/inspect/office/types.js';
 import type { Finding } from '../../../src/inspect/finding.js';
+import CFB from 'cfb';
 import {
   biff12MacroSheet, buildDocx, buildFlatOpc, buildMht, buildOneNote, buildPlainCfb, buildRtf, buildSylk, buildVbaCfb, buildWord2003Xml,
   buildXlsx, buildZip, macroSheetXml, ole1Object, olePackage,
@@ -161,6 +162,14 @@ describe('office containers: SYLK, OneNote, type mismatch', () => {
     assert.ok(has(await scan(doc, 'invoice.docx'), S.TYPE_MISMATCH), 'a .doc behind a .docx name');
     assert.ok(!has(await scan(doc, 'invoice.doc', 'application/msword'), S.TYPE_MISMATCH));
     assert.deepEqual(await scan(Buffer.from('%PDF-1.7 hello'), 'a.pdf', 'application/pdf'), []);
+  });
+
+  it('an encrypted OOXML package (a CFB with EncryptedPackage) behind a .docx name is not a mismatch', async () => {
+    const cfb = CFB.utils.cfb_new();
+    CFB.utils.cfb_add(cfb, '/EncryptionInfo', Buffer.from([4, 0, 4, 0, 0x40, 0, 0, 0]));
+    CFB.utils.cfb_add(cfb, '/EncryptedPackage', Buffer.alloc(8192, 7));
+    const fs = await scan(Buffer.from(CFB.write(cfb, { type: 'buffer' }) as Uint8Array), 'secret.docx');
+    assert.ok(!has(fs, S.TYPE_MISMATCH), JSON.stringify(fs));
   });
 });
 
