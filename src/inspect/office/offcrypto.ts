@@ -8,7 +8,7 @@ import { createDecipheriv, createHash } from 'node:crypto';
 export const DEFAULT_PASSWORDS = ['VelvetSweatshop', '/01Hannes Ruescher/01'];
 
 /** Agile spin counts above this are treated as undecryptable (each password would cost seconds). */
-const MAX_SPIN = 1_000_000;
+const MAX_SPIN = 500_000;
 
 export type EncryptionInfo =
   | { kind: 'agile'; keyData: AgileKeyData; key: AgileEncryptedKey }
@@ -113,7 +113,7 @@ const BLK_VERIFIER_VALUE = Buffer.from([0xd7, 0xaa, 0x0f, 0x6d, 0x30, 0x61, 0x34
 const BLK_KEY = Buffer.from([0x14, 0x6e, 0x0b, 0xe7, 0xab, 0xac, 0xd0, 0xd6]);
 
 /** Agile: returns the package key, or null when the password is wrong/unsupported. */
-function agileKey(info: Extract<EncryptionInfo, { kind: 'agile' }>, password: string): Buffer | null {
+function agileKey(info: Extract<EncryptionInfo, { kind: 'agile' }>, password: string, deadline: number): Buffer | null {
   const k = info.key;
   const alg = hashName(k.hashAlgorithm);
   if (!alg || k.cipherAlgorithm.toUpperCase() !== 'AES' || k.cipherChaining !== 'ChainingModeCBC') return null;
@@ -121,6 +121,7 @@ function agileKey(info: Extract<EncryptionInfo, { kind: 'agile' }>, password: st
   let hv = h(alg, k.saltValue, Buffer.from(password, 'utf16le'));
   const it = Buffer.alloc(4);
   for (let i = 0; i < k.spinCount; i++) {
+    if ((i & 0x3fff) === 0 && Date.now() > deadline) return null;
     it.writeUInt32LE(i);
     hv = createHash(alg).update(it).update(hv).digest();
   }
@@ -190,7 +191,7 @@ export function decryptOoxml(encryptionInfo: Buffer, encryptedPackage: Buffer, p
     tries++;
     try {
       if (info.kind === 'agile') {
-        const key = agileKey(info, pw);
+        const key = agileKey(info, pw, deadline);
         if (!key) continue;
         const data = agileDecrypt(info, key, encryptedPackage, maxBytes);
         return data ? { data, password: pw, tries } : { tries, reason: 'package too large or malformed' };

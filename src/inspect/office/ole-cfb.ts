@@ -48,9 +48,12 @@ export class Cfb {
   private readonly miniCutoff: number;
   /** true when a chain was cut short or pointed outside the file */
   damaged = false;
+  /** bytes all read() calls may still return: cross-linked chains must not multiply the file */
+  private readLeft: number;
 
   constructor(private readonly buf: Buffer, private readonly maxStreamBytes = 64 * 1024 * 1024) {
     if (!isCfb(buf)) throw new CfbError('not a CFB file');
+    this.readLeft = Math.max(8 * buf.length, 32 * 1024 * 1024);
     const shift = buf.readUInt16LE(0x1e);
     if (shift !== 9 && shift !== 12) throw new CfbError(`bad sector shift ${shift}`);
     this.ss = 1 << shift;
@@ -190,8 +193,10 @@ export class Cfb {
   read(e: CfbEntry): Buffer {
     if (e.type !== EntryType.Stream || e.size === 0) return Buffer.alloc(0);
     const size = Math.min(e.size, this.maxStreamBytes);
-    if (e.size < this.miniCutoff) return this.miniChain(e.start, size);
-    return this.chain(e.start, size, this.maxStreamBytes);
+    const out = e.size < this.miniCutoff ? this.miniChain(e.start, size) : this.chain(e.start, size, this.maxStreamBytes);
+    this.readLeft -= out.length;
+    if (this.readLeft < 0) throw new CfbError('streams overlap: read more than 8x the file size');
+    return out;
   }
 
   children(id: number): CfbEntry[] {
