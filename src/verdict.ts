@@ -23,7 +23,7 @@ const SEVERITY: Record<Action, number> = { relay: 0, tag: 1, quarantine: 2, defe
 export function decide(findings: Finding[], policy: Policy, envelope?: Envelope): Verdict {
   const configured = symbolActions(policy);
   const scored: ScoredFinding[] = findings.map((f) => {
-    const excepted = envelope ? exceptionFor(f, envelope, policy.verdict.exceptions) : undefined;
+    const excepted = envelope ? exceptionFor(f, findings, envelope, policy.verdict.exceptions) : undefined;
     return { ...f, score: policy.verdict.symbols[f.symbol]?.score ?? f.score, ...(excepted ? { excepted } : {}) };
   });
   const counted = scored.filter((f) => !f.excepted);
@@ -43,9 +43,9 @@ export function decide(findings: Finding[], policy: Policy, envelope?: Envelope)
     const ruleAction = configured.get(f.symbol);
     if (ruleAction) escalate(ruleAction, f.symbol);
   }
-  const { reject, defer } = policy.verdict.thresholds;
-  if (reject !== null && score >= reject) escalate('reject', `score ${score} >= ${reject}`);
-  else if (defer !== null && score >= defer) escalate('defer', `score ${score} >= ${defer}`);
+  for (const [candidate, threshold] of Object.entries(policy.verdict.thresholds) as [Action, number | null][]) {
+    if (threshold !== null && score >= threshold) escalate(candidate, `score ${score} >= ${threshold}`);
+  }
 
   return { action, score, findings: scored, reason: reasons.join(', ') || 'no rule matched' };
 }
@@ -62,16 +62,28 @@ function symbolActions(policy: Policy): Map<string, Action> {
   return actions;
 }
 
-function exceptionFor(f: Finding, envelope: Envelope, exceptions: PolicyException[]): string | undefined {
+function exceptionFor(f: Finding, all: Finding[], envelope: Envelope, exceptions: PolicyException[]): string | undefined {
   const index = exceptions.findIndex(
     (e) =>
       (!e.symbols || e.symbols.includes(f.symbol)) &&
       (!e.senders || e.senders.some((s) => addressMatches(envelope.mailFrom, s))) &&
       (!e.recipients || (envelope.rcptTo.length > 0 && envelope.rcptTo.every((r) => e.recipients!.some((s) => addressMatches(r, s))))) &&
-      (!e.sha256 || (f.sha256 !== undefined && e.sha256.includes(f.sha256))),
+      (!e.sha256 || knownMacro(f, all, e.sha256)),
   );
   if (index === -1) return undefined;
   return exceptions[index]!.description ?? `verdict.exceptions[${index}]`;
+}
+
+/**
+ * A finding about a known macro: its own source hash is listed, or it is about a VBA project
+ * (`… > VBA`) every hashed module of which is listed. An unknown module next to a known one keeps
+ * the whole project suspect.
+ */
+function knownMacro(f: Finding, all: Finding[], hashes: string[]): boolean {
+  if (f.sha256) return hashes.includes(f.sha256);
+  if (!f.part) return false;
+  const modules = all.filter((m) => m.sha256 && m.part?.startsWith(f.part + ' > '));
+  return modules.length > 0 && modules.every((m) => hashes.includes(m.sha256!));
 }
 
 /** `alice@example.com` matches itself (any case); `@example.com` matches the whole domain. */

@@ -1,8 +1,10 @@
-// The inspect stage: parse once, run every analyzer, collect findings.
+// The inspect stage: the header block for every message, the MIME walk into attachments for those
+// that can carry any, every analyzer, one list of findings.
 import type { Spool } from '../gateway/spool.js';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
 import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type InspectedMessage } from './message.js';
+import { mayCarryAttachments, scanMessageParts } from './attachments.js';
 import { headerRuleFindings, sizeRuleFindings } from './rules.js';
 
 export type Analyzer = (message: InspectedMessage, policy: Policy) => Finding[] | Promise<Finding[]>;
@@ -20,5 +22,6 @@ export async function inspect(
     findings.push({ symbol: 'HEADER_TOO_LARGE', score: 0, detail: `header block longer than ${MAX_HEADER_BYTES} bytes; rules saw the first part` });
   }
   for (const analyzer of analyzers) findings.push(...(await analyzer(message, policy)));
+  if (mayCarryAttachments(message.headers)) findings.push(...(await scanMessageParts(spool.read(), policy)));
   return { message, findings };
 }

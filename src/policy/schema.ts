@@ -199,7 +199,12 @@ export const policySchema = z.strictObject({
   verdict: z
     .strictObject({
       thresholds: z
-        .strictObject({ defer: z.number().nullable().default(null), reject: z.number().nullable().default(15) })
+        .strictObject({
+          tag: z.number().nullable().default(null),
+          quarantine: z.number().nullable().default(null),
+          defer: z.number().nullable().default(null),
+          reject: z.number().nullable().default(null),
+        })
         .prefault({}),
       symbols: z
         .record(

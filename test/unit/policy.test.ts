@@ -33,7 +33,7 @@ describe('policy file', function () {
       .filter(({ i }) => !/^\s*#/.test(lines[i - 1] ?? '') && !/^\s*[a-zA-Z]+:\s*$/.test(lines[i]!) && !/#/.test(lines[i]!))
       .map(({ line }) => line.trim());
     // sub-keys of a documented block (host/port, cert/key) are self-explanatory
-    assert.deepEqual(undocumented.filter((l) => !/^(host|port|reject|defer):/.test(l)), []);
+    assert.deepEqual(undocumented.filter((l) => !/^(host|port|tag|quarantine|reject|defer):/.test(l)), []);
   });
 
   it('parses durations and sizes', () => {
