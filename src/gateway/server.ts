@@ -7,15 +7,14 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
-import { inspect } from '../inspect/index.js';
 import type { Logger } from '../observe/log.js';
 import type { Policy } from '../policy/schema.js';
 import { parseCidr } from '../policy/schema.js';
 import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
-import { decide, type Verdict } from '../verdict.js';
+import { judge, quarantineMessage, QuarantineWriteError, verdictHeader, type MessageFacts } from '../pipeline.js';
+import type { Verdict } from '../verdict.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
-import { QuarantineStore } from '../quarantine/store.js';
 import { Spool } from './spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
 
@@ -176,14 +175,12 @@ export class Gateway {
       if (spool.exceeded) {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }
-      const client = { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? '' };
-      const envelope = { mailFrom: tx.mailFrom, rcptTo: tx.recipients };
-      const { findings } = await inspect(spool, { id: tx.id, envelope, client }, policy);
-      verdict = decide(findings, policy, envelope);
+      const facts = this.facts(tx, session);
+      verdict = await judge(spool, facts);
       if (verdict.action === 'reject') throw new SmtpError(550, `5.7.1 Message rejected by policy [${tx.id}]`);
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
       if (verdict.action === 'quarantine') {
-        await this.quarantine(tx, spool, verdict, client);
+        await quarantineMessage(spool, facts, verdict);
         await tx.downstream!.reset();
         tx.done = true;
         quarantined = true;
@@ -195,6 +192,9 @@ export class Gateway {
       tx.done = true;
       cb(null, downstreamReply.lines.join(' '));
     } catch (err) {
+      if (err instanceof QuarantineWriteError) {
+        this.log.error({ event: 'quarantine_failed', id: tx.id, err: err.message }, 'quarantine write failed');
+      }
       outcome = clientErrorFor(err, tx.id);
       await tx.downstream?.reset();
       tx.done = true;
@@ -209,30 +209,22 @@ export class Gateway {
     }
   }
 
-  /** Durable copy first: a failure here is a 451 to the client, never a 250 for a lost message. */
-  private async quarantine(tx: Transaction, spool: Spool, verdict: Verdict, client: { address: string; helo: string }): Promise<void> {
-    try {
-      await new QuarantineStore(tx.policy.quarantine.dir).put(spool.read(), {
-        id: tx.id,
-        receivedAt: new Date(tx.started).toISOString(),
-        client,
-        envelope: { mailFrom: tx.mailFrom, mailLine: tx.mailLine, rcptTo: tx.recipients, rcptLines: tx.rcptLines },
-        size: spool.size,
-        findings: verdict.findings,
-        verdict: { action: verdict.action, score: verdict.score, reason: verdict.reason },
-        policyVersion: tx.policyVersion,
-      });
-    } catch (err) {
-      this.log.error({ event: 'quarantine_failed', id: tx.id, dir: tx.policy.quarantine.dir, err: errText(err) }, 'quarantine write failed');
-      throw new SmtpError(451, `4.3.0 Temporary failure storing the message, try again later [${tx.id}]`);
-    }
+  private facts(tx: Transaction, session: SMTPServerSession): MessageFacts {
+    return {
+      id: tx.id,
+      receivedAt: new Date(tx.started),
+      policy: tx.policy,
+      policyVersion: tx.policyVersion,
+      client: { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? '' },
+      envelope: { mailFrom: tx.mailFrom, mailLine: tx.mailLine, rcptTo: tx.recipients, rcptLines: tx.rcptLines },
+    };
   }
 
   /** The bytes sent downstream: the verdict header first when the policy asks for it, then the message as received. */
   private relayStream(spool: Spool, verdict: Verdict, tx: Transaction): Readable {
     if (!tx.policy.relay.verdictHeader && verdict.action !== 'tag') return spool.read();
-    const symbols = verdict.findings.map((f) => f.symbol).join(',') || 'none';
-    const header = Buffer.from(`X-Mailmoat-Verdict: ${verdict.action}; score=${verdict.score}; symbols=${symbols}; id=${tx.id}\r\n`);
+    const { name, value } = verdictHeader(verdict, tx.id);
+    const header = Buffer.from(`${name}: ${value}\r\n`);
     const body = spool.read();
     return Readable.from(
       (async function* () {

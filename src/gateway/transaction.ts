@@ -1,6 +1,7 @@
 // One client transaction (MAIL to the end of DATA, or RSET): its policy snapshot, its downstream
 // session, its spool. The policy is fixed at MAIL time so a reload never gives a message half a policy.
 import { messageId } from '../observe/id.js';
+import { QuarantineWriteError } from '../pipeline.js';
 import type { Policy } from '../policy/schema.js';
 import { DownstreamRefused, type DownstreamSession } from '../relay/downstream.js';
 import { SmtpClientError, type SmtpReply } from '../relay/smtp-client.js';
@@ -66,5 +67,6 @@ export function clientErrorFor(err: unknown, id: string): SmtpError {
     return new SmtpError(451, `4.4.1 Downstream not accepting mail (${err.step}: ${err.reply.code}) [${id}]`);
   }
   if (err instanceof SmtpClientError) return new SmtpError(451, `4.4.1 Downstream unavailable, try again later [${id}]`);
+  if (err instanceof QuarantineWriteError) return new SmtpError(451, `4.3.0 Temporary failure storing the message, try again later [${id}]`);
   return new SmtpError(451, `4.3.0 Temporary gateway error, try again later [${id}]`);
 }
