@@ -2,7 +2,14 @@
 // The `mailmoat` command: one sub-command group per file in src/cli/.
 import { Command } from 'commander';
 import { registerPolicy } from './policy.js';
+import { registerScan } from './scan.js';
 import { registerServe } from './serve.js';
+
+// `mailmoat scan … | head` closes the pipe early: that is the reader's choice, not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 const program = new Command()
   .name('mailmoat')
@@ -10,4 +17,5 @@ const program = new Command()
   .showHelpAfterError();
 registerServe(program);
 registerPolicy(program);
+registerScan(program);
 await program.parseAsync();
