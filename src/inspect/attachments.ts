@@ -1,7 +1,7 @@
 // The MIME walk: every attachment goes to the Office/archive engine (mailparser walks into forwarded
 // message/rfc822 parts too, so their attachments arrive here like any other), one at a time, so memory stays at one attachment plus the engine's bounded budgets.
 // Passwords for encrypted archives come from the text parts, which mailparser hands over last:
-// attachments that were encrypted and unscannable are kept and scanned again once the text is in.
+// only attachments that were encrypted and unscannable are kept, and scanned again once the text is in.
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MailParser } from 'mailparser';
@@ -50,7 +50,9 @@ export async function scanMessageParts(source: Readable, policy: Policy): Promis
           part.release?.();
           const name = part.filename ?? 'attachment';
           const found = await scanAttachment(bytes, name, part.contentType, [], limits);
-          attachments.push({ bytes, filename: name, contentType: part.contentType, findings: found });
+          // only what may open with a password from the text is kept until the text is in
+          if (found.some(isLocked)) attachments.push({ bytes, filename: name, contentType: part.contentType, findings: found });
+          else findings.push(...found);
         })
         .then(() => done(), done);
     },
@@ -62,12 +64,14 @@ export async function scanMessageParts(source: Readable, policy: Policy): Promis
   }
   const passwords = findPasswords(text);
   for (const attachment of attachments) {
-    let found = attachment.findings;
-    const locked = found.some((f) => f.symbol === OFFICE_SYMBOLS.ARCHIVE_ENCRYPTED_UNSCANNABLE || f.symbol === OFFICE_SYMBOLS.OFFICE_ENCRYPTED_UNSCANNABLE);
-    if (locked && passwords.length) found = await scanAttachment(attachment.bytes, attachment.filename, attachment.contentType, passwords, limits);
+    const found = passwords.length ? await scanAttachment(attachment.bytes, attachment.filename, attachment.contentType, passwords, limits) : attachment.findings;
     findings.push(...found);
   }
   return findings;
+}
+
+function isLocked(f: Finding): boolean {
+  return f.symbol === OFFICE_SYMBOLS.ARCHIVE_ENCRYPTED_UNSCANNABLE || f.symbol === OFFICE_SYMBOLS.OFFICE_ENCRYPTED_UNSCANNABLE;
 }
 
 /** Reads a part's decoded content, up to `max` bytes (the message itself is already bounded). */
