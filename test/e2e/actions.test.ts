@@ -6,8 +6,9 @@ import path from 'node:path';
 import { text, transaction } from '../helpers/client.js';
 import { startGateway } from '../helpers/gateway.js';
 import { startScripted } from '../helpers/scripted.js';
-import { sha256, startSink } from '../helpers/sink.js';
+import { sha256 } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
+import { withRelay } from '../helpers/relay.js';
 
 const MAIL = 'MAIL FROM:<alice@internal.test> SIZE=500';
 const RCPT = 'RCPT TO:<bob@outside.test> NOTIFY=FAILURE';
@@ -44,51 +45,36 @@ describe('actions', function () {
   });
 
   it('quarantine that cannot be written: 451 4.3.0, never 250', async () => {
-    const sink = await startSink();
-    const gw = await startGateway(sink.port, [rule('quarantine'), 'quarantine.dir=/dev/null/quarantine']);
-    try {
-      const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold this'));
-      assert.match(text(r.data), /^451 4\.3\.0 /);
-      assert.equal(sink.messages.length, 0);
-      assert.equal(gw.events('quarantine_failed').length, 1);
-    } finally {
-      await gw.close();
-      await sink.close();
-    }
+    await withRelay({ policy: [rule('quarantine'), 'quarantine.dir=/dev/null/quarantine'] }, async ({ gw, sink }) => {
+    const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold this'));
+    assert.match(text(r.data), /^451 4\.3\.0 /);
+    assert.equal(sink.messages.length, 0);
+    assert.equal(gw.events('quarantine_failed').length, 1);
+    });
   });
 
   it('tag: relayed with the verdict header on top and the message otherwise unchanged', async () => {
-    const sink = await startSink();
-    const gw = await startGateway(sink.port, [rule('tag')]);
-    try {
-      const message = messages.simpleMessage('hold on');
-      const r = await transaction(gw.port, MAIL, [RCPT], message);
-      assert.equal(r.data?.code, 250);
-      const received = sink.messages[0]!.bytes;
-      const eol = received.indexOf('\r\n') + 2;
-      assert.match(received.subarray(0, eol).toString(), /^X-Mailmoat-Verdict: tag; score=4; symbols=SUBJECT_HOLD; id=[0-9A-Z]{26}\r\n$/);
-      assert.ok(received.subarray(eol).equals(message));
-    } finally {
-      await gw.close();
-      await sink.close();
-    }
+    await withRelay({ policy: [rule('tag')] }, async ({ gw, sink }) => {
+    const message = messages.simpleMessage('hold on');
+    const r = await transaction(gw.port, MAIL, [RCPT], message);
+    assert.equal(r.data?.code, 250);
+    const received = sink.messages[0]!.bytes;
+    const eol = received.indexOf('\r\n') + 2;
+    assert.match(received.subarray(0, eol).toString(), /^X-Mailmoat-Verdict: tag; score=4; symbols=SUBJECT_HOLD; id=[0-9A-Z]{26}\r\n$/);
+    assert.ok(received.subarray(eol).equals(message));
+    });
   });
 
   it('an exception for the sender sets the finding aside: relayed, and the log says why', async () => {
-    const sink = await startSink();
-    const gw = await startGateway(sink.port, [rule('reject'), 'verdict.exceptions=[{senders: ["@internal.test"], symbols: [SUBJECT_HOLD], description: trusted colleagues}]']);
-    try {
-      const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold everything'));
-      assert.equal(r.data?.code, 250);
-      const line = gw.events('message').at(-1)!;
-      assert.equal(line.verdict, 'relay');
-      assert.deepEqual(line.findings, [{ symbol: 'SUBJECT_HOLD', score: 4, detail: 'Subject matches /^hold/: "hold everything"', excepted: 'trusted colleagues' }]);
-      const other = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', [RCPT], messages.simpleMessage('hold everything'));
-      assert.equal(other.data?.code, 550);
-    } finally {
-      await gw.close();
-      await sink.close();
-    }
+    await withRelay({ policy: [rule('reject'), 'verdict.exceptions=[{senders: ["@internal.test"], symbols: [SUBJECT_HOLD], description: trusted colleagues}]'] }, async ({ gw }) => {
+    const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold everything'));
+    assert.equal(r.data?.code, 250);
+    const line = gw.events('message').at(-1)!;
+    assert.equal(line.verdict, 'relay');
+    assert.deepEqual(line.findings, [{ symbol: 'SUBJECT_HOLD', score: 4, detail: 'Subject matches /^hold/: "hold everything"', excepted: 'trusted colleagues' }]);
+    const other = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', [RCPT], messages.simpleMessage('hold everything'));
+    assert.equal(other.data?.code, 550);
+    });
   });
 
   it('leaves no spool files behind', () => {
