@@ -6,9 +6,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { connect, text, transaction } from '../helpers/client.js';
 import * as messages from '../fixtures/messages.js';
+import { repoRoot } from '../helpers/gateway.js';
 import { withRelay } from '../helpers/relay.js';
 
-const tlsDir = path.join('test', 'fixtures', 'tls');
+const tlsDir = path.join(repoRoot, 'test', 'fixtures', 'tls');
 const keyFile = path.join(tlsDir, 'key.pem');
 const certFile = path.join(tlsDir, 'cert.pem');
 
