@@ -2,6 +2,7 @@
 // The `mailmoat` command: one sub-command group per file in src/cli/.
 import { Command } from 'commander';
 import { registerPolicy } from './policy.js';
+import { registerQuarantine } from './quarantine.js';
 import { registerScan } from './scan.js';
 import { registerServe } from './serve.js';
 
@@ -17,5 +18,6 @@ const program = new Command()
   .showHelpAfterError();
 registerServe(program);
 registerPolicy(program);
+registerQuarantine(program);
 registerScan(program);
 await program.parseAsync();

@@ -187,8 +187,16 @@ export const policySchema = z.strictObject({
   quarantine: z
     .strictObject({
       dir: z.string().min(1).default('var/quarantine'),
-    })
-    .prefault({}),
+      /** `mailmoat quarantine purge` removes items received longer ago than this; 0 keeps them forever */
+      retention: duration.default(30 * 86_400_000),
+      release: z
+        .strictObject({
+          /** where `mailmoat quarantine release` delivers; null: the policy's `downstream` */
+          downstream: z.strictObject({ ...hostPort }).nullable().default(null),
+          /** header prepended to a released message (who, when, which id); null: none */
+          header: z.string().regex(/^[!-9;-~]+$/, 'a header field name such as X-Mailmoat-Released').nullable().default('X-Mailmoat-Released'),
+        })
+        .prefault({}),
   office: z
     .strictObject({
       maxDepth: z.number().int().min(1).max(64).default(8),

@@ -1,0 +1,351 @@
+// `mailmoat quarantine ...`: list, show, release, delete and purge quarantined messages.
+//
+// Exit status: 0 done; 1 refused or failed (already released, locked by another release, the
+// downstream refused or could not be reached: the item stays held); 2 bad input (an id that is not a
+// ULID, no such item, corrupt metadata, a bad option or policy), nothing changed; 3 a release that
+// reached only some recipients; 4 a release whose outcome is unknown (the connection broke after the
+// message was sent: check the MTA before `--force`).
+import os from 'node:os';
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { simpleParser } from 'mailparser';
+import { createHash } from 'node:crypto';
+import { parseHeaderBlock } from '../inspect/message.js';
+import { formatProblem, loadPolicy, PolicyError } from '../policy/load.js';
+import type { Policy } from '../policy/schema.js';
+import { formatReply } from '../relay/smtp-client.js';
+import { escapeControl } from '../quarantine/escape.js';
+import { formatItem, formatTable, matches, parseSince, type ListFilter } from '../quarantine/query.js';
+import { deleteItem, executePurge, planPurge, release, type ReleaseResult } from '../quarantine/release.js';
+import { checkId, QuarantineError, QuarantineStore, type QuarantineMetadata, type QuarantineState } from '../quarantine/store.js';
+import { defaultPolicyFile } from './paths.js';
+import { collect } from './policy.js';
+
+export const EXIT = { ok: 0, refused: 1, usage: 2, partial: 3, unknown: 4 } as const;
+
+/** Bad input: exit 2, nothing changed. */
+class UsageError extends Error {}
+
+interface CommonOptions {
+  policy: string;
+  set: string[];
+}
+
+interface FilterOptions {
+  since?: string;
+  symbol: string[];
+  sender?: string;
+  recipient?: string;
+  state?: string;
+}
+
+function open(opts: CommonOptions): { policy: Policy; store: QuarantineStore } {
+  try {
+    const { policy } = loadPolicy(opts.policy, opts.set);
+    return { policy, store: new QuarantineStore(policy.quarantine.dir) };
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    throw new UsageError(err.problems.map(formatProblem).join('\n'));
+  }
+}
+
+function operatorName(given?: string): string {
+  const name = given ?? process.env.MAILMOAT_OPERATOR ?? process.env.SUDO_USER ?? process.env.USER ?? process.env.LOGNAME ?? safeUser();
+  if (!/^[\x21-\x7e][\x20-\x7e]{0,99}$/.test(name) || name.includes(';')) {
+    throw new UsageError(`invalid operator ${JSON.stringify(name)}: printable ASCII without ";", at most 100 characters (--operator or MAILMOAT_OPERATOR)`);
+  }
+  return name;
+}
+
+function safeUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const STATES: QuarantineState[] = ['held', 'released', 'deleted'];
+
+function buildFilter(opts: FilterOptions, defaultStates: QuarantineState[]): ListFilter {
+  const filter: ListFilter = { states: defaultStates };
+  if (opts.since !== undefined) {
+    const since = parseSince(opts.since);
+    if (since === undefined) throw new UsageError(`--since ${JSON.stringify(opts.since)}: expected 30m, 12h, 2d, 1w or a date such as 2024-05-01`);
+    filter.since = since;
+  }
+  if (opts.symbol.length) filter.symbols = opts.symbol;
+  if (opts.sender !== undefined) filter.sender = opts.sender;
+  if (opts.recipient !== undefined) filter.recipient = opts.recipient;
+  if (opts.state !== undefined) {
+    if (opts.state === 'all') filter.states = STATES;
+    else {
+      const states = opts.state.split(',');
+      const bad = states.find((s) => !STATES.includes(s as QuarantineState));
+      if (bad !== undefined) throw new UsageError(`--state ${JSON.stringify(bad)}: expected held, released, deleted or all`);
+      filter.states = states as QuarantineState[];
+    }
+  }
+  return filter;
+}
+
+function addFilterOptions(command: Command): Command {
+  return command
+    .option('--since <when>', 'received within 30m, 12h, 2d, 1w, or since a date (2024-05-01)')
+    .option('--symbol <SYMBOL>', 'has a finding with this symbol (repeatable: any of them)', collect, [])
+    .option('--sender <address>', 'envelope sender contains this (or ends with @domain)')
+    .option('--recipient <address>', 'an envelope recipient contains this (or ends with @domain)');
+}
+
+function addCommon(command: Command): Command {
+  return command
+    .option('-p, --policy <file>', 'policy file (quarantine.dir, the downstream, retention)', defaultPolicyFile)
+    .option('-o, --set <key.path=value>', 'override a policy option, e.g. quarantine.dir=/srv/q (repeatable)', collect, []);
+}
+
+/** Runs an action and turns what it throws into a message and an exit status. */
+function run<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      process.exitCode = await fn(...args);
+    } catch (err) {
+      if (err instanceof UsageError) {
+        process.stderr.write(`mailmoat quarantine: ${err.message}\n`);
+        process.exitCode = EXIT.usage;
+      } else if (err instanceof QuarantineError) {
+        process.stderr.write(`mailmoat quarantine: ${err.message}\n`);
+        process.exitCode = ['invalid-id', 'not-found', 'corrupt', 'usage'].includes(err.kind) ? EXIT.usage : EXIT.refused;
+      } else {
+        process.stderr.write(`mailmoat quarantine: ${(err as Error).message}\n`);
+        process.exitCode = EXIT.refused;
+      }
+    }
+  };
+}
+
+function ids(given: string[]): string[] {
+  for (const id of given) checkId(id);
+  return given;
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** The items a bulk `--all` form selects: held, no release pending, matching the filters. */
+async function selectBulk(store: QuarantineStore, opts: FilterOptions & { yes?: boolean }, verb: string): Promise<string[]> {
+  const filter = buildFilter({ ...opts, state: undefined }, ['held']);
+  const { items, problems } = await store.list(filter.since);
+  for (const p of problems) process.stderr.write(`mailmoat quarantine: skipped: ${p.message}\n`);
+  const chosen = items.filter((m) => matches(m, filter) && !m.pendingRelease);
+  if (!chosen.length) {
+    process.stderr.write(`mailmoat quarantine: no held message matches; nothing to ${verb}\n`);
+    return [];
+  }
+  if (!opts.yes) {
+    process.stderr.write(formatTable(chosen));
+    if (!(await confirm(`${verb} these ${chosen.length} messages?`))) {
+      throw new UsageError(`${chosen.length} messages match; nothing done. Add --yes to ${verb} them without asking`);
+    }
+  }
+  return chosen.map((m) => m.id);
+}
+
+function printRelease(result: ReleaseResult): number {
+  const out = result.status === 'released' ? process.stdout : process.stderr;
+  for (const r of result.recipients) out.write(`${result.id}: ${escapeControl(r.rcpt)}: ${formatReply(r.reply)}\n`);
+  const verdictWord = { released: 'released', partial: 'released in part', failed: 'NOT released (still held)', unknown: 'release outcome UNKNOWN' }[result.status];
+  out.write(`${result.id}: ${verdictWord} via ${result.downstream}: ${escapeControl(result.reason)}\n`);
+  if (result.status === 'unknown') {
+    out.write(`${result.id}: the downstream may have it: check its log for "id=${result.id}" before release --force\n`);
+  }
+  if (result.recordError) process.stderr.write(`${result.id}: delivered, but the outcome could not be recorded (${result.recordError}); a later release will ask for --force\n`);
+  return { released: EXIT.ok, partial: EXIT.partial, failed: EXIT.refused, unknown: EXIT.unknown }[result.status];
+}
+
+export function registerQuarantine(program: Command): void {
+  const group = program
+    .command('quarantine')
+    .description('list, inspect, release, delete and purge quarantined messages')
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 done; 1 refused or failed (already released, locked, downstream refused: the item
+stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option), nothing changed;
+3 released to some recipients only; 4 release outcome unknown (check the MTA before --force).`,
+    );
+  // usage errors (unknown option, missing argument) are bad input too
+  group.exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  });
+
+  addFilterOptions(addCommon(group.command('list')))
+    .description('list quarantined messages, oldest first (default: held and released)')
+    .option('--state <state>', 'held, released, deleted (comma-separated) or all')
+    .option('--json', 'print the metadata as a JSON array')
+    .action(
+      run(async (opts: CommonOptions & FilterOptions & { json?: boolean }) => {
+        const { store } = open(opts);
+        const filter = buildFilter(opts, ['held', 'released']);
+        const { items, problems } = await store.list(filter.since);
+        const shown = items.filter((m) => matches(m, filter));
+        process.stdout.write(opts.json ? JSON.stringify(shown, null, 2) + '\n' : shown.length ? formatTable(shown) : `no quarantined messages match in ${store.dir}\n`);
+        for (const p of problems) process.stderr.write(`mailmoat quarantine: ${p.message}\n`);
+        return problems.length ? EXIT.usage : EXIT.ok;
+      }),
+    );
+
+  addCommon(group.command('show'))
+    .description('show one message: envelope, findings, headers, history')
+    .argument('<id>', 'the quarantine id (a ULID)')
+    .option('--raw', 'print the message exactly as received')
+    .option('--attachments', 'list the MIME parts and what was found in each')
+    .option('--json', 'print the metadata as JSON')
+    .action(
+      run(async (id: string, opts: CommonOptions & { raw?: boolean; attachments?: boolean; json?: boolean }) => {
+        checkId(id);
+        const { store } = open(opts);
+        const meta = await store.get(id);
+        if (opts.raw) {
+          const bytes = await store.readMessage(id);
+          await new Promise<void>((resolve) => process.stdout.write(bytes, () => resolve()));
+          return EXIT.ok;
+        }
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(meta, null, 2) + '\n');
+          return EXIT.ok;
+        }
+        const bytes = meta.state === 'deleted' ? undefined : await store.readMessage(id).catch(() => undefined);
+        process.stdout.write(formatItem(meta, bytes ? headerFields(bytes) : []));
+        if (opts.attachments) {
+          if (!bytes) throw new QuarantineError(`${id}: message file ${store.emlFile(id)} is gone; no parts to list`, 'not-found');
+          process.stdout.write('\n' + (await formatAttachments(bytes, meta)));
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  addFilterOptions(addCommon(group.command('release')))
+    .description('deliver held messages downstream with their original envelope and bytes (plus a release header)')
+    .argument('[ids...]', 'quarantine ids (ULIDs)')
+    .option('--to <address>', 'only these of the original recipients (repeatable)', collect, [])
+    .option('--force', 'deliver again although already released, or after a release whose outcome is unknown')
+    .option('--all', 'every held message matching --since/--symbol/--sender/--recipient')
+    .option('-y, --yes', 'with --all: do not ask')
+    .option('--operator <name>', 'who releases, for the header and the audit log (default: $MAILMOAT_OPERATOR, $SUDO_USER, $USER)')
+    .action(
+      run(async (given: string[], opts: CommonOptions & FilterOptions & { to: string[]; force?: boolean; all?: boolean; yes?: boolean; operator?: string }) => {
+        const operator = operatorName(opts.operator);
+        if (opts.all && given.length) throw new UsageError('give ids or --all, not both');
+        if (!opts.all && !given.length) throw new UsageError('name the ids to release, or --all with filters');
+        ids(given);
+        const { policy, store } = open(opts);
+        const targets = opts.all ? await selectBulk(store, opts, 'release') : given;
+        let status: number = EXIT.ok;
+        for (const id of targets) {
+          let code: number;
+          try {
+            code = printRelease(await release(store, id, policy, { operator, force: opts.force, to: opts.to }));
+          } catch (err) {
+            if (!(err instanceof QuarantineError) || targets.length === 1) throw err;
+            process.stderr.write(`mailmoat quarantine: ${err.message}\n`);
+            code = ['invalid-id', 'not-found', 'corrupt', 'usage'].includes(err.kind) ? EXIT.usage : EXIT.refused;
+          }
+          status = Math.max(status, code);
+        }
+        return status;
+      }),
+    );
+
+  addFilterOptions(addCommon(group.command('delete')))
+    .description('delete held or released messages (the metadata stays, marked deleted, as the record)')
+    .argument('[ids...]', 'quarantine ids (ULIDs)')
+    .option('--force', 'delete although a release outcome is unknown')
+    .option('--all', 'every held message matching --since/--symbol/--sender/--recipient')
+    .option('-y, --yes', 'with --all: do not ask')
+    .option('--operator <name>', 'who deletes, for the audit log')
+    .action(
+      run(async (given: string[], opts: CommonOptions & FilterOptions & { force?: boolean; all?: boolean; yes?: boolean; operator?: string }) => {
+        const operator = operatorName(opts.operator);
+        if (opts.all && given.length) throw new UsageError('give ids or --all, not both');
+        if (!opts.all && !given.length) throw new UsageError('name the ids to delete, or --all with filters');
+        ids(given);
+        const { store } = open(opts);
+        const targets = opts.all ? await selectBulk(store, opts, 'delete') : given;
+        let status: number = EXIT.ok;
+        for (const id of targets) {
+          try {
+            await deleteItem(store, id, { operator, force: opts.force });
+            process.stdout.write(`${id}: deleted (${store.emlFile(id)} removed; metadata kept)\n`);
+          } catch (err) {
+            if (!(err instanceof QuarantineError) || targets.length === 1) throw err;
+            process.stderr.write(`mailmoat quarantine: ${err.message}\n`);
+            status = Math.max(status, ['invalid-id', 'not-found', 'corrupt', 'usage'].includes(err.kind) ? EXIT.usage : EXIT.refused);
+          }
+        }
+        return status;
+      }),
+    );
+
+  addCommon(group.command('purge'))
+    .description('remove messages older than quarantine.retention; a dry run unless --yes')
+    .option('--dry-run', 'only list what would be removed (the default)')
+    .option('-y, --yes', 'remove them (e.g. from cron: mailmoat quarantine purge --yes)')
+    .option('--operator <name>', 'who purges, for the audit log')
+    .action(
+      run(async (opts: CommonOptions & { dryRun?: boolean; yes?: boolean; operator?: string }) => {
+        if (opts.dryRun && opts.yes) throw new UsageError('--dry-run and --yes contradict each other');
+        const operator = operatorName(opts.operator);
+        const { policy, store } = open(opts);
+        const retention = policy.quarantine.retention;
+        if (retention <= 0) process.stderr.write('mailmoat quarantine: quarantine.retention is 0: messages are kept forever\n');
+        const plan = await planPurge(store, retention);
+        const days = Math.round((retention / 86_400_000) * 10) / 10;
+        if (!opts.yes) {
+          for (const item of plan.expired) process.stdout.write(`would remove ${item.id}  received ${item.receivedAt}  ${item.state ?? '(metadata unreadable)'}\n`);
+          for (const file of plan.stray) process.stdout.write(`would remove leftover ${file}\n`);
+          process.stdout.write(`dry run: ${plan.expired.length} messages older than ${days} days in ${store.dir}; run with --yes to remove them\n`);
+          return EXIT.ok;
+        }
+        const { removed, skipped } = await executePurge(store, plan, operator);
+        for (const id of removed) process.stdout.write(`removed ${id}\n`);
+        for (const s of skipped) process.stderr.write(`mailmoat quarantine: kept ${s.id}: ${s.reason}\n`);
+        process.stdout.write(`purged ${removed.length} messages older than ${days} days from ${store.dir}${plan.stray.length ? ` and ${plan.stray.length} leftover files` : ''}\n`);
+        return skipped.length ? EXIT.refused : EXIT.ok;
+      }),
+    );
+}
+
+function headerFields(bytes: Buffer): { name: string; value: string }[] {
+  const head = bytes.subarray(0, 256 * 1024).toString('utf8');
+  const end = head.search(/\r?\n\r?\n/);
+  return parseHeaderBlock(end === -1 ? head : head.slice(0, end));
+}
+
+async function formatAttachments(bytes: Buffer, meta: QuarantineMetadata): Promise<string> {
+  const parsed = await simpleParser(bytes, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  const lines = [`attachments (${parsed.attachments.length}):`];
+  const claimed = new Set<number>();
+  for (const a of parsed.attachments) {
+    const name = a.filename ?? '(unnamed)';
+    const sha = createHash('sha256').update(a.content).digest('hex');
+    lines.push(`  ${escapeControl(name)}  ${escapeControl(a.contentType)}  ${a.size} bytes  sha256 ${sha}`);
+    meta.findings.forEach((f, i) => {
+      if (f.part === undefined || !(f.part === name || f.part.startsWith(`${name} > `) || f.part.startsWith(`${name}>`))) return;
+      claimed.add(i);
+      lines.push(`    ${f.symbol} (${f.score})${f.part !== name ? ` in ${escapeControl(f.part)}` : ''}${f.detail ? `: ${escapeControl(f.detail)}` : ''}`);
+    });
+  }
+  const rest = meta.findings.filter((_f, i) => !claimed.has(i));
+  if (rest.length) {
+    lines.push('  (message as a whole)');
+    for (const f of rest) lines.push(`    ${f.symbol} (${f.score})${f.part ? ` in ${escapeControl(f.part)}` : ''}${f.detail ? `: ${escapeControl(f.detail)}` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
