@@ -8,7 +8,8 @@ import { MailParser } from 'mailparser';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
 import type { HeaderField } from './message.js';
-import { findPasswords, scanAttachment } from './office/index.js';
+import { findPasswords } from './office/index.js';
+import { scanAttachmentOffThread as scanAttachment } from './office/pool.js';
 import { OFFICE_SYMBOLS, type OfficeLimits } from './office/types.js';
 
 /** Whether the message can hold attachments at all: a plain text or HTML body cannot. */

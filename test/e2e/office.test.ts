@@ -105,3 +105,25 @@ describe('office documents through SMTP', function () {
     assert.equal(log.verdict, 'relay');
   });
 });
+
+describe('office scans and the event loop', function () {
+  it('a slow scan (expensive decryption) does not hold up other clients', async () => {
+    const { buildAgileEncrypted } = await import('../fixtures/office/ole-builders.js');
+    // 400,000 SHA-512 rounds per password tried, and no password will fit
+    const slow = buildAgileEncrypted(await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb() }), 'not-guessable', 400_000);
+    const sink = await startSink();
+    const gw = await startGateway(sink.port, [`quarantine.dir=${mkdtempSync(path.join(tmpdir(), 'mailmoat-slow-'))}`]);
+    try {
+      const order: string[] = [];
+      const heavy = transaction(gw.port, MAIL, [RCPT], await emailWith([{ filename: 'locked.docx', content: slow }])).then((r) => order.push(`heavy ${text(r.data)}`));
+      await new Promise((r) => setTimeout(r, 100));
+      const light = transaction(gw.port, MAIL, [RCPT], await emailWith([{ filename: 'report.docx', content: await buildDocx() }])).then((r) => order.push(`light ${text(r.data)}`));
+      await Promise.all([heavy, light]);
+      assert.match(order[0]!, /^light 250 2\.0\.0 Ok: queued as/);
+      assert.match(order[1]!, /^heavy 250 2\.0\.0 Ok: quarantined as/);
+    } finally {
+      await gw.close();
+      await sink.close();
+    }
+  });
+});
