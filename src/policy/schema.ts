@@ -118,6 +118,15 @@ export type PolicyException = z.infer<typeof exception>;
 
 export const policySchema = z.strictObject({
   listen: z.strictObject({ ...hostPort }).prefault({ host: '127.0.0.1', port: 10025 }),
+  smtp: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+  milter: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      listen: z.string().regex(MILTER_LISTEN, 'inet:HOST:PORT or unix:/path, e.g. inet:127.0.0.1:10028').default('inet:127.0.0.1:10028'),
+      quarantine: z.enum(['ours', 'mta-hold']).default('ours'),
+      progressInterval: duration.default(10_000),
+    })
+    .prefault({}),
   hostname: z.string().min(1).default('mailmoat.localdomain'),
   tls: z
     .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
@@ -213,15 +222,6 @@ export const policySchema = z.strictObject({
         .strictObject({
           tag: z.number().nullable().default(null),
           quarantine: z.number().nullable().default(null),
-  smtp: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
-  milter: z
-    .strictObject({
-      enabled: z.boolean().default(false),
-      listen: z.string().regex(MILTER_LISTEN, 'inet:HOST:PORT or unix:/path, e.g. inet:127.0.0.1:10028').default('inet:127.0.0.1:10028'),
-      quarantine: z.enum(['ours', 'mta-hold']).default('ours'),
-      progressInterval: duration.default(10_000),
-    })
-    .prefault({}),
           defer: z.number().nullable().default(null),
           reject: z.number().nullable().default(null),
         })
