@@ -2,6 +2,9 @@
 // The SMTP proxy (src/gateway/) and the milter (src/milter/) both call these, so a message gets the
 // same findings and the same verdict whichever way it arrived.
 import { inspect } from './inspect/index.js';
+import { parseMessage } from './inspect/message.js';
+import { rememberRelayed as rememberInThread } from './inspect/spoof/index.js';
+import { threadMemoryFor } from './state/thread-memory.js';
 import type { Logger } from './observe/log.js';
 import type { Policy } from './policy/schema.js';
 import { QuarantineStore, type QuarantineMetadata } from './quarantine/store.js';
@@ -26,10 +29,19 @@ export interface Services {
   log: Logger;
 }
 
-export async function judge(spool: Spool, facts: MessageFacts): Promise<Verdict> {
+export async function judge(spool: Spool, facts: MessageFacts, services?: Services): Promise<Verdict> {
   const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
-  const { findings } = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy);
+  const { findings } = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy, services ? { state: services.state } : {});
   return decide(findings, facts.policy, envelope);
+}
+
+/** After the downstream accepted a message: what the thread memory learns from it (outbound threads, inbound bindings). */
+export async function rememberRelayed(spool: Spool, facts: MessageFacts, verdict: Verdict, services?: Services): Promise<void> {
+  if (!services || !facts.policy.spoof.enabled) return;
+  const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
+  const message = await parseMessage(spool, { id: facts.id, envelope, client: facts.client });
+  const memory = threadMemoryFor(services.state, facts.policy.spoof.keyPrefix);
+  await rememberInThread(message.headers, { id: facts.id, envelope, client: facts.client, policy: facts.policy }, verdict.findings, memory, services.log);
 }
 
 export class QuarantineWriteError extends Error {

@@ -64,7 +64,7 @@ Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages i
 /** One gateway process (the only one, or a worker): serve, reload, drain on SIGTERM. */
 async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   const state = await openState(holder.policy.state, log);
-  const gateway = new Gateway(holder, log);
+  const gateway = new Gateway(holder, log, { state, log });
   const { listen, downstream, tls } = holder.policy;
   const address = await gateway.listen(listen.host, listen.port);
   log.info(

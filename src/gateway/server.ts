@@ -12,7 +12,7 @@ import type { Policy } from '../policy/schema.js';
 import { parseCidr } from '../policy/schema.js';
 import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
-import { judge, quarantineMessage, QuarantineWriteError, verdictHeader, type MessageFacts } from '../pipeline.js';
+import { judge, quarantineMessage, QuarantineWriteError, rememberRelayed, verdictHeader, type MessageFacts, type Services } from '../pipeline.js';
 import type { Verdict } from '../verdict.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
 import { Spool } from './spool.js';
@@ -35,6 +35,8 @@ export class Gateway {
   constructor(
     private readonly source: PolicySource,
     private readonly log: Logger,
+    /** shared state for the analyzers (thread memory, rates); without it they run stateless */
+    private readonly services?: Services,
   ) {
     applySmtpServerPatches();
     const policy = source.policy;
@@ -176,7 +178,7 @@ export class Gateway {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }
       const facts = this.facts(tx, session);
-      verdict = await judge(spool, facts);
+      verdict = await judge(spool, facts, this.services);
       if (verdict.action === 'reject') throw new SmtpError(550, `5.7.1 Message rejected by policy [${tx.id}]`);
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
       if (verdict.action === 'quarantine') {
@@ -188,6 +190,7 @@ export class Gateway {
       }
       downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
       if (downstreamReply.code >= 300) throw mirror(downstreamReply);
+      await rememberRelayed(spool, facts, verdict, this.services); // never throws; one memory round trip
       tx.downstream!.finish();
       tx.done = true;
       cb(null, downstreamReply.lines.join(' '));

@@ -33,7 +33,13 @@ interface Attachment {
 
 /** Scans every attachment of a message (raw bytes as a stream); returns the findings. */
 export async function scanMessageParts(source: Readable, policy: Policy): Promise<Finding[]> {
+  return (await parseMessageParts(source, policy)).findings;
+}
+
+/** The one MIME pass: attachment findings, and the decoded body (text, HTML) for the reply-chain checks. */
+export async function parseMessageParts(source: Readable, policy: Policy): Promise<{ findings: Finding[]; text?: string; html?: string }> {
   const limits = officeLimits(policy);
+  const body: { text?: string; html?: string } = {};
   const attachments: Attachment[] = [];
   let text = '';
   const findings: Finding[] = [];
@@ -42,6 +48,8 @@ export async function scanMessageParts(source: Readable, policy: Policy): Promis
     objectMode: true,
     write(part: { type: string; content?: Readable; release?: () => void; filename?: string; contentType?: string; text?: string; html?: string | false }, _enc, done) {
       if (part.type === 'text') {
+        if (part.text) body.text = part.text;
+        if (typeof part.html === 'string') body.html = part.html;
         text = [part.text ?? '', typeof part.html === 'string' ? part.html.replace(/<[^>]+>/g, ' ') : ''].join('\n');
         return done();
       }
@@ -68,7 +76,7 @@ export async function scanMessageParts(source: Readable, policy: Policy): Promis
     const found = passwords.length ? await scanAttachment(attachment.bytes, attachment.filename, attachment.contentType, passwords, limits) : attachment.findings;
     findings.push(...found);
   }
-  return findings;
+  return { findings, ...body };
 }
 
 function isLocked(f: Finding): boolean {

@@ -29,6 +29,9 @@ export interface InspectedMessage {
   headers: HeaderField[];
   /** the header block did not end within MAX_HEADER_BYTES */
   headerTruncated: boolean;
+  /** decoded body text and HTML, when the MIME pass ran (attachments possible, or a reply/forward) */
+  text?: string;
+  html?: string;
 }
 
 /** Header blocks larger than this are read only this far (Postfix's header_size_limit is 100 KB). */

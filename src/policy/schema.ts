@@ -206,6 +206,8 @@ export const policySchema = z.strictObject({
           header: z.string().regex(/^[!-9;-~]+$/, 'a header field name such as X-Mailmoat-Released').nullable().default('X-Mailmoat-Released'),
         })
         .prefault({}),
+    })
+    .prefault({}),
   office: z
     .strictObject({
       maxDepth: z.number().int().min(1).max(64).default(8),

@@ -1,0 +1,228 @@
+// Thread and correspondent memory for the reply-chain checks: who took part in the threads the
+// organisation sent (Message-ID → sender and recipients), which addresses a display name has been
+// seen with, which organisational domains and addresses the organisation corresponds with.
+// Two backends with one contract (test/unit/spoof-memory.test.ts runs the same suite on both):
+// Redis (every gateway node shares it; one pipelined round trip per lookup and one per update,
+// hashed keys, every key with a TTL) and the embedded in-memory twin (bounded by entry count).
+import { createHash } from 'node:crypto';
+import type { RedisClient, StateBackend } from './index.js';
+
+export interface ThreadPerson {
+  /** lower-case address */
+  address: string;
+  /** normalised display name ('' when none) */
+  name: string;
+}
+
+export interface ThreadRecord {
+  /** who sent the remembered message */
+  from: ThreadPerson;
+  /** its envelope and header recipients (To, Cc, Bcc) */
+  to: ThreadPerson[];
+  /** when it was relayed (ms since epoch) */
+  at: number;
+}
+
+export interface MemoryLookup {
+  /** Message-IDs the inbound message refers to (In-Reply-To, References), without <> */
+  messageIds: string[];
+  /** the sender's normalised display name ('' to skip) */
+  name: string;
+  /** the sender's address */
+  address: string;
+  /** the sender's organisational domain */
+  domain: string;
+}
+
+export interface MemoryFacts {
+  /** the remembered threads among messageIds */
+  threads: ThreadRecord[];
+  /** addresses seen with the sender's display name */
+  nameAddresses: string[];
+  /** the sender's address has been seen as a correspondent */
+  addressKnown: boolean;
+  /** the sender's organisational domain has been seen as a correspondent */
+  domainKnown: boolean;
+}
+
+export interface MemoryUpdate {
+  threads: { messageId: string; record: ThreadRecord }[];
+  /** display name ↔ address bindings to learn */
+  bindings: ThreadPerson[];
+  /** correspondent addresses and their organisational domains */
+  addresses: string[];
+  domains: string[];
+}
+
+export interface ThreadMemory {
+  lookup(query: MemoryLookup): Promise<MemoryFacts>;
+  update(update: MemoryUpdate, ttlMs: number): Promise<void>;
+}
+
+export class ThreadMemoryUnavailable extends Error {
+  override name = 'ThreadMemoryUnavailable';
+}
+
+/** Key material is hashed: no addresses or names in clear in Redis, fixed key length. */
+export function hashKey(kind: string, value: string): string {
+  return `${kind}:${createHash('sha256').update(value).digest('base64url').slice(0, 22)}`;
+}
+
+/** At most this many referenced Message-IDs are looked up (the nearest ones: In-Reply-To, last References). */
+export const MAX_LOOKUP_IDS = 20;
+/** Addresses kept per display name. */
+export const MAX_NAME_ADDRESSES = 32;
+
+function ids(query: MemoryLookup): string[] {
+  return [...new Set(query.messageIds.map((id) => id.trim().toLowerCase()).filter(Boolean))].slice(0, MAX_LOOKUP_IDS);
+}
+
+function parseRecord(value: string | null | undefined): ThreadRecord | null {
+  if (!value) return null;
+  try {
+    const r = JSON.parse(value) as ThreadRecord;
+    return r && r.from && Array.isArray(r.to) ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+export class RedisThreadMemory implements ThreadMemory {
+  constructor(
+    private readonly redis: RedisClient,
+    /** one hash tag for all keys: a pipeline's keys share a slot on Redis Cluster */
+    private readonly prefix = '{mailmoat:thread}:',
+    private readonly timeoutMs = 1000,
+  ) {}
+
+  private key(kind: string, value: string): string {
+    return this.prefix + hashKey(kind, value);
+  }
+
+  async lookup(query: MemoryLookup): Promise<MemoryFacts> {
+    const messageIds = ids(query);
+    const p = this.redis.pipeline();
+    for (const id of messageIds) p.get(this.key('t', id));
+    if (query.name) p.hkeys(this.key('n', query.name));
+    p.exists(this.key('a', query.address.toLowerCase()));
+    p.exists(this.key('d', query.domain.toLowerCase()));
+    const results = await this.run(() => p.exec());
+    const values = results.map(([err, value]) => {
+      if (err) throw new ThreadMemoryUnavailable(err.message);
+      return value;
+    });
+    const threads = values.slice(0, messageIds.length).map((v) => parseRecord(v as string | null)).filter((r): r is ThreadRecord => !!r);
+    let i = messageIds.length;
+    const nameAddresses = query.name ? ((values[i++] as string[]) ?? []) : [];
+    const addressKnown = values[i++] === 1;
+    const domainKnown = values[i++] === 1;
+    return { threads, nameAddresses, addressKnown, domainKnown };
+  }
+
+  async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
+    const p = this.redis.pipeline();
+    const now = Date.now();
+    for (const { messageId, record } of update.threads) p.set(this.key('t', messageId.trim().toLowerCase()), JSON.stringify(record), 'PX', ttlMs);
+    for (const { name, address } of update.bindings) {
+      if (!name || !address) continue;
+      const key = this.key('n', name);
+      p.hset(key, address.toLowerCase(), now);
+      p.pexpire(key, ttlMs);
+    }
+    for (const a of new Set(update.addresses.map((x) => x.toLowerCase()))) p.set(this.key('a', a), '1', 'PX', ttlMs);
+    for (const d of new Set(update.domains.map((x) => x.toLowerCase()))) p.set(this.key('d', d), '1', 'PX', ttlMs);
+    if (!p.length) return;
+    const results = await this.run(() => p.exec());
+    const failed = results.find(([err]) => err);
+    if (failed) throw new ThreadMemoryUnavailable(failed[0]!.message);
+  }
+
+  /** A pipeline that cannot run (Redis down, offline queue off) or takes too long is "unavailable". */
+  private async run(exec: () => Promise<[Error | null, unknown][] | null>): Promise<[Error | null, unknown][]> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        exec(),
+        new Promise<never>((_r, reject) => {
+          timer = setTimeout(() => reject(new ThreadMemoryUnavailable(`redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+        }),
+      ]);
+      if (!result) throw new ThreadMemoryUnavailable('redis pipeline returned nothing');
+      return result;
+    } catch (err) {
+      throw err instanceof ThreadMemoryUnavailable ? err : new ThreadMemoryUnavailable((err as Error).message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The embedded twin: the same contract in process memory, bounded to maxEntries keys (oldest dropped first). */
+export class MemoryThreadMemory implements ThreadMemory {
+  private readonly entries = new Map<string, { expires: number; value: string | Map<string, number> }>();
+
+  constructor(
+    private readonly maxEntries = 200_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get(key: string) {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.expires <= this.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+
+  private set(key: string, value: string | Map<string, number>, ttlMs: number): void {
+    this.entries.delete(key); // re-insert: Map order is the eviction order
+    this.entries.set(key, { expires: this.now() + ttlMs, value });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  async lookup(query: MemoryLookup): Promise<MemoryFacts> {
+    const threads = ids(query)
+      .map((id) => parseRecord(this.get(hashKey('t', id)) as string | undefined))
+      .filter((r): r is ThreadRecord => !!r);
+    const names = query.name ? this.get(hashKey('n', query.name)) : undefined;
+    return {
+      threads,
+      nameAddresses: names instanceof Map ? [...names.keys()] : [],
+      addressKnown: this.get(hashKey('a', query.address.toLowerCase())) !== undefined,
+      domainKnown: this.get(hashKey('d', query.domain.toLowerCase())) !== undefined,
+    };
+  }
+
+  async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
+    const now = this.now();
+    for (const { messageId, record } of update.threads) this.set(hashKey('t', messageId.trim().toLowerCase()), JSON.stringify(record), ttlMs);
+    for (const { name, address } of update.bindings) {
+      if (!name || !address) continue;
+      const key = hashKey('n', name);
+      const existing = this.get(key);
+      const map = existing instanceof Map ? existing : new Map<string, number>();
+      map.set(address.toLowerCase(), now);
+      while (map.size > MAX_NAME_ADDRESSES) map.delete(map.keys().next().value!);
+      this.set(key, map, ttlMs);
+    }
+    for (const a of update.addresses) this.set(hashKey('a', a.toLowerCase()), '1', ttlMs);
+    for (const d of update.domains) this.set(hashKey('d', d.toLowerCase()), '1', ttlMs);
+  }
+}
+
+const embedded = new WeakMap<StateBackend, Map<string, ThreadMemory>>();
+
+/** The thread memory of a state backend: one embedded twin per in-memory backend, or Redis under `prefix`. */
+export function threadMemoryFor(state: StateBackend, prefix = '{mailmoat:thread}:'): ThreadMemory {
+  let byPrefix = embedded.get(state);
+  if (!byPrefix) embedded.set(state, (byPrefix = new Map()));
+  const key = state.kind === 'redis' ? prefix : '';
+  let memory = byPrefix.get(key);
+  if (!memory) {
+    memory = state.kind === 'redis' ? new RedisThreadMemory(state.redis, prefix) : new MemoryThreadMemory();
+    byPrefix.set(key, memory);
+  }
+  return memory;
+}
