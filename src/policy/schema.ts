@@ -143,6 +143,66 @@ const exception = z.strictObject({
 });
 export type PolicyException = z.infer<typeof exception>;
 
+/** Outbound sender rates (src/rate/): what is counted per sender and what happens past a limit. */
+export const RATE_METRICS = ['messages', 'externalRecipients', 'office', 'fromMismatch', 'macro', 'spoof'] as const;
+export type RateMetric = (typeof RATE_METRICS)[number];
+/** alert: log line (+ webhook) only; suspend: hold the sender until `mailmoat sender unsuspend` */
+export const RATE_ACTIONS = ['alert', 'tag', 'quarantine', 'defer', 'suspend'] as const;
+export type RateAction = (typeof RATE_ACTIONS)[number];
+const rateThreshold = z.strictObject({
+  metric: z.enum(RATE_METRICS),
+  window: duration,
+  /** the message that takes the count past this fires (limit 20: the 21st) */
+  limit: z.number().int().min(0),
+  action: z.enum(RATE_ACTIONS),
+  description: z.string().optional(),
+});
+export type RateThreshold = z.infer<typeof rateThreshold>;
+const rateSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    keys: z.array(z.enum(['envelopeSender', 'headerFrom', 'clientIp'])).min(1).prefault(['envelopeSender', 'headerFrom']),
+    windows: z.array(duration.refine((ms) => ms >= 100, 'at least 100ms')).min(1).max(8).prefault(['10m', '1h', '24h']),
+    distinctCap: z.number().int().min(1).default(1000),
+    keyPrefix: z.string().default('mailmoat:rate:'),
+    thresholds: z.array(rateThreshold).prefault([
+      { metric: 'office', window: '1h', limit: 20, action: 'quarantine' },
+      { metric: 'externalRecipients', window: '1h', limit: 200, action: 'alert' },
+      { metric: 'fromMismatch', window: '1h', limit: 10, action: 'alert' },
+      { metric: 'macro', window: '24h', limit: 3, action: 'alert' },
+    ]),
+    baseline: z
+      .strictObject({
+        action: z.enum(RATE_ACTIONS).nullable().default('alert'),
+        period: duration.default(3_600_000),
+        halfLife: duration.default(7 * 86_400_000),
+        factor: z.number().min(1).default(5),
+        floor: z.number().int().min(0).default(50),
+      })
+      .prefault({}),
+    suspend: z
+      .strictObject({
+        action: z.enum(['defer', 'quarantine']).default('defer'),
+        ttl: duration.default(30 * 86_400_000),
+      })
+      .prefault({}),
+    alert: z
+      .strictObject({
+        webhook: z.string().regex(/^https?:\/\//, 'an http:// or https:// URL').nullable().default(null),
+        timeout: duration.default(2000),
+      })
+      .prefault({}),
+    admin: z.strictObject({ socket: z.string().min(1).nullable().default(null) }).prefault({}),
+  })
+  .superRefine((rate, ctx) => {
+    rate.thresholds.forEach((t, i) => {
+      if (!rate.windows.includes(t.window)) {
+        ctx.addIssue({ code: 'custom', path: ['thresholds', i, 'window'], message: 'not one of rate.windows' });
+      }
+    });
+  })
+  .prefault({});
+
 export const policySchema = z.strictObject({
   listen: z.strictObject({ ...hostPort }).prefault({ host: '127.0.0.1', port: 10025 }),
   smtp: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
@@ -196,11 +256,21 @@ export const policySchema = z.strictObject({
   state: z
     .discriminatedUnion('backend', [
       z.strictObject({ backend: z.literal('memory') }),
-      z.strictObject({
-        backend: z.literal('redis'),
-        url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL'),
-        failMode: z.enum(['open', 'closed']).default('open'),
-      }),
+      z
+        .strictObject({
+          backend: z.literal('redis'),
+          url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL'),
+          failMode: z.enum(['open', 'closed']).default('open'),
+          /** each Redis command's bound: past it the command fails (fail mode), never a hang */
+          commandTimeout: duration.default(500),
+          /** Sentinel: `host:port` of the sentinels; the URL then gives password, db and TLS */
+          sentinels: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'host:port')).default([]),
+          /** the master name the sentinels watch */
+          sentinelName: z.string().min(1).default('mymaster'),
+          /** Cluster: `host:port` of some cluster nodes; the URL then gives password and TLS */
+          cluster: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'host:port')).default([]),
+        })
+        .refine((s) => !(s.sentinels.length && s.cluster.length), 'either sentinels or cluster, not both'),
     ])
     .prefault({ backend: 'memory' }),
   spool: z
@@ -270,6 +340,7 @@ export const policySchema = z.strictObject({
       exceptions: z.array(exception).default([]),
     })
     .prefault({}),
+  rate: rateSchema,
   spoof: spoofSchema,
   log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
 });
