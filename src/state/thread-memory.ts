@@ -5,7 +5,10 @@
 // Redis (every gateway node shares it; one pipelined round trip per lookup and one per update,
 // hashed keys, every key with a TTL) and the embedded in-memory twin (bounded by entry count).
 import { createHash } from 'node:crypto';
-import type { RedisClient, StateBackend } from './index.js';
+import type { StateBackend } from './index.js';
+
+/** The backend's Redis client (standalone, Sentinel or Cluster). */
+type RedisClient = Extract<StateBackend, { kind: 'redis' }>['redis'];
 
 export interface ThreadPerson {
   /** lower-case address */
