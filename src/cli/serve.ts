@@ -1,6 +1,8 @@
 // `mailmoat serve`: runs the gateway with a policy file, reloads it on change and SIGHUP, drains on SIGTERM.
 import type { Command } from 'commander';
 import { Gateway } from '../gateway/server.js';
+import { MilterServer } from '../milter/server.js';
+import { closeScanPool } from '../inspect/office/pool.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
 import { PolicyHolder } from '../policy/watch.js';
@@ -37,6 +39,7 @@ Examples:
   mailmoat serve                                   # policies/default.yaml: 127.0.0.1:10025 -> 127.0.0.1:10026
   mailmoat serve --policy /etc/mailmoat/policy.yaml
   mailmoat serve --listen 0.0.0.0:25 --downstream mta.internal:25 --set limits.maxMessageSize=50MB
+  mailmoat serve --set milter.enabled=true --set smtp.enabled=false   # only the milter (Postfix smtpd_milters)
 
 Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages in flight, exits 0.`,
     )
@@ -64,18 +67,35 @@ Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages i
 /** One gateway process (the only one, or a worker): serve, reload, drain on SIGTERM. */
 async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   const state = await openState(holder.policy.state, log);
-  const gateway = new Gateway(holder, log, { state, log });
-  const { listen, downstream, tls } = holder.policy;
-  const address = await gateway.listen(listen.host, listen.port);
-  log.info(
-    { event: 'listening', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
-    'mailmoat gateway ready',
-  );
+  const { listen, downstream, tls, smtp, milter: milterPolicy } = holder.policy;
+  if (!smtp.enabled && !milterPolicy.enabled) {
+    log.error({ event: 'nothing_to_serve' }, 'smtp.enabled and milter.enabled are both false: nothing to serve');
+    await closeState(state);
+    process.exitCode = 1;
+    return;
+  }
+  // the SMTP proxy and the milter: either or both, onto the same pipeline
+  const gateway = smtp.enabled ? new Gateway(holder, log, { state, log }) : undefined;
+  if (gateway) {
+    const address = await gateway.listen(listen.host, listen.port);
+    log.info(
+      { event: 'listening', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
+      'mailmoat gateway ready',
+    );
+  }
+  const milter = milterPolicy.enabled ? new MilterServer(holder, log, { services: { state, log } }) : undefined;
+  if (milter) {
+    const address = await milter.listen(milterPolicy.listen);
+    log.info({ event: 'listening', front: 'milter', milter: address, version: holder.version }, 'mailmoat milter ready');
+  }
   holder.onChange(({ policy }) => {
     log.level = policy.log.level;
-    gateway.applyPolicy(policy);
+    gateway?.applyPolicy(policy);
     if (policy.listen.host !== listen.host || policy.listen.port !== listen.port || JSON.stringify(policy.tls) !== JSON.stringify(tls)) {
       log.warn({ event: 'policy_needs_restart', keys: ['listen', 'tls'] }, 'listen and tls changes take effect after a restart');
+    }
+    if (policy.smtp.enabled !== smtp.enabled || policy.milter.enabled !== milterPolicy.enabled || policy.milter.listen !== milterPolicy.listen) {
+      log.warn({ event: 'policy_needs_restart', keys: ['smtp.enabled', 'milter.enabled', 'milter.listen'] }, 'front-end changes take effect after a restart');
     }
   });
   holder.watch();
@@ -84,9 +104,10 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ event: 'draining', signal, inFlight: gateway.activeTransactions }, 'stopping: finishing messages in flight');
+    log.info({ event: 'draining', signal, inFlight: (gateway?.activeTransactions ?? 0) + (milter?.activeMessages ?? 0) }, 'stopping: finishing messages in flight');
     holder.close();
-    await gateway.drain();
+    await Promise.all([gateway?.drain(), milter?.drain()]);
+    await closeScanPool();
     await closeState(state);
     log.info({ event: 'stopped' }, 'stopped');
     log.flush();

@@ -5,6 +5,7 @@
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../observe/log.js';
+import type { Services } from '../pipeline.js';
 import { DEFAULT_MAX_PACKET, PacketReader } from './codec.js';
 import { MilterSession, type EnvelopeHooks, type PolicySource } from './session.js';
 
@@ -26,6 +27,8 @@ export interface MilterServerOptions {
   hooks?: EnvelopeHooks;
   /** cap on one incoming packet (default 1 MiB) */
   maxPacket?: number;
+  /** shared state for the analyzers, as the SMTP front end gets it */
+  services?: Services;
 }
 
 export class MilterServer {
@@ -35,6 +38,7 @@ export class MilterServer {
   private unixPath: string | undefined;
   private readonly hooks: EnvelopeHooks;
   private readonly maxPacket: number;
+  private readonly services: Services | undefined;
 
   constructor(
     private readonly source: PolicySource,
@@ -43,6 +47,7 @@ export class MilterServer {
   ) {
     this.hooks = options.hooks ?? {};
     this.maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET;
+    this.services = options.services;
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ event: 'milter_error', front: 'milter', err: err.message }, 'milter listener error'));
   }
@@ -97,7 +102,7 @@ export class MilterServer {
     }
     socket.setNoDelay(true);
     const reader = new PacketReader(this.maxPacket);
-    const session = new MilterSession(socket, { source: this.source, log: this.log, hooks: this.hooks, maxPacket: this.maxPacket });
+    const session = new MilterSession(socket, { source: this.source, log: this.log, hooks: this.hooks, maxPacket: this.maxPacket, services: this.services });
     this.sessions.add(session);
     socket.on('data', (chunk: Buffer) => {
       try {

@@ -12,7 +12,7 @@ import { finished } from 'node:stream/promises';
 import { Spool } from '../gateway/spool.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
-import { judge, quarantineMessage, QuarantineWriteError, verdictHeader, type MessageFacts } from '../pipeline.js';
+import { judge, quarantineMessage, QuarantineWriteError, rememberRelayed, verdictHeader, type MessageFacts, type Services } from '../pipeline.js';
 import type { Policy } from '../policy/schema.js';
 import type { Verdict } from '../verdict.js';
 import {
@@ -108,6 +108,8 @@ export interface SessionOptions {
   log: Logger;
   hooks: EnvelopeHooks;
   maxPacket: number;
+  /** shared state for the analyzers (thread memory, rates); the same object the SMTP front end gets */
+  services?: Services;
 }
 
 export class MilterSession {
@@ -475,7 +477,7 @@ export class MilterSession {
         reply = replyText(452, '4.5.3', `Too many recipients [${message.id}]`);
       } else {
         const facts = this.facts(message);
-        verdict = await this.withProgress(() => judge(spool, facts), policy);
+        verdict = await this.withProgress(() => judge(spool, facts, this.options.services), policy);
         if (verdict.action === 'reject') reply = replyText(550, '5.7.1', `Message rejected by policy [${message.id}]`);
         else if (verdict.action === 'defer') reply = replyText(451, '4.7.1', `Message deferred by policy, try again later [${message.id}]`);
         else if (verdict.action === 'quarantine' && policy.milter.quarantine === 'ours') {
@@ -518,7 +520,11 @@ export class MilterSession {
       given = quarantined === 'mta-hold' ? 'hold (MTA quarantine), continue' : packets.length ? 'continue (header added)' : 'continue';
     }
     this.logMessage(message, verdict, given, quarantined);
-    this.dropMessage();
+    if (verdict && !reply && quarantined === undefined) {
+      // relayed: Postfix delivers it; what the thread memory learns from it (never throws)
+      await rememberRelayed(spool, this.facts(message), verdict, this.options.services);
+    }
+    if (this.message === message) this.dropMessage();
   }
 
   private facts(message: Message): MessageFacts {

@@ -187,3 +187,44 @@ export function show(p: Packet): string {
   }
   return `${cmd} ${p.data.toString('latin1').replace(/\0$/, '')}`;
 }
+
+/**
+ * A whole message as Postfix's cleanup would send it: one HEADER per header (folded lines joined
+ * with LF, the space after the colon kept with leadingSpace), EOH, BODY chunks of `chunk` bytes.
+ */
+export function messagePackets(raw: Buffer, opts: { leadingSpace?: boolean; chunk?: number } = {}): Buffer[] {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = split < 0 ? raw.toString('latin1') : raw.subarray(0, split).toString('latin1');
+  const body = split < 0 ? Buffer.alloc(0) : raw.subarray(split + 4);
+  const out: Buffer[] = [];
+  const fields: string[] = [];
+  for (const line of head.split('\r\n')) {
+    if (/^[ \t]/.test(line) && fields.length) fields[fields.length - 1] += '\n' + line;
+    else fields.push(line);
+  }
+  for (const field of fields) {
+    const colon = field.indexOf(':');
+    const name = field.slice(0, colon);
+    let value = field.slice(colon + 1);
+    if (!opts.leadingSpace && value.startsWith(' ')) value = value.slice(1);
+    out.push(packet('L', z(Buffer.from(name, 'latin1'), Buffer.from(value, 'latin1'))));
+  }
+  out.push(packet('N'));
+  const size = opts.chunk ?? 65535;
+  for (let i = 0; i < body.length; i += size) out.push(packet('B', body.subarray(i, i + size)));
+  return out;
+}
+
+/** CONNECT, HELO, MAIL, RCPTs, DATA as Postfix sends them (with its macros). */
+export function envelopePackets(from = '<alice@internal.test>', rcpts = ['<bob@outside.test>'], helo = 'client.test'): Buffer[] {
+  return [
+    macro('C', 'j', 'mx.test.local', '{daemon_name}', 'mx.test.local', '{client_addr}', '127.0.0.1'),
+    connectPacket('localhost', '127.0.0.1', 40000),
+    macro('H'),
+    packet('H', z(helo)),
+    macro('M', 'i', 'QID1', '{mail_addr}', from.replace(/[<>]/g, '')),
+    packet('M', z(from, 'SIZE=1000')),
+    ...rcpts.flatMap((r) => [macro('R', 'i', 'QID1', '{rcpt_addr}', r.replace(/[<>]/g, '')), packet('R', z(r))]),
+    packet('T'),
+  ];
+}
