@@ -232,8 +232,10 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
         );
       }
     }
+    // a known name on a new address: in a reply, sent directly (list mail carries many people's many addresses)
     const known = facts.nameAddresses.filter((a) => a !== from.address);
-    if (known.length && !facts.nameAddresses.includes(from.address) && !known.some((a) => orgOf(a) === fromOrg) && !facts.addressKnown) {
+    const direct = !listEvidence(headers, mailFrom, from.address, auth);
+    if (isReply && direct && known.length && !facts.nameAddresses.includes(from.address) && !known.some((a) => orgOf(a) === fromOrg) && !facts.addressKnown) {
       if (!signals.some((s) => s.symbol === 'SPOOF_THREAD_IMPERSONATION')) {
         signals.push({ symbol: 'SPOOF_KNOWN_NAME_NEW_ADDRESS', detail: `"${from.name}" is known as ${known.slice(0, 3).join(', ')}; now from new address ${from.address}` });
       }
@@ -245,8 +247,10 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   if (positive) {
     const risky = input.findings.find((f) => /^(OFFICE_|ARCHIVE_ENCRYPTED|ARCHIVE_LIMIT)/.test(f.symbol) && f.symbol !== 'OFFICE_CORRUPT');
     if (risky) signals.push({ symbol: 'SPOOF_CONTEXT_MACRO', detail: `next to ${risky.symbol}` });
-    const passwords = input.text ? findPasswords(input.text) : [];
-    if (passwords.length) signals.push({ symbol: 'SPOOF_CONTEXT_PASSWORD', detail: 'the body gives a password' });
+    // a password in the body matters next to an attachment it could open
+    const attached = /^\s*multipart\/(mixed|related)/i.test(header(headers, 'content-type') ?? '') || input.findings.some((f) => /^(OFFICE_|ARCHIVE_|TYPE_MISMATCH)/.test(f.symbol));
+    const passwords = attached && input.text ? findPasswords(input.text) : [];
+    if (passwords.length) signals.push({ symbol: 'SPOOF_CONTEXT_PASSWORD', detail: 'the body gives a password for an attachment' });
     if (facts && fromOrg && !facts.domainKnown && !isInternalDomain(policy, domainOf(from.address))) {
       signals.push({ symbol: 'SPOOF_CONTEXT_NEW_DOMAIN', detail: `first message from ${fromOrg}` });
     }
@@ -323,6 +327,8 @@ export function learnFromRelayed(
   }
   const suspicious = findings.some((f) => !f.excepted && f.score > 0 && (f.symbol.startsWith('SPOOF_') || f.symbol.startsWith('AUTH_')));
   if (suspicious || !from.address) return null;
+  // list and forwarded mail teaches nothing about who the organisation corresponds with
+  if (listEvidence(headers, envelope.mailFrom.toLowerCase(), from.address, null)) return null;
   const sender = person(from);
   const org = orgOf(from.address);
   return {
