@@ -1,0 +1,145 @@
+// Interop with a real Postfix: a private instance on loopback with smtpd_milters pointing at
+// Mailmoat's milter, relaying to a recording next hop. What an admin gets with the milter set-up:
+// clean mail delivered with the verdict header, a macro document quarantined by us (and releasable
+// from the CLI), a rejection in the SMTP session, and a milter that keeps serving after a client
+// vanishes mid-message or a peer sends junk. Needs Postfix (Debian package postfix) and root.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect, text, transaction } from '../helpers/client.js';
+import { defaultPolicyFile, repoRoot } from '../helpers/gateway.js';
+import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/milter-postfix.js';
+import { startMilter, type RunningMilter } from '../helpers/milter-server.js';
+import { startSink, type Sink } from '../helpers/sink.js';
+import { buildDocx, buildVbaCfb } from '../fixtures/office/container-builders.js';
+import { emailWith } from '../fixtures/office/emails.js';
+
+const MAIL = 'MAIL FROM:<alice@internal.test>';
+const RCPT = 'RCPT TO:<bob@outside.test>';
+
+function simple(subject: string): string {
+  return `From: Alice <alice@internal.test>\r\nTo: bob@outside.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@internal.test>\r\n\r\nHello Bob,\r\n..a line with a leading dot\r\nbye\r\n`;
+}
+
+async function until<T>(what: string, check: () => T | undefined, timeout = 15000): Promise<T> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', function () {
+  let sink: Sink;
+  let milter: RunningMilter;
+  let postfix: PrivatePostfix | undefined;
+  let quarantineDir: string;
+
+  before(async function () {
+    this.timeout(60000);
+    const missing = postfixUnavailable();
+    if (missing) {
+      console.log(`      skipped: ${missing}`);
+      this.skip();
+    }
+    quarantineDir = mkdtempSync(path.join(tmpdir(), 'mailmoat-milter-pf-q-'));
+    sink = await startSink();
+    milter = await startMilter([
+      'relay.verdictHeader=true',
+      `quarantine.dir=${quarantineDir}`,
+      'rules.headers=[{symbol: SUBJECT_BLOCKED, header: Subject, match: "^\\\\[blocked\\\\]", action: reject}]',
+    ]);
+    postfix = await startPostfix({ milter: `inet:127.0.0.1:${milter.port}`, nextHopPort: sink.port });
+  });
+
+  after(async () => {
+    postfix?.stop();
+    await milter?.close();
+    await sink?.close();
+  });
+
+  it('a clean message is delivered with the added X-Mailmoat-Verdict header and otherwise unchanged', async () => {
+    const r = await transaction(postfix!.port, MAIL, [RCPT], simple('clean one'));
+    assert.match(text(r.data), /^250 2\.0\.0 Ok: queued as /);
+    const delivered = await until('delivery', () => sink.messages.find((m) => m.bytes.includes('Subject: clean one')));
+    const bytes = delivered.bytes.toString('latin1');
+    const header = /^X-Mailmoat-Verdict: relay; score=0; symbols=none;\s+id=([0-9A-Z]{26})\r\n/m.exec(bytes);
+    assert.ok(header, bytes);
+    // the body as the client sent it (the recording sink keeps the dot-stuffed wire form)
+    assert.ok(bytes.endsWith('\r\n\r\nHello Bob,\r\n..a line with a leading dot\r\nbye\r\n'), bytes);
+    // ADDHEADER appends: the header ends the header block, folded with CRLF + TAB by Postfix
+    assert.match(bytes, /\r\nX-Mailmoat-Verdict: relay; score=0; symbols=none;\r\n\tid=[0-9A-Z]{26}\r\n\r\nHello Bob/);
+    const line = (await milter.waitEvent('message')).find((l) => l.id === header[1])!;
+    assert.equal(line.verdict, 'relay');
+    assert.equal(line.front, 'milter');
+    assert.equal(line.from, 'alice@internal.test');
+    assert.deepEqual(line.rcpt, ['bob@outside.test']);
+    assert.equal(line.helo, 'client.test');
+    assert.match(String(line.queueId), /^[0-9A-F]+$/);
+    assert.match(postfix!.maillog(), new RegExp(`${line.queueId}: .*status=sent`));
+  });
+
+  it('a macro document is quarantined by us (durable copy, DISCARD): the client hears 250, nothing is delivered, the CLI can release it', async function () {
+    this.timeout(60000);
+    const message = await emailWith([{ filename: 'invoice.docm', content: await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb() }) }]);
+    const before = sink.messages.length;
+    const r = await transaction(postfix!.port, MAIL, [RCPT], message);
+    assert.match(text(r.data), /^250 /);
+    const line = await until('the quarantine log line', () => milter.events('message').find((l) => l.verdict === 'quarantine'));
+    assert.equal(line.quarantined, true);
+    assert.ok((line.symbols as string[]).includes('OFFICE_MACRO'));
+    const eml = path.join(quarantineDir, `${line.id}.eml`);
+    assert.ok(existsSync(eml));
+    await postfix!.waitLog(/milter-discard: END-OF-MESSAGE/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sink.messages.length, before);
+
+    // released from the CLI: the message as received (Postfix's own Received: is not shown to milters)
+    const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+    const released = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [cli, 'quarantine', 'release', String(line.id), '--policy', defaultPolicyFile, '--set', `quarantine.dir=${quarantineDir}`, '--set', `downstream.port=${sink.port}`, '--set', 'downstream.starttls=off', '--operator', 'test'],
+        { timeout: 30000 },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      ),
+    );
+    assert.equal(released.code, 0, released.out);
+    const delivered = await until('the released message', () => (sink.messages.length > before ? sink.messages.at(-1) : undefined));
+    assert.ok(delivered.bytes.includes(Buffer.from('invoice.docm')));
+  });
+
+  it("a rejection reaches the client in the SMTP session (Postfix's milter-reject), nothing is delivered", async () => {
+    const before = sink.messages.length;
+    const r = await transaction(postfix!.port, MAIL, [RCPT], simple('[blocked] invoice'));
+    assert.match(text(r.data), /^550 5\.7\.1 Message rejected by policy \[[0-9A-Z]{26}\]$/);
+    await postfix!.waitLog(/milter-reject: END-OF-MESSAGE from .*: 5\.7\.1 Message rejected by policy/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sink.messages.length, before);
+  });
+
+  it('a client that vanishes mid-DATA, and a peer sending junk, leave the milter serving the next message', async () => {
+    const client = await connect(postfix!.port);
+    assert.equal((await client.command(MAIL)).code, 250);
+    assert.equal((await client.command(RCPT)).code, 250);
+    assert.equal((await client.command('DATA')).code, 354);
+    const socket = (client as unknown as { socket: net.Socket }).socket;
+    socket.write('Subject: half a message\r\n\r\nthe body stops here');
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    await new Promise((resolve) => {
+      const junk = net.connect({ host: '127.0.0.1', port: milter.port }, () => junk.write('\x00\x00\x00\x05Zjunk' + 'x'.repeat(100)));
+      junk.on('close', resolve);
+      junk.on('error', resolve);
+    });
+    assert.ok(milter.events('milter_protocol_error').length >= 1);
+    const r = await transaction(postfix!.port, MAIL, [RCPT], simple('after the faults'));
+    assert.match(text(r.data), /^250 /);
+    await until('delivery after the faults', () => sink.messages.find((m) => m.bytes.includes('Subject: after the faults')));
+  });
+});
