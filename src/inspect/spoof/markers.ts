@@ -168,8 +168,10 @@ function attributionPerson(line: string, address: string | undefined): Mailbox |
   if (!address) return null;
   const before = line.slice(0, line.indexOf(address)).replace(/[<"]\s*$/, '');
   // the name is what stands between the date and the address: after the last comma or time
-  const name = before
-    .replace(/^.*?(?:\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?|\d{4})\s*(?:[,，]\s*)?/i, '')
+  const afterDate = /\d{1,2}:\d{2}/.test(before)
+    ? before.replace(/^.*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?\s*(?:[,，]\s*)?/i, '')
+    : before.replace(/^.*\d{4}\s*(?:[,，]\s*)?/, '');
+  const name = afterDate
     .replace(/^.*,\s*/, '')
     .replace(/^(on|am|le|el|il|op)\s+/i, '')
     .replace(/["']/g, '')
@@ -184,12 +186,9 @@ function headerBlock(lines: string[], start: number): { from: Mailbox[]; to: Mai
   let sent = false;
   let other = false;
   let end = start;
-  for (let i = start; i < Math.min(lines.length, start + 10); i++) {
+  for (let i = start; i < Math.min(lines.length, start + 16); i++) {
     const line = lines[i]!;
-    if (!line.trim()) {
-      if (from) break;
-      continue;
-    }
+    if (!line.trim()) continue; // HTML paragraphs leave blank lines between the header lines
     let m: RegExpExecArray | null;
     if (!from && (m = FROM_LINE.exec(line))) from = mailboxes(m[1]!);
     else if ((m = SENT_LINE.exec(line))) sent = true;
