@@ -1,0 +1,111 @@
+// One conformance suite for the thread memory, run against the embedded twin and real Redis
+// (MAILMOAT_TEST_REDIS_URL, unique key prefix, keys removed afterwards).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { MemoryThreadMemory, RedisThreadMemory, ThreadMemoryUnavailable, type ThreadMemory } from '../../src/state/thread-memory.js';
+import { freePort } from '../helpers/global.js';
+
+const record = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: 'bob smith' }], at: 1 };
+const update = {
+  threads: [{ messageId: 'Orig-1@mail.example.com', record }],
+  bindings: [{ address: 'bob@partner.example', name: 'bob smith' }],
+  addresses: ['bob@partner.example'],
+  domains: ['partner.example'],
+};
+
+function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; advance?: (ms: number) => Promise<void>; done: () => Promise<void> }>) {
+  describe(`thread memory conformance: ${name}`, () => {
+    let env: Awaited<ReturnType<typeof make>>;
+    beforeEach(async () => (env = await make()));
+    afterEach(async () => env.done());
+
+    it('remembers a thread by Message-ID (case-insensitive) with its participants', async () => {
+      await env.memory.update(update, 60_000);
+      const facts = await env.memory.lookup({ messageIds: ['other@x', 'orig-1@MAIL.example.com'], name: '', address: 'bob@partner.example', domain: 'partner.example' });
+      assert.deepEqual(facts.threads, [record]);
+      assert.equal(facts.addressKnown, true);
+      assert.equal(facts.domainKnown, true);
+    });
+
+    it('binds names to addresses and answers unknowns as unknown', async () => {
+      await env.memory.update(update, 60_000);
+      await env.memory.update({ threads: [], bindings: [{ address: 'bob.smith@gmail.example', name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
+      const facts = await env.memory.lookup({ messageIds: [], name: 'bob smith', address: 'kurt@hacked.example', domain: 'hacked.example' });
+      assert.deepEqual(facts.nameAddresses.sort(), ['bob.smith@gmail.example', 'bob@partner.example']);
+      assert.equal(facts.addressKnown, false);
+      assert.equal(facts.domainKnown, false);
+      assert.deepEqual((await env.memory.lookup({ messageIds: ['nope@x'], name: 'nobody here', address: 'a@b.example', domain: 'b.example' })).threads, []);
+    });
+
+    it('forgets after the TTL', async () => {
+      await env.memory.update(update, 50);
+      await (env.advance ? env.advance(100) : new Promise((r) => setTimeout(r, 120)));
+      const facts = await env.memory.lookup({ messageIds: ['orig-1@mail.example.com'], name: 'bob smith', address: 'bob@partner.example', domain: 'partner.example' });
+      assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false });
+    });
+
+    it('an empty update and an empty lookup are fine', async () => {
+      await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [] }, 1000);
+      assert.deepEqual(await env.memory.lookup({ messageIds: [], name: '', address: '', domain: '' }), { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false });
+    });
+  });
+}
+
+conformance('in-memory twin', async () => {
+  let now = 1_000_000;
+  return { memory: new MemoryThreadMemory(1000, () => now), advance: async (ms) => void (now += ms), done: async () => undefined };
+});
+
+conformance('redis', async () => {
+  const redis = new Redis(process.env.MAILMOAT_TEST_REDIS_URL!, { lazyConnect: true, enableOfflineQueue: false });
+  await redis.connect();
+  const prefix = `test:thread:${randomBytes(6).toString('hex')}:`;
+  return {
+    memory: new RedisThreadMemory(redis, prefix),
+    done: async () => {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    },
+  };
+});
+
+describe('thread memory: redis specifics', () => {
+  it('keys are hashed (no address or Message-ID in clear) and carry TTLs; one round trip each way', async () => {
+    const redis = new Redis(process.env.MAILMOAT_TEST_REDIS_URL!, { lazyConnect: true, enableOfflineQueue: false });
+    await redis.connect();
+    const prefix = `test:thread:${randomBytes(6).toString('hex')}:`;
+    try {
+      let roundTrips = 0;
+      const original = redis.pipeline.bind(redis);
+      (redis as unknown as { pipeline: typeof redis.pipeline }).pipeline = ((...args: Parameters<typeof redis.pipeline>) => (roundTrips++, original(...args))) as typeof redis.pipeline;
+      const memory = new RedisThreadMemory(redis, prefix);
+      await memory.update(update, 60_000);
+      await memory.lookup({ messageIds: ['orig-1@mail.example.com', 'b@x', 'c@x'], name: 'bob smith', address: 'bob@partner.example', domain: 'partner.example' });
+      assert.equal(roundTrips, 2);
+      const keys = await redis.keys(`${prefix}*`);
+      assert.equal(keys.length, 4);
+      for (const key of keys) {
+        assert.doesNotMatch(key, /partner|example|orig/);
+        const ttl = await redis.pttl(key);
+        assert.ok(ttl > 0 && ttl <= 60_000, `${key} ttl ${ttl}`);
+      }
+      await redis.del(...keys);
+    } finally {
+      await redis.quit();
+    }
+  });
+
+  it('Redis down: ThreadMemoryUnavailable at once, never a hang', async () => {
+    const redis = new Redis(`redis://127.0.0.1:${await freePort()}`, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    redis.on('error', () => undefined);
+    await redis.connect().catch(() => undefined);
+    const memory = new RedisThreadMemory(redis, 'x:');
+    const started = Date.now();
+    await assert.rejects(memory.lookup({ messageIds: ['a@b'], name: '', address: 'a@b.example', domain: 'b.example' }), ThreadMemoryUnavailable);
+    await assert.rejects(memory.update(update, 1000), ThreadMemoryUnavailable);
+    assert.ok(Date.now() - started < 1500);
+    redis.disconnect();
+  });
+});
