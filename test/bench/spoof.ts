@@ -1,0 +1,63 @@
+// Added latency of the reply-chain spoofing checks per message: the inspect stage with spoof on vs
+// off over a mix of fixture replies (hijacks and genuine, en/ja, text/html), with warm Redis thread
+// memory and cached DNS (authentication on, through the caching resolver over an in-process zone).
+// `npm run bench:spoof` (needs Redis at MAILMOAT_TEST_REDIS_URL or 127.0.0.1:6379). Figures only.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { cachingResolver } from '../../src/inspect/spoof/auth.js';
+import type { StateBackend } from '../../src/state/index.js';
+import { runCase, testPolicy } from '../fixtures/mail/run.js';
+import { FIXTURE_ZONE, genuine, GENUINE_SHAPES, hijack, HIJACK_SHAPES, type Case } from '../fixtures/mail/threads.js';
+import { zoneResolver } from '../fixtures/mail/zone.js';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 40);
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main(): Promise<void> {
+  const redis = new Redis(process.env.MAILMOAT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, enableOfflineQueue: false });
+  await redis.connect();
+  const prefix = `bench:spoof:${randomBytes(4).toString('hex')}:`;
+  const state: StateBackend = { kind: 'redis', redis, failMode: 'open' };
+  const resolver = cachingResolver(zoneResolver(FIXTURE_ZONE), 2000);
+  const on = testPolicy({ spoof: { keyPrefix: prefix } });
+  const off = testPolicy({ spoof: { enabled: false } });
+  const cases: Case[] = [];
+  for (const lang of ['en', 'ja'] as const) {
+    for (const format of ['text', 'html'] as const) {
+      for (const s of HIJACK_SHAPES) cases.push(hijack(s, lang, format));
+      for (const s of GENUINE_SHAPES) cases.push(genuine(s, lang, format));
+    }
+  }
+  // warm up: JIT, Redis connection, DNS cache
+  for (const c of cases) {
+    await runCase(c, on, { state, resolver });
+    await runCase(c, off, {});
+  }
+  const added: number[] = [];
+  const withSpoof: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of cases) {
+      let t = process.hrtime.bigint();
+      await runCase(c, off, {});
+      const base = Number(process.hrtime.bigint() - t) / 1e6;
+      t = process.hrtime.bigint();
+      await runCase(c, on, { state, resolver });
+      const full = Number(process.hrtime.bigint() - t) / 1e6;
+      withSpoof.push(full);
+      added.push(full - base);
+    }
+  }
+  added.sort((a, b) => a - b);
+  withSpoof.sort((a, b) => a - b);
+  console.log(`${added.length} messages (${cases.length} fixtures x ${ROUNDS}), warm Redis, cached DNS, authentication on`);
+  console.log(`inspect with spoof: p50 ${pct(withSpoof, 50).toFixed(2)} ms, p99 ${pct(withSpoof, 99).toFixed(2)} ms`);
+  console.log(`added by spoof (vs spoof.enabled=false, which also skips the reply body parse): p50 ${pct(added, 50).toFixed(2)} ms, p99 ${pct(added, 99).toFixed(2)} ms`);
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+}
+
+await main();
