@@ -14,6 +14,7 @@ import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
 import { judge, quarantineMessage, QuarantineWriteError, rememberRelayed, verdictHeader, type MessageFacts, type Services } from '../pipeline.js';
 import type { Verdict } from '../verdict.js';
+import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
 import { Spool } from './spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
@@ -31,6 +32,8 @@ export class Gateway {
   private readonly seenSessions = new WeakSet<SMTPServerSession>();
   private readonly pool = new DownstreamPool();
   private draining = false;
+  /** outbound sender rates: MAIL-time holds, counting after the verdict (src/rate/) */
+  readonly rate: RateLimiter;
 
   constructor(
     private readonly source: PolicySource,
@@ -39,6 +42,7 @@ export class Gateway {
     private readonly services?: Services,
   ) {
     applySmtpServerPatches();
+    this.rate = new RateLimiter(services?.state ?? { kind: 'memory' }, log);
     const policy = source.policy;
     const tls = policy.tls ? { key: readFileSync(policy.tls.key), cert: readFileSync(policy.tls.cert) } : {};
     this.server = new SMTPServer({
@@ -119,6 +123,8 @@ export class Gateway {
     const line = commandLine(session);
     tx.mailLine = line;
     try {
+      const held = await this.rate.checkMail(tx.policy, tx.id, session.remoteAddress, tx.mailFrom);
+      if (held) throw new SmtpError(held.responseCode, held.message);
       const { session: downstream, reply } = await DownstreamSession.start(this.pool, tx.policy, identity(session), line);
       tx.downstream = downstream;
       if (reply.code >= 300) throw mirror(reply);
@@ -179,6 +185,11 @@ export class Gateway {
       }
       const facts = this.facts(tx, session);
       verdict = await judge(spool, facts, this.services);
+      verdict = await this.rate
+        .afterVerdict({ id: tx.id, policy, client: session.remoteAddress, mailFrom: tx.mailFrom, rcptTo: tx.recipients, spool }, verdict)
+        .catch((err: unknown) => {
+          throw err instanceof RateRefusal ? new SmtpError(err.responseCode, err.message) : err;
+        });
       if (verdict.action === 'reject') throw new SmtpError(550, `5.7.1 Message rejected by policy [${tx.id}]`);
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
       if (verdict.action === 'quarantine') {

@@ -1,18 +1,63 @@
 // The shared-state backend: Redis (every gateway node sees the same counters) or the embedded
 // in-memory default for a single node. Analyzers that keep state take a client from here.
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observe/log.js';
 import type { Policy } from '../policy/schema.js';
 
-export type StateBackend = { kind: 'memory' } | { kind: 'redis'; redis: Redis; failMode: 'open' | 'closed' };
+/** A standalone/Sentinel client, or a Cluster client (same command API; keys hash-tagged per sender). */
+export type RedisClient = Redis | Cluster;
+export type StateBackend = { kind: 'memory' } | { kind: 'redis'; redis: RedisClient; failMode: 'open' | 'closed' };
 
-export async function openState(config: Policy['state'], log: Logger): Promise<StateBackend> {
+/** The policy's `state` section; the Redis options added later are optional for callers. */
+export type StateConfig =
+  | { backend: 'memory' }
+  | (Pick<Extract<Policy['state'], { backend: 'redis' }>, 'backend' | 'url' | 'failMode'> &
+      Partial<Pick<Extract<Policy['state'], { backend: 'redis' }>, 'commandTimeout' | 'sentinels' | 'sentinelName' | 'cluster'>>);
+
+/**
+ * The one Redis client factory: standalone (url), Sentinel (sentinels + sentinelName) or Cluster
+ * (cluster nodes); the URL gives password, db and TLS. Commands are bounded (commandTimeout) and
+ * fail at once while disconnected (no offline queue), so a dead Redis is the fail mode, never a
+ * hang; the client reconnects on its own.
+ */
+export function createRedisClient(config: Extract<StateConfig, { backend: 'redis' }>): RedisClient {
+  const url = new URL(config.url);
+  const base: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: config.commandTimeout ?? 500,
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  };
+  const auth = {
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  const hostPort = (s: string) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) });
+  if (config.cluster?.length) {
+    return new Cluster(config.cluster.map(hostPort), {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+      redisOptions: { ...auth, connectTimeout: base.connectTimeout, commandTimeout: base.commandTimeout, maxRetriesPerRequest: 1 },
+    });
+  }
+  if (config.sentinels?.length) {
+    const db = Number(url.pathname.slice(1) || 0);
+    return new Redis({ ...base, ...auth, db, sentinels: config.sentinels.map(hostPort), name: config.sentinelName ?? 'mymaster' });
+  }
+  return new Redis(config.url, base);
+}
+
+export async function openState(config: StateConfig, log: Logger): Promise<StateBackend> {
   if (config.backend === 'memory') {
     log.info({ event: 'state_ready', backend: 'memory' }, 'state: embedded in-memory backend (single node)');
     return { kind: 'memory' };
   }
-  const redis = new Redis(config.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 });
-  redis.on('error', (err) => log.warn({ event: 'state_error', backend: 'redis', err: err.message }, 'redis error'));
+  const redis = createRedisClient(config);
+  redis.on('error', (err: Error) => log.warn({ event: 'state_error', backend: 'redis', err: err.message }, 'redis error'));
   try {
     await redis.connect();
     await redis.ping();

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/observe/log.js';
+import type { Services } from '../../src/pipeline.js';
 import { loadPolicy, type LoadedPolicy } from '../../src/policy/load.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -20,7 +21,8 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(downstreamPort: number, overrides: string[] = []): Promise<RunningGateway> {
+/** `services` (optional): the state backend to share, e.g. one Redis client between two gateways. */
+export async function startGateway(downstreamPort: number, overrides: string[] = [], services?: Omit<Services, 'log'>): Promise<RunningGateway> {
   const loaded = loadPolicy(defaultPolicyFile, [
     'listen.port=1',
     `downstream.port=${downstreamPort}`,
@@ -36,7 +38,7 @@ export async function startGateway(downstreamPort: number, overrides: string[] =
     },
   });
   const log = createLogger('debug', destination);
-  const gateway = new Gateway(loaded, log);
+  const gateway = new Gateway(loaded, log, services ? { ...services, log } : undefined);
   const address = await gateway.listen('127.0.0.1', 0);
   return {
     port: address.port,
