@@ -43,7 +43,7 @@ export async function parseMessageParts(source: Readable, policy: Policy): Promi
   const attachments: Attachment[] = [];
   let text = '';
   const findings: Finding[] = [];
-  const parser = new MailParser({ skipHtmlToText: false, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHtmlLengthToParse: 2_000_000 });
+  const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHtmlLengthToParse: 2_000_000 });
   const sink = new Writable({
     objectMode: true,
     write(part: { type: string; content?: Readable; release?: () => void; filename?: string; contentType?: string; text?: string; html?: string | false }, _enc, done) {

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const prefix = `bench:spoof:${randomBytes(4).toString('hex')}:`;
   const state: StateBackend = { kind: 'redis', redis, failMode: 'open' };
   const resolver = cachingResolver(zoneResolver(FIXTURE_ZONE), 2000);
-  const on = testPolicy({ spoof: { keyPrefix: prefix } });
+  const on = testPolicy({ spoof: { keyPrefix: prefix, authentication: process.env.AUTH !== 'off' } });
   const off = testPolicy({ spoof: { enabled: false } });
   const cases: Case[] = [];
   for (const lang of ['en', 'ja'] as const) {

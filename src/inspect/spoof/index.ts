@@ -249,7 +249,8 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
     if (risky) signals.push({ symbol: 'SPOOF_CONTEXT_MACRO', detail: `next to ${risky.symbol}` });
     // a password in the body matters next to an attachment it could open
     const attached = /^\s*multipart\/(mixed|related)/i.test(header(headers, 'content-type') ?? '') || input.findings.some((f) => /^(OFFICE_|ARCHIVE_|TYPE_MISMATCH)/.test(f.symbol));
-    const passwords = attached && input.text ? findPasswords(input.text) : [];
+    const body = [input.text ?? '', input.html ? htmlToText(input.html) : ''].join('\n');
+    const passwords = attached && body.trim() ? findPasswords(body) : [];
     if (passwords.length) signals.push({ symbol: 'SPOOF_CONTEXT_PASSWORD', detail: 'the body gives a password for an attachment' });
     if (facts && fromOrg && !facts.domainKnown && !isInternalDomain(policy, domainOf(from.address))) {
       signals.push({ symbol: 'SPOOF_CONTEXT_NEW_DOMAIN', detail: `first message from ${fromOrg}` });
