@@ -29,7 +29,7 @@ describe('spoof e2e (real Redis)', function () {
     const state: StateBackend = { kind: 'redis', redis, failMode: 'open' };
     // every client is loopback here: example.com senders are outbound, the others inbound;
     // authentication is covered offline in the unit tests (no DNS from the test run)
-    gw = await startGateway(sink.port, ['network.internalDomains=["example.com"]', `spoof.keyPrefix=${JSON.stringify(prefix)}`, 'spoof.authentication=false', `quarantine.dir=${dir}`], { state });
+    gw = await startGateway(sink.port, ['network.internalDomains=["example.com"]', `spoof.keyPrefix=${JSON.stringify(prefix)}`, 'spoof.authentication=false', `rate.keyPrefix=${JSON.stringify(prefix + 'rate:')}`, `quarantine.dir=${dir}`], { state });
   });
 
   after(async () => {
