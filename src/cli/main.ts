@@ -13,6 +13,7 @@ const groups: Record<string, () => Promise<Register>> = {
   policy: async () => (await import('./policy.js')).registerPolicy,
   quarantine: async () => (await import('./quarantine.js')).registerQuarantine,
   scan: async () => (await import('./scan.js')).registerScan,
+  sender: async () => (await import('./sender.js')).registerSender,
 };
 
 // `mailmoat scan … | head` closes the pipe early: that is the reader's choice, not an error

@@ -86,14 +86,16 @@ export class Gateway {
     Object.assign(this.server.options, this.limits(policy));
   }
 
-  listen(host: string, port: number): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
+  async listen(host: string, port: number): Promise<net.AddressInfo> {
+    const address = await new Promise<net.AddressInfo>((resolve, reject) => {
       this.server.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.server.off('error', reject);
         resolve(this.server.server.address() as net.AddressInfo);
       });
     });
+    await this.rate.open(() => this.source.policy); // the admin socket, when the policy names one
+    return address;
   }
 
   get activeTransactions(): number {
@@ -323,6 +325,7 @@ export class Gateway {
       connection.close();
     }
     await this.pool.closeAll();
+    await this.rate.close();
     await closed;
   }
 }

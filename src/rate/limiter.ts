@@ -1,6 +1,7 @@
 // The gateway's side of sender rates: a MAIL-time check (suspension, recent hold) and, after the
 // verdict, one check-and-update per accepted outbound message whose fired thresholds become
 // findings with the rate policy's actions. Redis trouble is the policy's fail mode, never a hang.
+import type { Server } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Finding } from '../inspect/finding.js';
 import { mayCarryAttachments } from '../inspect/attachments.js';
@@ -9,6 +10,7 @@ import type { Logger } from '../observe/log.js';
 import type { Action, Policy, RateAction } from '../policy/schema.js';
 import type { StateBackend } from '../state/index.js';
 import { decide, type Verdict } from '../verdict.js';
+import { startAdminServer } from './admin.js';
 import { attachmentKinds, hasOfficeAttachment } from './attachment-kinds.js';
 import { MemoryRateStore } from './memory-store.js';
 import { classify, mailSubjects } from './outbound.js';
@@ -53,12 +55,26 @@ export function rateStoreFor(state: StateBackend): RateStore {
 
 export class RateLimiter {
   readonly store: RateStore;
+  private admin: Server | undefined;
 
   constructor(
     private readonly state: StateBackend,
     private readonly log: Logger,
   ) {
     this.store = rateStoreFor(state);
+  }
+
+  /** With the in-memory backend and rate.admin.socket set: the endpoint `mailmoat sender` talks to. */
+  async open(policy: () => Policy): Promise<void> {
+    const socket = policy().rate.admin.socket;
+    if (this.store.kind !== 'memory' || !socket || this.admin) return;
+    this.admin = await startAdminServer(socket, this.store, policy, this.log);
+  }
+
+  async close(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
   }
 
   private get failMode(): 'open' | 'closed' {
