@@ -11,6 +11,7 @@ import type { RedisClient, StateBackend } from '../../src/state/index.js';
 import { text, transaction } from '../helpers/client.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { keysWithPrefix, privateRedis, ratePolicy, removePrefix, testRedis, uniquePrefix } from '../helpers/rate-redis.js';
+import { startGatewayProcess } from '../helpers/rate-process.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { buildDocx } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
@@ -127,7 +128,7 @@ describe('sender rates through SMTP', function () {
     assert.deepEqual(c!.counts[1]!.slice(0, 2), [3, 4]);
   });
 
-  it('two gateways on one Redis share the counts: the limit holds across both', async () => {
+  it('two gateways (own Redis connections) share the counts: the limit holds across both, deferred at MAIL', async () => {
     const limit = ['rate.thresholds=[{metric: messages, window: 1h, limit: 3, action: defer}]'];
     const a = await gateway(limit);
     const b = await gateway(limit);
@@ -136,6 +137,25 @@ describe('sender rates through SMTP', function () {
     assert.match((await send(a, plain)).data, /^250 /);
     assert.match((await send(b, plain)).data, /^451 4\.7\.1 /);
     assert.match((await send(a, plain)).mail, /^451 4\.7\.1 .*RATE_MESSAGES: 4 > 3/);
+  });
+
+  it('two gateway processes on one Redis share the counts', async () => {
+    const sets = [
+      `state={backend: redis, url: "${process.env.MAILMOAT_TEST_REDIS_URL}", failMode: open}`,
+      'network.internalDomains=[internal.test]',
+      `rate.keyPrefix="${prefix}"`,
+      'rate.thresholds=[{metric: messages, window: 1h, limit: 3, action: defer}]',
+    ];
+    const [a, b] = await Promise.all([startGatewayProcess(sink.port, sets), startGatewayProcess(sink.port, sets)]);
+    try {
+      const send = async (port: number) => text((await transaction(port, MAIL, [RCPT], plain)).data);
+      assert.match(await send(a.port), /^250 /);
+      assert.match(await send(b.port), /^250 /);
+      assert.match(await send(b.port), /^250 /);
+      assert.match(await send(a.port), /^451 4\.7\.1 /);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 
   it('a header From that differs from the envelope sender counts under both, and as a mismatch', async () => {
