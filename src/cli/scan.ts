@@ -10,6 +10,7 @@ import { Spool } from '../gateway/spool.js';
 import { officeLimits } from '../inspect/attachments.js';
 import { scanAttachment, sniff } from '../inspect/office/index.js';
 import { messageId } from '../observe/id.js';
+import { createLogger } from '../observe/log.js';
 import { judge } from '../pipeline.js';
 import { formatProblem, loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
 import { decide, type Verdict } from '../verdict.js';
@@ -21,6 +22,16 @@ interface ScanOptions {
   set: string[];
   json?: boolean;
   verbose?: boolean;
+  envelopeFrom?: string;
+  clientIp: string;
+  helo: string;
+}
+
+/** Where a scanned message came from, as the gateway would have seen it. */
+interface Origin {
+  envelopeFrom?: string;
+  clientIp: string;
+  helo: string;
 }
 
 export interface FileResult {
@@ -39,6 +50,9 @@ export function registerScan(program: Command): void {
     .option('-o, --set <key.path=value>', 'override a policy option (repeatable)', collect, [])
     .option('--json', 'one JSON object per file per line')
     .option('-v, --verbose', 'print each finding with its place in the file and its detail')
+    .option('--envelope-from <address>', "a message's envelope sender (default: its Return-Path header)")
+    .option('--client-ip <ip>', 'the client address the gateway would have seen (for SPF and internal/external)', '127.0.0.1')
+    .option('--helo <name>', 'the HELO name the gateway would have seen', 'localhost')
     .addHelpText('after', '\nExit status: 0 nothing found, 1 findings, 2 errors (as clamscan).')
     .action(async (paths: string[], opts: ScanOptions) => {
       let loaded: LoadedPolicy;
@@ -52,8 +66,9 @@ export function registerScan(program: Command): void {
       }
       let found = false;
       let failed = false;
+      const origin: Origin = { envelopeFrom: opts.envelopeFrom, clientIp: opts.clientIp, helo: opts.helo };
       for (const file of await expand(paths)) {
-        const result = await scanPath(file, loaded);
+        const result = await scanPath(file, loaded, origin);
         if (result.error) failed = true;
         else if (result.verdict!.findings.some((f) => !f.excepted)) found = true;
         process.stdout.write((opts.json ? JSON.stringify(result) : formatResult(result, opts.verbose)) + '\n');
@@ -83,7 +98,10 @@ async function expand(paths: string[]): Promise<string[]> {
   return files;
 }
 
-export async function scanPath(file: string, loaded: LoadedPolicy): Promise<FileResult> {
+// one thread memory for the whole run, as one gateway would have (empty at the start)
+const services = { state: { kind: 'memory' } as const, log: createLogger('error', process.stderr) };
+
+export async function scanPath(file: string, loaded: LoadedPolicy, origin: Origin): Promise<FileResult> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -98,15 +116,19 @@ export async function scanPath(file: string, loaded: LoadedPolicy): Promise<File
   const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, Number.MAX_SAFE_INTEGER);
   try {
     await pipeline(Readable.from([bytes]), spool);
-    const mailFrom = returnPath(bytes);
-    const verdict = await judge(spool, {
-      id: messageId(),
-      receivedAt: new Date(),
-      policy,
-      policyVersion: loaded.version,
-      client: { address: '127.0.0.1', helo: 'localhost' },
-      envelope: { mailFrom, mailLine: `MAIL FROM:<${mailFrom}>`, rcptTo: [], rcptLines: [] },
-    });
+    const mailFrom = origin.envelopeFrom ?? returnPath(bytes);
+    const verdict = await judge(
+      spool,
+      {
+        id: messageId(),
+        receivedAt: new Date(),
+        policy,
+        policyVersion: loaded.version,
+        client: { address: origin.clientIp, helo: origin.helo },
+        envelope: { mailFrom, mailLine: `MAIL FROM:<${mailFrom}>`, rcptTo: [], rcptLines: [] },
+      },
+      services,
+    );
     return { path: file, kind: 'message', verdict };
   } finally {
     await spool.dispose();

@@ -52,6 +52,18 @@ describe('mailmoat scan', function () {
     assert.ok(result.verdict.findings.some((f: { symbol: string }) => f.symbol === 'OFFICE_MACRO'));
   });
 
+  it('takes the envelope sender from Return-Path, or from --envelope-from as the gateway would have seen it', () => {
+    const eml = path.join(dir, 'reply.eml');
+    writeFileSync(
+      eml,
+      'Return-Path: <alice@partner.test>\r\nFrom: Alice <alice@partner.test>\r\nTo: bob@internal.test\r\nSubject: Re: order\r\nIn-Reply-To: <1@partner.test>\r\n\r\nThanks.\r\n',
+    );
+    const asArchived = JSON.parse(scan('--json', eml).stdout);
+    assert.ok(!asArchived.verdict.findings.some((f: { symbol: string }) => /FROM_ENVELOPE_MISMATCH/.test(f.symbol)));
+    const spoofed = JSON.parse(scan('--json', '--envelope-from', 'bounce@elsewhere.test', '--client-ip', '203.0.113.9', '--helo', 'pc17', eml).stdout);
+    assert.ok(spoofed.verdict.findings.some((f: { symbol: string }) => f.symbol === 'SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'));
+  });
+
   it('exits 2 when a file cannot be read, after scanning the others', () => {
     const r = scan(path.join(dir, 'missing.doc'), path.join(dir, 'clean.docx'));
     assert.equal(r.status, 2);
