@@ -2,7 +2,7 @@
 // The SMTP proxy (src/gateway/) and the milter (src/milter/) both call these, so a message gets the
 // same findings and the same verdict whichever way it arrived.
 import { inspect } from './inspect/index.js';
-import { parseMessage } from './inspect/message.js';
+import type { InspectedMessage } from './inspect/message.js';
 import { rememberRelayed as rememberInThread } from './inspect/spoof/index.js';
 import { threadMemoryFor } from './state/thread-memory.js';
 import type { Logger } from './observe/log.js';
@@ -29,19 +29,26 @@ export interface Services {
   log: Logger;
 }
 
-export async function judge(spool: Spool, facts: MessageFacts, services?: Services): Promise<Verdict> {
+/** A verdict and what inspection composed for the relayed copy (mailauth's Authentication-Results). */
+export interface Judgement extends Verdict {
+  /** the parsed message (headers, body text, attachment kinds): what later steps read instead of parsing again */
+  inspected: InspectedMessage;
+  authenticationResults?: string;
+}
+
+export async function judge(spool: Spool, facts: MessageFacts, services?: Services): Promise<Judgement> {
   const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
-  const { findings } = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy, services ? { state: services.state } : {});
-  return decide(findings, facts.policy, envelope);
+  const inspected = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy, services ? { state: services.state } : {});
+  const verdict = decide(inspected.findings, facts.policy, envelope);
+  return { ...verdict, inspected: inspected.message, ...(inspected.authenticationResults ? { authenticationResults: inspected.authenticationResults } : {}) };
 }
 
 /** After the downstream accepted a message: what the thread memory learns from it (outbound threads, inbound bindings). */
-export async function rememberRelayed(spool: Spool, facts: MessageFacts, verdict: Verdict, services?: Services): Promise<void> {
+export async function rememberRelayed(facts: MessageFacts, judgement: Judgement, services?: Services): Promise<void> {
   if (!services || !facts.policy.spoof.enabled) return;
   const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
-  const message = await parseMessage(spool, { id: facts.id, envelope, client: facts.client });
   const memory = threadMemoryFor(services.state, facts.policy.spoof.keyPrefix);
-  await rememberInThread(message.headers, { id: facts.id, envelope, client: facts.client, policy: facts.policy }, verdict.findings, memory, services.log);
+  await rememberInThread(judgement.inspected.headers, { id: facts.id, envelope, client: facts.client, policy: facts.policy }, judgement.findings, memory, services.log);
 }
 
 export class QuarantineWriteError extends Error {
@@ -64,6 +71,20 @@ export async function quarantineMessage(spool: Spool, facts: MessageFacts, verdi
   } catch (err) {
     throw new QuarantineWriteError(`quarantine write to ${facts.policy.quarantine.dir} failed: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Headers the relayed copy gets at the top, per policy: the verdict header (always for `tag`) and
+ * Authentication-Results (spoof.authenticationResults). Both front ends add exactly these.
+ */
+export function addedHeaders(judgement: Judgement, id: string, policy: Policy): { name: string; value: string }[] {
+  const headers: { name: string; value: string }[] = [];
+  if (judgement.action === 'tag' || policy.relay.verdictHeader) headers.push(verdictHeader(judgement, id));
+  if (policy.spoof.authenticationResults && judgement.authenticationResults) {
+    const colon = judgement.authenticationResults.indexOf(':');
+    headers.push({ name: 'Authentication-Results', value: judgement.authenticationResults.slice(colon + 1).trim() });
+  }
+  return headers;
 }
 
 /** The header a tagged (or, per policy, every relayed) message gets at the top; no line break. */

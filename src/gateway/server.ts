@@ -12,7 +12,7 @@ import type { Policy } from '../policy/schema.js';
 import { parseCidr } from '../policy/schema.js';
 import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
-import { judge, quarantineMessage, QuarantineWriteError, rememberRelayed, verdictHeader, type MessageFacts, type Services } from '../pipeline.js';
+import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
 import type { Verdict } from '../verdict.js';
 import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
@@ -176,7 +176,7 @@ export class Gateway {
     const { policy } = tx;
     const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, policy.limits.maxMessageSize);
     tx.spool = spool;
-    let verdict: Verdict | undefined;
+    let verdict: Judgement | undefined;
     let downstreamReply: SmtpReply | undefined;
     let outcome: SmtpError | undefined;
     let quarantined = false;
@@ -186,9 +186,10 @@ export class Gateway {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }
       const facts = this.facts(tx, session);
-      verdict = await judge(spool, facts, this.services);
+      const judged = await judge(spool, facts, this.services);
+      const { headers, attachmentKinds } = judged.inspected;
       verdict = await this.rate
-        .afterVerdict({ id: tx.id, policy, client: session.remoteAddress, mailFrom: tx.mailFrom, rcptTo: tx.recipients, spool }, verdict)
+        .afterVerdict({ id: tx.id, policy, client: session.remoteAddress, mailFrom: tx.mailFrom, rcptTo: tx.recipients, headers, attachmentKinds }, judged)
         .catch((err: unknown) => {
           throw err instanceof RateRefusal ? new SmtpError(err.responseCode, err.message) : err;
         });
@@ -203,7 +204,8 @@ export class Gateway {
       }
       downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
       if (downstreamReply.code >= 300) throw mirror(downstreamReply);
-      await rememberRelayed(spool, facts, verdict, this.services); // never throws; one memory round trip
+      // before the 250: a reply to this message may follow at once, and must find it remembered
+      await rememberRelayed(facts, verdict, this.services); // never throws; one memory round trip
       tx.downstream!.finish();
       tx.done = true;
       cb(null, downstreamReply.lines.join(' '));
@@ -237,10 +239,10 @@ export class Gateway {
   }
 
   /** The bytes sent downstream: the verdict header first when the policy asks for it, then the message as received. */
-  private relayStream(spool: Spool, verdict: Verdict, tx: Transaction): Readable {
-    if (!tx.policy.relay.verdictHeader && verdict.action !== 'tag') return spool.read();
-    const { name, value } = verdictHeader(verdict, tx.id);
-    const header = Buffer.from(`${name}: ${value}\r\n`);
+  private relayStream(spool: Spool, judgement: Judgement, tx: Transaction): Readable {
+    const added = addedHeaders(judgement, tx.id, tx.policy);
+    if (!added.length) return spool.read();
+    const header = Buffer.from(added.map(({ name, value }) => `${name}: ${value}\r\n`).join(''));
     const body = spool.read();
     return Readable.from(
       (async function* () {
@@ -250,6 +252,7 @@ export class Gateway {
       { objectMode: false },
     );
   }
+
 
   private onClose(session: SMTPServerSession): void {
     const tx = this.transactions.get(session);

@@ -8,7 +8,7 @@ import { MailParser } from 'mailparser';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
 import type { HeaderField } from './message.js';
-import { findPasswords } from './office/index.js';
+import { findPasswords, sniff, type Kind } from './office/index.js';
 import { scanAttachmentOffThread as scanAttachment } from './office/pool.js';
 import { OFFICE_SYMBOLS, type OfficeLimits } from './office/types.js';
 
@@ -37,10 +37,14 @@ export async function scanMessageParts(source: Readable, policy: Policy): Promis
 }
 
 /** The one MIME pass: attachment findings, and the decoded body (text, HTML) for the reply-chain checks. */
-export async function parseMessageParts(source: Readable, policy: Policy): Promise<{ findings: Finding[]; text?: string; html?: string }> {
+export async function parseMessageParts(
+  source: Readable,
+  policy: Policy,
+): Promise<{ findings: Finding[]; text?: string; html?: string; attachmentKinds: Kind[] }> {
   const limits = officeLimits(policy);
   const body: { text?: string; html?: string } = {};
   const attachments: Attachment[] = [];
+  const attachmentKinds: Kind[] = [];
   let text = '';
   const findings: Finding[] = [];
   const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHtmlLengthToParse: 2_000_000 });
@@ -58,6 +62,7 @@ export async function parseMessageParts(source: Readable, policy: Policy): Promi
         .then(async (bytes) => {
           part.release?.();
           const name = part.filename ?? 'attachment';
+          attachmentKinds.push(sniff(bytes));
           const found = await scanAttachment(bytes, name, part.contentType, [], limits);
           // only what may open with a password from the text is kept until the text is in
           if (found.some(isLocked)) attachments.push({ bytes, filename: name, contentType: part.contentType, findings: found });
@@ -76,7 +81,7 @@ export async function parseMessageParts(source: Readable, policy: Policy): Promi
     const found = passwords.length ? await scanAttachment(attachment.bytes, attachment.filename, attachment.contentType, passwords, limits) : attachment.findings;
     findings.push(...found);
   }
-  return { findings, ...body };
+  return { findings, ...body, attachmentKinds };
 }
 
 function isLocked(f: Finding): boolean {

@@ -39,6 +39,7 @@ export async function inspect(
     findings.push(...parts.findings);
     message.text = parts.text;
     message.html = parts.html;
+    message.attachmentKinds = parts.attachmentKinds;
   }
   const { state } = services;
   const spoof = await analyzeSpoof({

@@ -2,6 +2,7 @@
 // (cheap: every message pays for it); the MIME body parse arrives with the analyzers that need it.
 import libmime from 'libmime';
 import type { Spool } from '../gateway/spool.js';
+import type { Kind } from './office/sniff.js';
 
 export interface HeaderField {
   /** lower-case field name */
@@ -32,6 +33,8 @@ export interface InspectedMessage {
   /** decoded body text and HTML, when the MIME pass ran (attachments possible, or a reply/forward) */
   text?: string;
   html?: string;
+  /** each attachment's kind by content (empty when the message cannot carry attachments) */
+  attachmentKinds: Kind[];
 }
 
 /** Header blocks larger than this are read only this far (Postfix's header_size_limit is 100 KB). */
@@ -44,7 +47,7 @@ export async function parseMessage(
   const head = await spool.head(MAX_HEADER_BYTES);
   const end = headerEnd(head);
   const block = head.subarray(0, end === -1 ? head.length : end).toString('utf8');
-  return { ...meta, size: spool.size, headers: parseHeaderBlock(block), headerTruncated: end === -1 && spool.size > head.length };
+  return { ...meta, size: spool.size, headers: parseHeaderBlock(block), headerTruncated: end === -1 && spool.size > head.length, attachmentKinds: [] };
 }
 
 /** Offset of the empty line that ends the header block (CRLF CRLF, or a bare-LF equivalent). */

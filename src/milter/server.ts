@@ -8,6 +8,7 @@ import type { Logger } from '../observe/log.js';
 import type { Services } from '../pipeline.js';
 import { DEFAULT_MAX_PACKET, PacketReader } from './codec.js';
 import { MilterSession, type EnvelopeHooks, type PolicySource } from './session.js';
+import { RateLimiter } from '../rate/limiter.js';
 
 export type MilterAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -39,6 +40,8 @@ export class MilterServer {
   private readonly hooks: EnvelopeHooks;
   private readonly maxPacket: number;
   private readonly services: Services | undefined;
+  /** outbound sender rates: the MAIL-time hold (unless a hook is given) and counting after the verdict */
+  readonly rate: RateLimiter;
 
   constructor(
     private readonly source: PolicySource,
@@ -48,6 +51,14 @@ export class MilterServer {
     this.hooks = options.hooks ?? {};
     this.maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET;
     this.services = options.services;
+    this.rate = new RateLimiter(options.services?.state ?? { kind: 'memory' }, log);
+    // a MAIL-time hold (suspended or held sender) costs the MTA a reply at MAIL: only with rates on
+    if (source.policy.rate.enabled) this.hooks.mail ??= async (ctx) => {
+      const held = await this.rate.checkMail(ctx.policy, ctx.id, ctx.client.address, ctx.mailFrom);
+      if (!held) return undefined;
+      const [, enhanced = '4.7.1', text = held.message] = /^(\d\.\d{1,3}\.\d{1,3}) (.*)$/.exec(held.message) ?? [];
+      return { code: held.responseCode, enhanced, text };
+    };
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ event: 'milter_error', front: 'milter', err: err.message }, 'milter listener error'));
   }
@@ -102,7 +113,7 @@ export class MilterServer {
     }
     socket.setNoDelay(true);
     const reader = new PacketReader(this.maxPacket);
-    const session = new MilterSession(socket, { source: this.source, log: this.log, hooks: this.hooks, maxPacket: this.maxPacket, services: this.services });
+    const session = new MilterSession(socket, { source: this.source, log: this.log, hooks: this.hooks, maxPacket: this.maxPacket, services: this.services, rate: this.rate });
     this.sessions.add(session);
     socket.on('data', (chunk: Buffer) => {
       try {

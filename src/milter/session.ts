@@ -12,7 +12,8 @@ import { finished } from 'node:stream/promises';
 import { Spool } from '../gateway/spool.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
-import { judge, quarantineMessage, QuarantineWriteError, rememberRelayed, verdictHeader, type MessageFacts, type Services } from '../pipeline.js';
+import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
+import { RateRefusal, type RateLimiter } from '../rate/limiter.js';
 import type { Policy } from '../policy/schema.js';
 import type { Verdict } from '../verdict.js';
 import {
@@ -110,6 +111,8 @@ export interface SessionOptions {
   maxPacket: number;
   /** shared state for the analyzers (thread memory, rates); the same object the SMTP front end gets */
   services?: Services;
+  /** outbound sender rates: counting after the verdict, as in the SMTP front end */
+  rate?: RateLimiter;
 }
 
 export class MilterSession {
@@ -464,7 +467,7 @@ export class MilterSession {
     if (data.length) await this.spoolWrite(message, data); // libmilter: data here is a last body chunk
     const { spool, policy } = message;
     spool.end();
-    let verdict: Verdict | undefined;
+    let verdict: Judgement | undefined;
     let reply = '';
     let quarantined: 'ours' | 'mta-hold' | undefined;
     const packets: Buffer[] = [];
@@ -477,7 +480,10 @@ export class MilterSession {
         reply = replyText(452, '4.5.3', `Too many recipients [${message.id}]`);
       } else {
         const facts = this.facts(message);
-        verdict = await this.withProgress(() => judge(spool, facts, this.options.services), policy);
+        const judged = await this.withProgress(() => judge(spool, facts, this.options.services), policy);
+        const { headers, attachmentKinds } = judged.inspected;
+        const rated = { id: message.id, policy, client: facts.client.address, mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo, headers, attachmentKinds };
+        verdict = this.options.rate ? await this.options.rate.afterVerdict(rated, judged) : judged;
         if (verdict.action === 'reject') reply = replyText(550, '5.7.1', `Message rejected by policy [${message.id}]`);
         else if (verdict.action === 'defer') reply = replyText(451, '4.7.1', `Message deferred by policy, try again later [${message.id}]`);
         else if (verdict.action === 'quarantine' && policy.milter.quarantine === 'ours') {
@@ -488,9 +494,8 @@ export class MilterSession {
             quarantined = 'mta-hold';
             packets.push(encode.quarantine(`Mailmoat: ${verdict.reason} [${message.id}]`));
           }
-          if (verdict.action === 'tag' || policy.relay.verdictHeader) {
-            const { name, value } = verdictHeader(verdict, message.id);
-            const leadingSpace = (this.negotiated!.protocol & Proto.HDR_LEADSPC) !== 0;
+          const leadingSpace = (this.negotiated!.protocol & Proto.HDR_LEADSPC) !== 0;
+          for (const { name, value } of addedHeaders(verdict, message.id, policy)) {
             packets.push(encode.addHeader(name, (leadingSpace ? ' ' : '') + foldHeaderValue(name, value)));
           }
         }
@@ -499,6 +504,9 @@ export class MilterSession {
       if (err instanceof QuarantineWriteError) {
         this.log.error({ event: 'quarantine_failed', front: 'milter', id: message.id, err: err.message }, 'quarantine write failed');
         reply = replyText(451, '4.3.0', `Temporary failure storing the message, try again later [${message.id}]`);
+      } else if (err instanceof RateRefusal) {
+        const [, enhanced = '4.3.0', text = err.message] = /^(\d\.\d{1,3}\.\d{1,3}) (.*)$/.exec(err.message) ?? [];
+        reply = replyText(err.responseCode, enhanced, text);
       } else {
         this.log.error({ event: 'message_error', front: 'milter', id: message.id, err: (err as Error)?.message ?? String(err) }, 'message failed');
         reply = replyText(451, '4.3.0', `Temporary gateway error, try again later [${message.id}]`);
@@ -522,7 +530,7 @@ export class MilterSession {
     this.logMessage(message, verdict, given, quarantined);
     if (verdict && !reply && quarantined === undefined) {
       // relayed: Postfix delivers it; what the thread memory learns from it (never throws)
-      await rememberRelayed(spool, this.facts(message), verdict, this.options.services);
+      await rememberRelayed(this.facts(message), verdict, this.options.services);
     }
     if (this.message === message) this.dropMessage();
   }

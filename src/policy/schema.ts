@@ -111,7 +111,7 @@ const spoofSchema = z
     keyPrefix: z.string().default('{mailmoat:thread}:'),
     /** SPF, DKIM, DMARC, ARC of inbound mail (with mailauth) */
     authentication: z.boolean().default(true),
-    /** prepend the Authentication-Results header to relayed inbound mail */
+    /** prepend mailauth's Authentication-Results header to relayed mail (both front ends) */
     authenticationResults: z.boolean().default(false),
     /** each DNS query's bound; a timeout is AUTH_TEMPERROR */
     dnsTimeout: duration.default(2000),

@@ -2,16 +2,15 @@
 // verdict, one check-and-update per accepted outbound message whose fired thresholds become
 // findings with the rate policy's actions. Redis trouble is the policy's fail mode, never a hang.
 import type { Server } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { Finding } from '../inspect/finding.js';
-import { mayCarryAttachments } from '../inspect/attachments.js';
-import { MAX_HEADER_BYTES, parseHeaderBlock } from '../inspect/message.js';
+import type { HeaderField } from '../inspect/message.js';
+import type { Kind } from '../inspect/office/sniff.js';
 import type { Logger } from '../observe/log.js';
 import type { Action, Policy, RateAction } from '../policy/schema.js';
 import type { StateBackend } from '../state/index.js';
 import { decide, type Verdict } from '../verdict.js';
 import { startAdminServer } from './admin.js';
-import { attachmentKinds, hasOfficeAttachment } from './attachment-kinds.js';
+import { hasOfficeAttachment } from './attachment-kinds.js';
 import { MemoryRateStore } from './memory-store.js';
 import { classify, mailSubjects } from './outbound.js';
 import { BASELINE_SYMBOL, formatDuration, METRICS, planFor, SUSPENDED_SYMBOL, type Plan } from './plan.js';
@@ -36,8 +35,9 @@ export interface RateMessage {
   client: string;
   mailFrom: string;
   rcptTo: string[];
-  /** the message bytes: the header block is read for From, the body walked for attachment kinds */
-  spool: { head(max: number): Promise<Buffer>; read(): Readable };
+  /** as the inspect stage parsed them (src/inspect/message.ts): header From, attachment kinds by content */
+  headers: HeaderField[];
+  attachmentKinds: Kind[];
 }
 
 const stores = new WeakMap<object, RateStore>();
@@ -116,18 +116,15 @@ export class RateLimiter {
    * accepted, so not counted) and folds the fired thresholds into the verdict. Throws RateRefusal
    * (451 4.3.0) when the state is unreachable and the fail mode is closed.
    */
-  async afterVerdict(message: RateMessage, verdict: Verdict): Promise<Verdict> {
+  async afterVerdict<V extends Verdict>(message: RateMessage, verdict: V): Promise<V> {
     const { policy } = message;
     if (!policy.rate.enabled || verdict.action === 'defer' || verdict.action === 'reject') return verdict;
-    const head = await message.spool.head(MAX_HEADER_BYTES);
-    const end = head.indexOf('\r\n\r\n') !== -1 ? head.indexOf('\r\n\r\n') : head.indexOf('\n\n');
-    const headers = parseHeaderBlock(head.subarray(0, end === -1 ? head.length : end).toString('utf8'));
+    const { headers } = message;
     const outbound = classify(policy, message.client, message.mailFrom, message.rcptTo, headers.find((h) => h.name === 'from')?.value);
     if (!outbound || !outbound.subjects.length) return verdict;
     const counted = verdict.findings.filter((f) => !f.excepted);
-    const kinds = mayCarryAttachments(headers) ? await attachmentKinds(message.spool.read(), policy.limits.maxMessageSize) : [];
     const sample = {
-      office: hasOfficeAttachment(kinds),
+      office: hasOfficeAttachment(message.attachmentKinds),
       fromMismatch: outbound.fromMismatch,
       macro: counted.some((f) => f.symbol.startsWith('OFFICE_MACRO') || f.symbol === 'OFFICE_XLM_MACRO'),
       spoof: counted.some((f) => f.symbol.startsWith('SPOOF_') && f.score > 0),
@@ -174,7 +171,7 @@ export class RateLimiter {
     for (const [symbol, action] of actions) if (!symbols[symbol]?.action) symbols[symbol] = { ...symbols[symbol], action };
     const overlay: Policy = { ...policy, verdict: { ...policy.verdict, symbols } };
     const previous = verdict.findings.map(({ excepted: _e, ...f }) => f);
-    return decide([...previous, ...findings], overlay, { mailFrom: message.mailFrom, rcptTo: message.rcptTo });
+    return { ...verdict, ...decide([...previous, ...findings], overlay, { mailFrom: message.mailFrom, rcptTo: message.rcptTo }) };
   }
 
   private unavailable(id: string, stage: 'mail' | 'data', err: unknown): RateRefusal | undefined {

@@ -67,6 +67,16 @@ describe('milter session', function () {
     client.close();
   });
 
+  it('with sender rates on, MAIL is answered (a suspended or held sender is refused there); other stages stay no-reply', async () => {
+    m = await startMilter(['rate.enabled=true']);
+    const client = await MilterClient.connect(m.port);
+    client.send(OPTNEG_POSTFIX);
+    const o = decodeOptneg((await client.read()).data);
+    assert.equal(o.protocol & Proto.NR_MAIL, 0);
+    assert.equal(o.protocol & Proto.NR_RCPT, Proto.NR_RCPT);
+    client.close();
+  });
+
   it('replays the Postfix capture in one write: no reply until EOB, then CONTINUE; logs the message like the SMTP front end', async () => {
     m = await startMilter();
     const { client } = await negotiated(m);

@@ -7,7 +7,10 @@ import { Cluster, Redis } from 'ioredis';
 import { createLogger } from '../../src/observe/log.js';
 import { parsePolicy, PolicyError } from '../../src/policy/load.js';
 import type { Policy } from '../../src/policy/schema.js';
-import { attachmentKinds, hasOfficeAttachment } from '../../src/rate/attachment-kinds.js';
+import { parseMessageParts } from '../../src/inspect/attachments.js';
+import { parseHeaderBlock } from '../../src/inspect/message.js';
+import type { Kind } from '../../src/inspect/office/sniff.js';
+import { hasOfficeAttachment } from '../../src/rate/attachment-kinds.js';
 import { RateLimiter, RateRefusal, rateStoreFor } from '../../src/rate/limiter.js';
 import { classify, headerFromAddress, mailSubjects } from '../../src/rate/outbound.js';
 import { planFor } from '../../src/rate/plan.js';
@@ -26,18 +29,14 @@ function capture() {
   return { logs, log };
 }
 
-function spoolOf(bytes: string | Buffer) {
-  const buf = Buffer.from(bytes);
-  return { head: async (max: number) => buf.subarray(0, max), read: () => Readable.from([buf]) };
-}
-
 const message = (p: Policy, from = 'alice@corp.test', header = 'Alice <alice@corp.test>', rcpts = ['x@outside.test']) => ({
   id: 'TESTID',
   policy: p,
   client: '127.0.0.1',
   mailFrom: from,
   rcptTo: rcpts,
-  spool: spoolOf(`From: ${header}\r\nSubject: s\r\n\r\nbody\r\n`),
+  headers: parseHeaderBlock(`From: ${header}\r\nSubject: s`),
+  attachmentKinds: [] as Kind[],
 });
 
 describe('sender rates: outbound classification', function () {
@@ -204,10 +203,11 @@ describe('sender rates: attachment kinds by content', function () {
   it('a Word document under any name counts as Office; a text attachment does not', async () => {
     const docx = await buildDocx();
     const disguised = await emailWith([{ filename: 'photo.jpg', content: docx, contentType: 'image/jpeg' }]);
-    assert.ok(hasOfficeAttachment(await attachmentKinds(Readable.from([disguised]), 1e7)));
+    const kinds = async (eml: Buffer) => (await parseMessageParts(Readable.from([eml]), policy())).attachmentKinds;
+    assert.ok(hasOfficeAttachment(await kinds(disguised)));
     const zip = await emailWith([{ filename: 'a.zip', content: await buildZip([{ name: 'x.txt', data: Buffer.from('hi') }]) }]);
-    assert.ok(hasOfficeAttachment(await attachmentKinds(Readable.from([zip]), 1e7)), 'archives count too');
+    assert.ok(hasOfficeAttachment(await kinds(zip)), 'archives count too');
     const txt = await emailWith([{ filename: 'invoice.docx', content: Buffer.from('just text'), contentType: 'text/plain' }]);
-    assert.equal(hasOfficeAttachment(await attachmentKinds(Readable.from([txt]), 1e7)), false);
+    assert.equal(hasOfficeAttachment(await kinds(txt)), false);
   });
 });
