@@ -82,3 +82,17 @@ describe('actions', function () {
     assert.ok(!existsSync(spool) || readdirSync(spool).length === 0, `spool has ${existsSync(spool) ? readdirSync(spool).join(', ') : ''}`);
   });
 });
+
+describe('Authentication-Results', function () {
+  it('spoof.authenticationResults prepends the result of SPF/DKIM/DMARC to relayed mail, and nothing else changes', async () => {
+    await withRelay({ policy: ['spoof.authenticationResults=true', 'spoof.dnsTimeout=300ms', 'network.internalNetworks=[10.0.0.0/8]', 'network.internalDomains=[outside.test]'] }, async ({ gw, sink }) => {
+      const message = messages.simpleMessage('hello');
+      const r = await transaction(gw.port, 'MAIL FROM:<alice@partner.example>', [RCPT], message);
+      assert.equal(r.data?.code, 250, text(r.data));
+      const received = sink.messages[0]!.bytes;
+      const eol = received.indexOf('\r\n') + 2;
+      assert.match(received.subarray(0, eol).toString(), /^Authentication-Results: [^\r\n]*spf=[a-z]+/);
+      assert.ok(received.subarray(eol).equals(message));
+    });
+  });
+});
