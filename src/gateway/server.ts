@@ -16,6 +16,7 @@ import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberR
 import type { Verdict } from '../verdict.js';
 import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
+import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { Spool } from './spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
 
@@ -196,11 +197,13 @@ export class Gateway {
       if (verdict.action === 'reject') throw new SmtpError(550, `5.7.1 Message rejected by policy [${tx.id}]`);
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
       if (verdict.action === 'quarantine') {
-        await quarantineMessage(spool, facts, verdict);
+        const held = await quarantineMessage(spool, facts, verdict);
         await tx.downstream!.reset();
         tx.done = true;
         quarantined = true;
-        return cb(null, `2.0.0 Ok: quarantined as ${tx.id}`);
+        cb(null, `2.0.0 Ok: quarantined as ${tx.id}`);
+        void sendQuarantineNotice(held, policy, this.log); // after the 250; logs its own failures
+        return;
       }
       downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
       if (downstreamReply.code >= 300) throw mirror(downstreamReply);

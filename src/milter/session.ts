@@ -14,6 +14,8 @@ import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
 import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
 import { RateRefusal, type RateLimiter } from '../rate/limiter.js';
+import { sendQuarantineNotice } from '../quarantine/notify.js';
+import type { QuarantineMetadata } from '../quarantine/store.js';
 import type { Policy } from '../policy/schema.js';
 import type { Verdict } from '../verdict.js';
 import {
@@ -468,6 +470,7 @@ export class MilterSession {
     const { spool, policy } = message;
     spool.end();
     let verdict: Judgement | undefined;
+    let held: QuarantineMetadata | undefined;
     let reply = '';
     let quarantined: 'ours' | 'mta-hold' | undefined;
     const packets: Buffer[] = [];
@@ -487,7 +490,7 @@ export class MilterSession {
         if (verdict.action === 'reject') reply = replyText(550, '5.7.1', `Message rejected by policy [${message.id}]`);
         else if (verdict.action === 'defer') reply = replyText(451, '4.7.1', `Message deferred by policy, try again later [${message.id}]`);
         else if (verdict.action === 'quarantine' && policy.milter.quarantine === 'ours') {
-          await this.withProgress(() => quarantineMessage(spool, facts, verdict!), policy);
+          held = await this.withProgress(() => quarantineMessage(spool, facts, verdict!), policy);
           quarantined = 'ours';
         } else {
           if (verdict.action === 'quarantine') {
@@ -522,6 +525,7 @@ export class MilterSession {
     } else if (quarantined === 'ours') {
       this.write(encode.discard());
       given = `discard: quarantined as ${message.id}`;
+      if (held) void sendQuarantineNotice(held, policy, this.log); // after the reply; logs its own failures
     } else {
       for (const p of packets) this.write(p);
       this.write(encode.continue());

@@ -303,6 +303,17 @@ export const policySchema = z.strictObject({
           header: z.string().regex(/^[!-9;-~]+$/, 'a header field name such as X-Mailmoat-Released').nullable().default('X-Mailmoat-Released'),
         })
         .prefault({}),
+      notify: z
+        .strictObject({
+          /** none; recipients (only those in internalDomains: never backscatter outside); admin */
+          to: z.enum(['none', 'recipients', 'admin']).default('none'),
+          /** the admin address, with `to: admin` */
+          admin: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com').nullable().default(null),
+          /** the notice's sender */
+          from: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com').default('postmaster@localhost'),
+        })
+        .prefault({})
+        .refine((n) => n.to !== 'admin' || n.admin !== null, { message: 'notify.to admin needs notify.admin', path: ['admin'] }),
     })
     .prefault({}),
   office: z

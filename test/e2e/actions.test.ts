@@ -96,3 +96,42 @@ describe('Authentication-Results', function () {
     });
   });
 });
+
+describe('quarantine notices', function () {
+  const waitFor = async (check: () => boolean) => {
+    for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+
+  it('notify.to=recipients tells the internal recipients (never outside ones) the id, sender, subject and why, without the message', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-notice-'));
+    await withRelay(
+      { policy: [rule('quarantine'), `quarantine.dir=${dir}`, 'network.internalDomains=[internal.test]', 'quarantine.notify.to=recipients', 'quarantine.notify.from=postmaster@internal.test'] },
+      async ({ gw, sink }) => {
+        const r = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', ['RCPT TO:<bob@internal.test>', 'RCPT TO:<carol@outside.test>'], messages.simpleMessage('hold: secret payload'));
+        const id = /quarantined as ([0-9A-Z]{26})/.exec(text(r.data))?.[1];
+        assert.ok(id, text(r.data));
+        await waitFor(() => sink.messages.length > 0);
+        assert.equal(sink.messages.length, 1);
+        const notice = sink.messages[0]!;
+        assert.match(notice.mailLine, /^MAIL FROM:<postmaster@internal\.test>/);
+        assert.deepEqual(notice.rcptLines, ['RCPT TO:<bob@internal.test>']);
+        const body = notice.bytes.toString();
+        assert.match(body, new RegExp(`Quarantine id: ${id}`));
+        assert.match(body, /Sender: +mallory@outside\.test/);
+        assert.match(body, /SUBJECT_HOLD/);
+        assert.doesNotMatch(body, /Hello there/, 'the quarantined message itself is not in the notice');
+        assert.equal(gw.events('quarantine_notice')[0]!.id, id);
+      },
+    );
+  });
+
+  it('no notice by default', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-notice-'));
+    await withRelay({ policy: [rule('quarantine'), `quarantine.dir=${dir}`, 'network.internalDomains=[internal.test]'] }, async ({ gw, sink }) => {
+      const r = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', ['RCPT TO:<bob@internal.test>'], messages.simpleMessage('hold it'));
+      assert.match(text(r.data), /quarantined as/);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(sink.messages.length, 0);
+    });
+  });
+});

@@ -1,0 +1,66 @@
+// The optional notice that a message was quarantined: composed by nodemailer, sent through the
+// downstream MTA after the client has its 250. It names the id, the sender, the subject and why;
+// it never carries the message or its attachments. Recipients outside internalDomains never get one
+// (that would be backscatter to forged senders' victims).
+import nodemailer from 'nodemailer';
+import type { Logger } from '../observe/log.js';
+import type { Policy } from '../policy/schema.js';
+import type { QuarantineMetadata } from './store.js';
+
+export function noticeRecipients(meta: QuarantineMetadata, policy: Policy): string[] {
+  const { notify } = policy.quarantine;
+  if (notify.to === 'admin') return notify.admin ? [notify.admin] : [];
+  if (notify.to !== 'recipients') return [];
+  const internal = (address: string) => {
+    const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+    return policy.network.internalDomains.some((d) => (d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d));
+  };
+  return meta.envelope.rcptTo.filter(internal);
+}
+
+export function noticeText(meta: QuarantineMetadata): string {
+  const symbols = [...new Set(meta.findings.filter((f) => !f.excepted).map((f) => f.symbol))].join(', ');
+  return [
+    'A message to you was held in quarantine by the mail gateway.',
+    '',
+    `Quarantine id: ${meta.id}`,
+    `Received:      ${meta.receivedAt}`,
+    `Sender:        ${meta.envelope.mailFrom || '<>'}`,
+    `From:          ${meta.headers?.from ?? ''}`,
+    `Subject:       ${meta.headers?.subject ?? ''}`,
+    `Why:           ${meta.verdict.reason}${symbols ? ` (${symbols})` : ''}`,
+    '',
+    'If you expected this message, ask your mail administrator to release it, quoting the id.',
+    '',
+  ].join('\n');
+}
+
+/** Sends the notice; failures are logged, never raised: the message itself is safe in quarantine. */
+export async function sendQuarantineNotice(meta: QuarantineMetadata, policy: Policy, log: Logger): Promise<void> {
+  const to = noticeRecipients(meta, policy);
+  if (!to.length) return;
+  const { host, port, starttls, tlsVerify } = policy.downstream;
+  const transport = nodemailer.createTransport({
+    host,
+    port,
+    secure: false,
+    ignoreTLS: starttls === 'off',
+    requireTLS: starttls === 'required',
+    tls: { rejectUnauthorized: tlsVerify },
+    name: policy.hostname,
+  });
+  try {
+    const info = await transport.sendMail({
+      from: policy.quarantine.notify.from,
+      to,
+      subject: `[Quarantined] ${(meta.headers?.subject ?? '(no subject)').slice(0, 120)}`,
+      text: noticeText(meta),
+      headers: { 'X-Mailmoat-Notice': meta.id, 'Auto-Submitted': 'auto-generated' },
+    });
+    log.info({ event: 'quarantine_notice', id: meta.id, to, response: info.response }, 'quarantine notice sent');
+  } catch (err) {
+    log.warn({ event: 'quarantine_notice_failed', id: meta.id, to, err: (err as Error).message }, 'quarantine notice not sent');
+  } finally {
+    transport.close();
+  }
+}
