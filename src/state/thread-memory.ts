@@ -76,6 +76,24 @@ export const MAX_LOOKUP_IDS = 20;
 /** Addresses kept per display name. */
 export const MAX_NAME_ADDRESSES = 32;
 
+/**
+ * Binds an address to a name (hash field → last seen) and keeps at most ARGV[4] addresses, dropping
+ * the least recently seen: a name shared by many senders (or an attacker cycling addresses) cannot
+ * grow a key without bound. Runs inside the update pipeline, so it costs no extra round trip.
+ */
+const BIND_NAME = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local max = tonumber(ARGV[4])
+if redis.call('HLEN', KEYS[1]) > max then
+  local all = redis.call('HGETALL', KEYS[1])
+  local entries = {}
+  for i = 1, #all, 2 do entries[#entries + 1] = { all[i], tonumber(all[i + 1]) } end
+  table.sort(entries, function(a, b) return a[2] < b[2] end)
+  for i = 1, #entries - max do redis.call('HDEL', KEYS[1], entries[i][1]) end
+end
+return 1`;
+
 function ids(query: MemoryLookup): string[] {
   return [...new Set(query.messageIds.map((id) => id.trim().toLowerCase()).filter(Boolean))].slice(0, MAX_LOOKUP_IDS);
 }
@@ -128,9 +146,7 @@ export class RedisThreadMemory implements ThreadMemory {
     for (const { messageId, record } of update.threads) p.set(this.key('t', messageId.trim().toLowerCase()), JSON.stringify(record), 'PX', ttlMs);
     for (const { name, address } of update.bindings) {
       if (!name || !address) continue;
-      const key = this.key('n', name);
-      p.hset(key, address.toLowerCase(), now);
-      p.pexpire(key, ttlMs);
+      p.eval(BIND_NAME, 1, this.key('n', name), address.toLowerCase(), now, ttlMs, MAX_NAME_ADDRESSES);
     }
     for (const a of new Set(update.addresses.map((x) => x.toLowerCase()))) p.set(this.key('a', a), '1', 'PX', ttlMs);
     for (const d of new Set(update.domains.map((x) => x.toLowerCase()))) p.set(this.key('d', d), '1', 'PX', ttlMs);

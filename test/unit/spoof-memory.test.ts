@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { MemoryThreadMemory, RedisThreadMemory, ThreadMemoryUnavailable, type ThreadMemory } from '../../src/state/thread-memory.js';
+import { MAX_NAME_ADDRESSES, MemoryThreadMemory, RedisThreadMemory, ThreadMemoryUnavailable, type ThreadMemory } from '../../src/state/thread-memory.js';
 import { freePort } from '../helpers/global.js';
 
 const record = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: 'bob smith' }], at: 1 };
@@ -36,6 +36,17 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       assert.equal(facts.addressKnown, false);
       assert.equal(facts.domainKnown, false);
       assert.deepEqual((await env.memory.lookup({ messageIds: ['nope@x'], name: 'nobody here', address: 'a@b.example', domain: 'b.example' })).threads, []);
+    });
+
+    it(`keeps at most ${MAX_NAME_ADDRESSES} addresses per name, the most recently seen`, async () => {
+      for (let i = 0; i < MAX_NAME_ADDRESSES + 8; i++) {
+        await env.memory.update({ threads: [], bindings: [{ address: `bob${i}@spam${i}.example`, name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const facts = await env.memory.lookup({ messageIds: [], name: 'bob smith', address: 'x@y.example', domain: 'y.example' });
+      assert.equal(facts.nameAddresses.length, MAX_NAME_ADDRESSES);
+      assert.ok(facts.nameAddresses.includes(`bob${MAX_NAME_ADDRESSES + 7}@spam${MAX_NAME_ADDRESSES + 7}.example`));
+      assert.ok(!facts.nameAddresses.includes('bob0@spam0.example'));
     });
 
     it('forgets after the TTL', async () => {
