@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Gateway } from '../gateway/server.js';
 import { MilterServer } from '../milter/server.js';
 import { closeScanPool } from '../inspect/office/pool.js';
+import { startMetricsServer } from '../observe/metrics.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
 import { PolicyHolder } from '../policy/watch.js';
@@ -67,6 +68,8 @@ Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages i
 /** One gateway process (the only one, or a worker): serve, reload, drain on SIGTERM. */
 async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   const state = await openState(holder.policy.state, log);
+  const metricsAt = holder.policy.metrics.listen;
+  const metricsServer = metricsAt ? await startMetricsServer(metricsAt.host, metricsAt.port, log) : undefined;
   const { listen, downstream, tls, smtp, milter: milterPolicy } = holder.policy;
   if (!smtp.enabled && !milterPolicy.enabled) {
     log.error({ event: 'nothing_to_serve' }, 'smtp.enabled and milter.enabled are both false: nothing to serve');
@@ -79,7 +82,7 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   if (gateway) {
     const address = await gateway.listen(listen.host, listen.port);
     log.info(
-      { event: 'listening', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
+      { event: 'listening', front: 'smtp', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
       'mailmoat gateway ready',
     );
   }
@@ -108,6 +111,7 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
     holder.close();
     await Promise.all([gateway?.drain(), milter?.drain()]);
     await closeScanPool();
+    metricsServer?.close();
     await closeState(state);
     log.info({ event: 'stopped' }, 'stopped');
     log.flush();

@@ -16,6 +16,7 @@ import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberR
 import type { Verdict } from '../verdict.js';
 import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
+import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { Spool } from './spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
@@ -279,6 +280,7 @@ export class Gateway {
     outcome: SmtpError | undefined,
     quarantined: boolean,
   ): void {
+    countMessage('smtp', verdict?.action ?? 'error', verdict?.findings);
     this.log.info(
       {
         event: 'message',

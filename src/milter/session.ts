@@ -15,6 +15,7 @@ import type { Logger } from '../observe/log.js';
 import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
 import { RateRefusal, type RateLimiter } from '../rate/limiter.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
+import { countMessage } from '../observe/metrics.js';
 import type { QuarantineMetadata } from '../quarantine/store.js';
 import type { Policy } from '../policy/schema.js';
 import type { Verdict } from '../verdict.js';
@@ -562,6 +563,7 @@ export class MilterSession {
   }
 
   private logMessage(message: Message, verdict: Verdict | undefined, reply: string, quarantined: 'ours' | 'mta-hold' | undefined): void {
+    countMessage('milter', verdict?.action ?? 'error', verdict?.findings);
     this.log.info(
       {
         event: 'message',

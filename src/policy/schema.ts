@@ -290,6 +290,12 @@ export const policySchema = z.strictObject({
       size: z.array(sizeRule).default([]),
     })
     .prefault({}),
+  metrics: z
+    .strictObject({
+      /** where /metrics (Prometheus) and /healthz are served; null: not served */
+      listen: z.strictObject({ ...hostPort }).nullable().default(null),
+    })
+    .prefault({}),
   quarantine: z
     .strictObject({
       dir: z.string().min(1).default('var/quarantine'),

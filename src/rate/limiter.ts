@@ -6,6 +6,7 @@ import type { Finding } from '../inspect/finding.js';
 import type { HeaderField } from '../inspect/message.js';
 import type { Kind } from '../inspect/office/sniff.js';
 import type { Logger } from '../observe/log.js';
+import { metrics } from '../observe/metrics.js';
 import type { Action, Policy, RateAction } from '../policy/schema.js';
 import type { StateBackend } from '../state/index.js';
 import { decide, type Verdict } from '../verdict.js';
@@ -154,6 +155,7 @@ export class RateLimiter {
           { event: 'rate_alert', id: message.id, subject: r.subject, symbol: f.symbol, action: f.action, detail: f.detail, committed: r.committed },
           `sender rate: ${r.subject} ${f.detail}`,
         );
+        metrics.rateAlerts.inc({ symbol: f.symbol, action: f.action ?? 'none' });
         this.webhook(policy, { event: 'rate_alert', id: message.id, subject: r.subject, symbol: f.symbol, action: f.action, detail: f.detail });
       }
       if (r.suspended) {
@@ -176,6 +178,7 @@ export class RateLimiter {
 
   private unavailable(id: string, stage: 'mail' | 'data', err: unknown): RateRefusal | undefined {
     const closed = this.failMode === 'closed';
+    metrics.stateUnavailable.inc({ component: 'rate', failMode: this.failMode });
     this.log.error(
       { event: 'rate_state_unavailable', id, stage, failMode: this.failMode, err: (err as Error).message },
       closed ? 'sender-rate state unreachable: deferring (fail mode closed)' : 'sender-rate state unreachable: message NOT counted or checked (fail mode open)',

@@ -52,7 +52,7 @@ async function serve(policyFile: string, downstreamPort: number, extra: string[]
       await Promise.race([new Promise<void>((r) => waiters.push(r)), exited.then(() => assert.fail('gateway exited'))]);
     }
   };
-  await waitFor((l) => l.event === 'listening');
+  await waitFor((l) => l.event === 'listening' && l.front === 'smtp');
   return { child, port, logs, waitFor, exited };
 }
 
@@ -109,6 +109,24 @@ describe('mailmoat serve', function () {
       const third = await transaction(gw.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<x@o.test>', 'RCPT TO:<y@o.test>'], messages.simpleMessage());
       assert.equal(third.rcpts[1]!.code, 250);
       assert.equal(third.data?.code, 250);
+    } finally {
+      gw.child.kill('SIGKILL');
+      await sink.close();
+    }
+  });
+
+  it('metrics.listen serves Prometheus counters on /metrics and a health check on /healthz', async () => {
+    const sink = await startSink();
+    const metricsPort = await freePort();
+    const gw = await serve(tempPolicy(''), sink.port, ['--set', `metrics.listen={host: 127.0.0.1, port: ${metricsPort}}`]);
+    try {
+      await transaction(gw.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<x@o.test>'], messages.simpleMessage());
+      await transaction(gw.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<x@o.test>'], messages.simpleMessage());
+      const health = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+      assert.equal(health.status, 200);
+      const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(body, /^mailmoat_messages_total\{front="smtp",action="relay"\} 2$/m);
+      assert.match(body, /^mailmoat_process_resident_memory_bytes \d+/m);
     } finally {
       gw.child.kill('SIGKILL');
       await sink.close();
