@@ -202,10 +202,12 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   // fake reply
   if (prefix?.kind === 'reply' && !hasThreadHeaders) signals.push({ symbol: 'SPOOF_FAKE_REPLY', detail: `subject "${prefix.text}" without In-Reply-To/References` });
 
-  // memory: thread participants, known correspondents
+  // memory: thread participants, known correspondents (replies), the new-domain booster (next to a
+  // positive signal). Plain new mail with nothing suspicious needs no lookup: no round trip.
+  const isPositive = (s: Signal) => (policy.verdict.symbols[s.symbol]?.score ?? SPOOF_SYMBOLS[s.symbol].score) > 0;
   let facts: MemoryFacts | undefined;
   const stateFindings: Finding[] = [];
-  if (input.memory && from.address) {
+  if (input.memory && from.address && (isReply || signals.some(isPositive))) {
     try {
       facts = await input.memory.lookup({ messageIds: referenced, name: isPersonalName(senderName) ? senderName : '', address: from.address, domain: fromOrg });
     } catch (err) {
@@ -243,7 +245,7 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   }
 
   // boosters, only next to a positive signal
-  const positive = signals.some((s) => (policy.verdict.symbols[s.symbol]?.score ?? SPOOF_SYMBOLS[s.symbol].score) > 0);
+  const positive = signals.some(isPositive);
   if (positive) {
     const risky = input.findings.find((f) => /^(OFFICE_|ARCHIVE_ENCRYPTED|ARCHIVE_LIMIT)/.test(f.symbol) && f.symbol !== 'OFFICE_CORRUPT');
     if (risky) signals.push({ symbol: 'SPOOF_CONTEXT_MACRO', detail: `next to ${risky.symbol}` });
