@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/global.js';
-import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/milter-postfix.js';
+import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/private-postfix.js';
 import { postfixTool } from '../helpers/postfix.js';
 
 const SESSIONS = 20;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, text, transaction } from '../helpers/client.js';
 import { defaultPolicyFile, repoRoot } from '../helpers/gateway.js';
-import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/milter-postfix.js';
+import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/private-postfix.js';
 import { startMilter, type RunningMilter } from '../helpers/milter-server.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { buildDocx, buildVbaCfb } from '../fixtures/office/container-builders.js';

@@ -1,6 +1,6 @@
-// A private Postfix on loopback with Mailmoat as its milter (smtpd_milters), relaying to a next hop
-// on loopback. Own main.cf, queue and data directories under /tmp; /etc/postfix is only read (master.cf
-// copied). Same pattern as test/interop/postfix-proxy.test.ts. Needs the Debian package postfix and root.
+// A private Postfix on loopback, with Mailmoat as its milter (smtpd_milters) or its before-queue proxy
+// (smtpd_proxy_filter), relaying to a next hop on loopback. Own main.cf, queue and data directories
+// under /tmp; /etc/postfix is only read (master.cf copied). Needs the Debian package postfix and root.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -35,13 +35,15 @@ export interface PostfixOptions {
   main?: string[];
   /** smtpd processes (master.cf maxproc) */
   maxproc?: number;
+  /** `-o name=value` settings of the public smtpd, e.g. smtpd_proxy_filter=127.0.0.1:10025 */
+  smtpd?: string[];
 }
 
 export async function startPostfix(opts: PostfixOptions): Promise<PrivatePostfix> {
   const postfix = postfixTool('postfix')!;
   const postconf = postfixTool('postconf')!;
   const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-milter-postfix-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-postfix-'));
   mkdirSync(path.join(dir, 'queue'));
   mkdirSync(path.join(dir, 'data'));
   copyFileSync('/etc/postfix/master.cf', path.join(dir, 'master.cf'));
@@ -71,7 +73,8 @@ export async function startPostfix(opts: PostfixOptions): Promise<PrivatePostfix
     ].join('\n'),
   );
   execFileSync(postconf, ['-c', dir, '-F', '*/*/chroot = n']);
-  execFileSync(postconf, ['-c', dir, '-M', `127.0.0.1:${port}/inet=127.0.0.1:${port} inet n - n - ${opts.maxproc ?? 100} smtpd`]);
+  const overrides = (opts.smtpd ?? []).map((o) => ` -o ${o}`).join('');
+  execFileSync(postconf, ['-c', dir, '-M', `127.0.0.1:${port}/inet=127.0.0.1:${port} inet n - n - ${opts.maxproc ?? 100} smtpd${overrides}`]);
   execFileSync('chown', ['postfix', path.join(dir, 'data')]);
   const run = (...args: string[]) => execFileSync('script', ['-qc', [postfix, '-c', dir, ...args].join(' '), '/dev/null'], { encoding: 'utf8' });
   run('set-permissions');
