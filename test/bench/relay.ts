@@ -333,7 +333,11 @@ async function main(): Promise<number> {
 
     const gateway = start(
       process.execPath,
-      [gatewayMain, 'serve', '--listen', `127.0.0.1:${gatewayPort}`, '--downstream', `127.0.0.1:${sinkPort}`, '--set', 'log.level=warn'],
+      [
+        gatewayMain, 'serve', '--listen', `127.0.0.1:${gatewayPort}`, '--downstream', `127.0.0.1:${sinkPort}`, '--set', 'log.level=warn',
+        // BENCH_SET="spoof.enabled=false rate.enabled=false": the same run with policy changes
+        ...(process.env.BENCH_SET ?? '').split(/\s+/).filter(Boolean).flatMap((o) => ['--set', o]),
+      ],
       { cwd: workdir },
     );
     // at log.level=warn the gateway should write only warnings and errors: keep a tally
