@@ -143,3 +143,43 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
     await until('delivery after the faults', () => sink.messages.find((m) => m.bytes.includes('Subject: after the faults')));
   });
 });
+
+describe('interop: Postfix milter with outbound sender rates', function () {
+  let sink: Sink;
+  let milter: RunningMilter;
+  let postfix: PrivatePostfix | undefined;
+
+  before(async function () {
+    this.timeout(60000);
+    const missing = postfixUnavailable();
+    if (missing) {
+      console.log(`      skipped: ${missing}`);
+      this.skip();
+    }
+    sink = await startSink();
+    milter = await startMilter([
+      'rate.enabled=true',
+      'network.internalDomains=[internal.test]',
+      'rate.thresholds=[{metric: messages, window: 1h, limit: 1, action: defer}]',
+      `rate.keyPrefix="mailmoat:test:${process.pid}:"`,
+    ]);
+    postfix = await startPostfix({ milter: `inet:127.0.0.1:${milter.port}`, nextHopPort: sink.port });
+  });
+
+  after(async () => {
+    postfix?.stop();
+    await milter?.close();
+    await sink?.close();
+  });
+
+  it('a rate-limited internal sender is deferred: at end of data past the limit, then already at MAIL', async () => {
+    const first = await transaction(postfix!.port, MAIL, [RCPT], simple('first'));
+    assert.equal(first.data?.code, 250, text(first.data));
+    const second = await transaction(postfix!.port, MAIL, [RCPT], simple('second'));
+    assert.match(text(second.data), /^451 4\.7\.1 /);
+    const third = await transaction(postfix!.port, MAIL, [RCPT], simple('third'));
+    // Postfix answers MAIL itself and relays the milter's MAIL verdict at RCPT time
+    assert.match([third.mail, ...third.rcpts].map(text).join(' | '), /451 4\.7\.1 <alice@internal\.test> sent too much mail/);
+    await until('the delivery of the first message', () => (sink.messages.length === 1 ? true : undefined));
+  });
+});
