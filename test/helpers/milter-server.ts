@@ -7,6 +7,7 @@ import type { EnvelopeHooks } from '../../src/milter/session.js';
 import { createLogger } from '../../src/observe/log.js';
 import { loadPolicy, type LoadedPolicy } from '../../src/policy/load.js';
 import { defaultPolicyFile, repoRoot } from './gateway.js';
+import type { StateBackend } from '../../src/state/index.js';
 
 export interface RunningMilter {
   port: number;
@@ -20,7 +21,10 @@ export interface RunningMilter {
   close(): Promise<void>;
 }
 
-export async function startMilter(overrides: string[] = [], opts: { listen?: string; hooks?: EnvelopeHooks } = {}): Promise<RunningMilter> {
+export async function startMilter(
+  overrides: string[] = [],
+  opts: { listen?: string; hooks?: EnvelopeHooks; state?: StateBackend } = {},
+): Promise<RunningMilter> {
   const loaded = loadPolicy(defaultPolicyFile, [
     'smtp.enabled=false',
     'milter.enabled=true',
@@ -36,7 +40,8 @@ export async function startMilter(overrides: string[] = [], opts: { listen?: str
       done();
     },
   });
-  const server = new MilterServer(loaded, createLogger('debug', destination), { hooks: opts.hooks });
+  const log = createLogger('debug', destination);
+  const server = new MilterServer(loaded, log, { hooks: opts.hooks, ...(opts.state ? { services: { state: opts.state, log } } : {}) });
   const address = await server.listen(opts.listen ?? 'inet:127.0.0.1:0');
   const events = (event: string) => logs.filter((l) => l.event === event);
   return {

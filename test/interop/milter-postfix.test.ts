@@ -183,3 +183,53 @@ describe('interop: Postfix milter with outbound sender rates', function () {
     await until('the delivery of the first message', () => (sink.messages.length === 1 ? true : undefined));
   });
 });
+
+describe('interop: Postfix milter and hijacked-thread replies', function () {
+  let sink: Sink;
+  let milter: RunningMilter;
+  let postfix: PrivatePostfix | undefined;
+  let quarantineDir: string;
+
+  before(async function () {
+    this.timeout(60000);
+    const missing = postfixUnavailable();
+    if (missing) {
+      console.log(`      skipped: ${missing}`);
+      this.skip();
+    }
+    quarantineDir = mkdtempSync(path.join(tmpdir(), 'mailmoat-milter-spoof-q-'));
+    sink = await startSink();
+    // every client is Postfix on loopback: example.com senders are outbound, the others inbound
+    milter = await startMilter(['network.internalDomains=["example.com"]', 'spoof.authentication=false', `quarantine.dir=${quarantineDir}`], { state: { kind: 'memory' } });
+    postfix = await startPostfix({ milter: `inet:127.0.0.1:${milter.port}`, nextHopPort: sink.port, main: ['smtputf8_enable = yes'] });
+  });
+
+  after(async () => {
+    postfix?.stop();
+    await milter?.close();
+    await sink?.close();
+  });
+
+  it('remembers the outbound thread, quarantines the hijacked reply (nothing delivered), delivers the genuine one', async () => {
+    const { buildMessage, genuine, hijack, originalMessage, PEOPLE } = await import('../fixtures/mail/threads.js');
+    const us = PEOPLE.en.us;
+    const them = PEOPLE.en.them;
+    const send = (mailFrom: string, rcpts: string[], bytes: Buffer) => transaction(postfix!.port, `MAIL FROM:<${mailFrom}>`, rcpts.map((r) => `RCPT TO:<${r}>`), bytes);
+    assert.equal((await send(us.address, [them.address], buildMessage(originalMessage('en')))).data?.code, 250);
+    await until('the outbound message delivered', () => (sink.messages.length === 1 ? true : undefined));
+
+    const bad = hijack('stolen-references', 'en', 'text');
+    bad.spec.body = 'Please see the attached invoice and confirm today.';
+    const hijacked = await send(bad.mailFrom, bad.rcptTo, buildMessage(bad.spec));
+    assert.equal(hijacked.data?.code, 250, text(hijacked.data)); // Postfix accepts; the milter discarded it into our quarantine
+    const lines = await milter.waitEvent('message', 2);
+    const line = lines.find((l) => l.from === bad.mailFrom);
+    assert.ok((line?.symbols as string[]).includes('SPOOF_THREAD_IMPERSONATION'), JSON.stringify(lines));
+    assert.equal(line!.verdict, 'quarantine');
+    assert.equal(sink.messages.length, 1, 'the hijacked reply was not delivered');
+
+    const good = genuine('participant-reply', 'en', 'text');
+    assert.equal((await send(good.mailFrom, good.rcptTo, buildMessage(good.spec))).data?.code, 250);
+    await until('the genuine reply delivered', () => (sink.messages.length === 2 ? true : undefined));
+  });
+});
