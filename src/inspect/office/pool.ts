@@ -15,7 +15,8 @@ function workers(): Piscina {
   pool ??= new Piscina({
     filename: new URL('./worker.js', import.meta.url).href,
     minThreads: 1,
-    maxThreads: Math.max(1, availableParallelism() - 1),
+    // at least two: one slow scan (a bomb up to its budget) must not hold up every other attachment
+    maxThreads: Math.max(2, availableParallelism()),
     idleTimeout: 60_000,
   });
   return pool;
