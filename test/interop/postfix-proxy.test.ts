@@ -38,8 +38,6 @@ describe('interop: Postfix smtpd_proxy_filter in front of the gateway', function
     await sink?.close();
   });
 
-  const maillog = () => postfix!.maillog();
-
   it('relays through Postfix: per-recipient downstream replies reach the client, the good ones are delivered', async () => {
     const r = await transaction(
       port,
@@ -56,8 +54,8 @@ describe('interop: Postfix smtpd_proxy_filter in front of the gateway', function
     // Postfix told the gateway who the real client was; the gateway told the downstream
     assert.equal(received.xforward?.get('HELO'), 'client.test');
     assert.match(received.bytes.toString(), /^Received: from client\.test \(localhost \[127\.0\.0\.1\]\)/);
-    assert.match(maillog(), /proxy-accept: END-OF-MESSAGE: 250 2\.0\.0 Ok: queued as SINK/);
-    assert.match(maillog(), /proxy [\d.:]+ rejected "RCPT TO:<unknown@internal\.test>": "550 5\.1\.1 /);
+    await postfix!.waitLog(/proxy-accept: END-OF-MESSAGE: 250 2\.0\.0 Ok: queued as SINK/);
+    await postfix!.waitLog(/proxy [\d.:]+ rejected "RCPT TO:<unknown@internal\.test>": "550 5\.1\.1 /);
   });
 
   it("the gateway's reject reaches the client through Postfix and nothing is delivered", async () => {
@@ -65,6 +63,6 @@ describe('interop: Postfix smtpd_proxy_filter in front of the gateway', function
     const r = await transaction(port, 'MAIL FROM:<alice@outside.test>', ['RCPT TO:<bob@internal.test>'], messages.simpleMessage('[blocked] invoice'));
     assert.match(text(r.data), /^550 5\.7\.1 Message rejected by policy/);
     assert.equal(sink.messages.length, before);
-    assert.match(maillog(), /proxy-reject: END-OF-MESSAGE: 550 5\.7\.1 Message rejected by policy/);
+    await postfix!.waitLog(/proxy-reject: END-OF-MESSAGE: 550 5\.7\.1 Message rejected by policy/);
   });
 });
