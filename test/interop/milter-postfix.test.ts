@@ -14,6 +14,7 @@ import { defaultPolicyFile, repoRoot } from '../helpers/gateway.js';
 import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/private-postfix.js';
 import { startMilter, type RunningMilter } from '../helpers/milter-server.js';
 import { startSink, type Sink } from '../helpers/sink.js';
+import type { StateBackend } from '../../src/state/index.js';
 import { buildDocx, buildVbaCfb } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
 
@@ -34,12 +35,13 @@ async function until<T>(what: string, check: () => T | undefined, timeout = 1500
   }
 }
 
-describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', function () {
-  let sink: Sink;
-  let milter: RunningMilter;
-  let postfix: PrivatePostfix | undefined;
-  let quarantineDir: string;
 
+/**
+ * Registers the suite's before/after hooks: a recording sink, Mailmoat's milter with the given policy
+ * overrides (the function gets a fresh quarantine directory), and a private Postfix using it.
+ */
+function postfixWithMilter(overrides: (quarantineDir: string) => string[], opts: { state?: StateBackend; main?: string[] } = {}) {
+  const env = {} as { sink: Sink; milter: RunningMilter; postfix: PrivatePostfix; quarantineDir: string };
   before(async function () {
     this.timeout(60000);
     const missing = postfixUnavailable();
@@ -47,26 +49,26 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
       console.log(`      skipped: ${missing}`);
       this.skip();
     }
-    quarantineDir = mkdtempSync(path.join(tmpdir(), 'mailmoat-milter-pf-q-'));
-    sink = await startSink();
-    milter = await startMilter([
-      'relay.verdictHeader=true',
-      `quarantine.dir=${quarantineDir}`,
-      'rules.headers=[{symbol: SUBJECT_BLOCKED, header: Subject, match: "^\\\\[blocked\\\\]", action: reject}]',
-    ]);
-    postfix = await startPostfix({ milter: `inet:127.0.0.1:${milter.port}`, nextHopPort: sink.port });
+    env.quarantineDir = mkdtempSync(path.join(tmpdir(), 'mailmoat-milter-pf-q-'));
+    env.sink = await startSink();
+    env.milter = await startMilter(overrides(env.quarantineDir), { state: opts.state });
+    env.postfix = await startPostfix({ milter: `inet:127.0.0.1:${env.milter.port}`, nextHopPort: env.sink.port, main: opts.main });
   });
-
   after(async () => {
-    postfix?.stop();
-    await milter?.close();
-    await sink?.close();
+    env.postfix?.stop();
+    await env.milter?.close();
+    await env.sink?.close();
   });
+  return env;
+}
+
+describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', function () {
+  const env = postfixWithMilter((dir) => ['relay.verdictHeader=true', `quarantine.dir=${dir}`, 'rules.headers=[{symbol: SUBJECT_BLOCKED, header: Subject, match: "^\\\\[blocked\\\\]", action: reject}]']);
 
   it('a clean message is delivered with the added X-Mailmoat-Verdict header and otherwise unchanged', async () => {
-    const r = await transaction(postfix!.port, MAIL, [RCPT], simple('clean one'));
+    const r = await transaction(env.postfix.port, MAIL, [RCPT], simple('clean one'));
     assert.match(text(r.data), /^250 2\.0\.0 Ok: queued as /);
-    const delivered = await until('delivery', () => sink.messages.find((m) => m.bytes.includes('Subject: clean one')));
+    const delivered = await until('delivery', () => env.sink.messages.find((m) => m.bytes.includes('Subject: clean one')));
     const bytes = delivered.bytes.toString('latin1');
     const header = /^X-Mailmoat-Verdict: relay; score=0; symbols=none;\s+id=([0-9A-Z]{26})\r\n/m.exec(bytes);
     assert.ok(header, bytes);
@@ -74,57 +76,57 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
     assert.ok(bytes.endsWith('\r\n\r\nHello Bob,\r\n..a line with a leading dot\r\nbye\r\n'), bytes);
     // ADDHEADER appends: the header ends the header block, folded with CRLF + TAB by Postfix
     assert.match(bytes, /\r\nX-Mailmoat-Verdict: relay; score=0; symbols=none;\r\n\tid=[0-9A-Z]{26}\r\n\r\nHello Bob/);
-    const line = (await milter.waitEvent('message')).find((l) => l.id === header[1])!;
+    const line = (await env.milter.waitEvent('message')).find((l) => l.id === header[1])!;
     assert.equal(line.verdict, 'relay');
     assert.equal(line.front, 'milter');
     assert.equal(line.from, 'alice@internal.test');
     assert.deepEqual(line.rcpt, ['bob@outside.test']);
     assert.equal(line.helo, 'client.test');
     assert.match(String(line.queueId), /^[0-9A-F]+$/);
-    assert.match(postfix!.maillog(), new RegExp(`${line.queueId}: .*status=sent`));
+    await env.postfix.waitLog(new RegExp(`${line.queueId}: .*status=sent`));
   });
 
   it('a macro document is quarantined by us (durable copy, DISCARD): the client hears 250, nothing is delivered, the CLI can release it', async function () {
     this.timeout(60000);
     const message = await emailWith([{ filename: 'invoice.docm', content: await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb() }) }]);
-    const before = sink.messages.length;
-    const r = await transaction(postfix!.port, MAIL, [RCPT], message);
+    const before = env.sink.messages.length;
+    const r = await transaction(env.postfix.port, MAIL, [RCPT], message);
     assert.match(text(r.data), /^250 /);
-    const line = await until('the quarantine log line', () => milter.events('message').find((l) => l.verdict === 'quarantine'));
+    const line = await until('the quarantine log line', () => env.milter.events('message').find((l) => l.verdict === 'quarantine'));
     assert.equal(line.quarantined, true);
     assert.ok((line.symbols as string[]).includes('OFFICE_MACRO'));
-    const eml = path.join(quarantineDir, `${line.id}.eml`);
+    const eml = path.join(env.quarantineDir, `${line.id}.eml`);
     assert.ok(existsSync(eml));
-    await postfix!.waitLog(/milter-discard: END-OF-MESSAGE/);
+    await env.postfix.waitLog(/milter-discard: END-OF-MESSAGE/);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(sink.messages.length, before);
+    assert.equal(env.sink.messages.length, before);
 
     // released from the CLI: the message as received (Postfix's own Received: is not shown to milters)
     const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
     const released = await new Promise<{ code: number; out: string }>((resolve) =>
       execFile(
         process.execPath,
-        [cli, 'quarantine', 'release', String(line.id), '--policy', defaultPolicyFile, '--set', `quarantine.dir=${quarantineDir}`, '--set', `downstream.port=${sink.port}`, '--set', 'downstream.starttls=off', '--operator', 'test'],
+        [cli, 'quarantine', 'release', String(line.id), '--policy', defaultPolicyFile, '--set', `quarantine.dir=${env.quarantineDir}`, '--set', `downstream.port=${env.sink.port}`, '--set', 'downstream.starttls=off', '--operator', 'test'],
         { timeout: 30000 },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       ),
     );
     assert.equal(released.code, 0, released.out);
-    const delivered = await until('the released message', () => (sink.messages.length > before ? sink.messages.at(-1) : undefined));
+    const delivered = await until('the released message', () => (env.sink.messages.length > before ? env.sink.messages.at(-1) : undefined));
     assert.ok(delivered.bytes.includes(Buffer.from('invoice.docm')));
   });
 
   it("a rejection reaches the client in the SMTP session (Postfix's milter-reject), nothing is delivered", async () => {
-    const before = sink.messages.length;
-    const r = await transaction(postfix!.port, MAIL, [RCPT], simple('[blocked] invoice'));
+    const before = env.sink.messages.length;
+    const r = await transaction(env.postfix.port, MAIL, [RCPT], simple('[blocked] invoice'));
     assert.match(text(r.data), /^550 5\.7\.1 Message rejected by policy \[[0-9A-Z]{26}\]$/);
-    await postfix!.waitLog(/milter-reject: END-OF-MESSAGE from .*: 5\.7\.1 Message rejected by policy/);
+    await env.postfix.waitLog(/milter-reject: END-OF-MESSAGE from .*: 5\.7\.1 Message rejected by policy/);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(sink.messages.length, before);
+    assert.equal(env.sink.messages.length, before);
   });
 
   it('a client that vanishes mid-DATA, and a peer sending junk, leave the milter serving the next message', async () => {
-    const client = await connect(postfix!.port);
+    const client = await connect(env.postfix.port);
     assert.equal((await client.command(MAIL)).code, 250);
     assert.equal((await client.command(RCPT)).code, 250);
     assert.equal((await client.command('DATA')).code, 354);
@@ -133,103 +135,56 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
     await new Promise((r) => setTimeout(r, 100));
     socket.destroy();
     await new Promise((resolve) => {
-      const junk = net.connect({ host: '127.0.0.1', port: milter.port }, () => junk.write('\x00\x00\x00\x05Zjunk' + 'x'.repeat(100)));
+      const junk = net.connect({ host: '127.0.0.1', port: env.milter.port }, () => junk.write('\x00\x00\x00\x05Zjunk' + 'x'.repeat(100)));
       junk.on('close', resolve);
       junk.on('error', resolve);
     });
-    assert.ok(milter.events('milter_protocol_error').length >= 1);
-    const r = await transaction(postfix!.port, MAIL, [RCPT], simple('after the faults'));
+    assert.ok(env.milter.events('milter_protocol_error').length >= 1);
+    const r = await transaction(env.postfix.port, MAIL, [RCPT], simple('after the faults'));
     assert.match(text(r.data), /^250 /);
-    await until('delivery after the faults', () => sink.messages.find((m) => m.bytes.includes('Subject: after the faults')));
+    await until('delivery after the faults', () => env.sink.messages.find((m) => m.bytes.includes('Subject: after the faults')));
   });
 });
 
 describe('interop: Postfix milter with outbound sender rates', function () {
-  let sink: Sink;
-  let milter: RunningMilter;
-  let postfix: PrivatePostfix | undefined;
-
-  before(async function () {
-    this.timeout(60000);
-    const missing = postfixUnavailable();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    sink = await startSink();
-    milter = await startMilter([
-      'rate.enabled=true',
-      'network.internalDomains=[internal.test]',
-      'rate.thresholds=[{metric: messages, window: 1h, limit: 1, action: defer}]',
-      `rate.keyPrefix="mailmoat:test:${process.pid}:"`,
-    ]);
-    postfix = await startPostfix({ milter: `inet:127.0.0.1:${milter.port}`, nextHopPort: sink.port });
-  });
-
-  after(async () => {
-    postfix?.stop();
-    await milter?.close();
-    await sink?.close();
-  });
+  const env = postfixWithMilter(() => ['rate.enabled=true', 'network.internalDomains=[internal.test]', 'rate.thresholds=[{metric: messages, window: 1h, limit: 1, action: defer}]']);
 
   it('a rate-limited internal sender is deferred: at end of data past the limit, then already at MAIL', async () => {
-    const first = await transaction(postfix!.port, MAIL, [RCPT], simple('first'));
+    const first = await transaction(env.postfix.port, MAIL, [RCPT], simple('first'));
     assert.equal(first.data?.code, 250, text(first.data));
-    const second = await transaction(postfix!.port, MAIL, [RCPT], simple('second'));
+    const second = await transaction(env.postfix.port, MAIL, [RCPT], simple('second'));
     assert.match(text(second.data), /^451 4\.7\.1 /);
-    const third = await transaction(postfix!.port, MAIL, [RCPT], simple('third'));
+    const third = await transaction(env.postfix.port, MAIL, [RCPT], simple('third'));
     // Postfix answers MAIL itself and relays the milter's MAIL verdict at RCPT time
     assert.match([third.mail, ...third.rcpts].map(text).join(' | '), /451 4\.7\.1 <alice@internal\.test> sent too much mail/);
-    await until('the delivery of the first message', () => (sink.messages.length === 1 ? true : undefined));
+    await until('the delivery of the first message', () => (env.sink.messages.length === 1 ? true : undefined));
   });
 });
 
 describe('interop: Postfix milter and hijacked-thread replies', function () {
-  let sink: Sink;
-  let milter: RunningMilter;
-  let postfix: PrivatePostfix | undefined;
-  let quarantineDir: string;
-
-  before(async function () {
-    this.timeout(60000);
-    const missing = postfixUnavailable();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    quarantineDir = mkdtempSync(path.join(tmpdir(), 'mailmoat-milter-spoof-q-'));
-    sink = await startSink();
-    // every client is Postfix on loopback: example.com senders are outbound, the others inbound
-    milter = await startMilter(['network.internalDomains=["example.com"]', 'spoof.authentication=false', `quarantine.dir=${quarantineDir}`], { state: { kind: 'memory' } });
-    postfix = await startPostfix({ milter: `inet:127.0.0.1:${milter.port}`, nextHopPort: sink.port, main: ['smtputf8_enable = yes'] });
-  });
-
-  after(async () => {
-    postfix?.stop();
-    await milter?.close();
-    await sink?.close();
-  });
+  // every client is Postfix on loopback: example.com senders are outbound, the others inbound
+  const env = postfixWithMilter((dir) => ['network.internalDomains=["example.com"]', 'spoof.authentication=false', `quarantine.dir=${dir}`], { state: { kind: 'memory' }, main: ['smtputf8_enable = yes'] });
 
   it('remembers the outbound thread, quarantines the hijacked reply (nothing delivered), delivers the genuine one', async () => {
     const { buildMessage, genuine, hijack, originalMessage, PEOPLE } = await import('../fixtures/mail/threads.js');
     const us = PEOPLE.en.us;
     const them = PEOPLE.en.them;
-    const send = (mailFrom: string, rcpts: string[], bytes: Buffer) => transaction(postfix!.port, `MAIL FROM:<${mailFrom}>`, rcpts.map((r) => `RCPT TO:<${r}>`), bytes);
+    const send = (mailFrom: string, rcpts: string[], bytes: Buffer) => transaction(env.postfix.port, `MAIL FROM:<${mailFrom}>`, rcpts.map((r) => `RCPT TO:<${r}>`), bytes);
     assert.equal((await send(us.address, [them.address], buildMessage(originalMessage('en')))).data?.code, 250);
-    await until('the outbound message delivered', () => (sink.messages.length === 1 ? true : undefined));
+    await until('the outbound message delivered', () => (env.sink.messages.length === 1 ? true : undefined));
 
     const bad = hijack('stolen-references', 'en', 'text');
     bad.spec.body = 'Please see the attached invoice and confirm today.';
     const hijacked = await send(bad.mailFrom, bad.rcptTo, buildMessage(bad.spec));
     assert.equal(hijacked.data?.code, 250, text(hijacked.data)); // Postfix accepts; the milter discarded it into our quarantine
-    const lines = await milter.waitEvent('message', 2);
+    const lines = await env.milter.waitEvent('message', 2);
     const line = lines.find((l) => l.from === bad.mailFrom);
     assert.ok((line?.symbols as string[]).includes('SPOOF_THREAD_IMPERSONATION'), JSON.stringify(lines));
     assert.equal(line!.verdict, 'quarantine');
-    assert.equal(sink.messages.length, 1, 'the hijacked reply was not delivered');
+    assert.equal(env.sink.messages.length, 1, 'the hijacked reply was not delivered');
 
     const good = genuine('participant-reply', 'en', 'text');
     assert.equal((await send(good.mailFrom, good.rcptTo, buildMessage(good.spec))).data?.code, 250);
-    await until('the genuine reply delivered', () => (sink.messages.length === 2 ? true : undefined));
+    await until('the genuine reply delivered', () => (env.sink.messages.length === 2 ? true : undefined));
   });
 });
