@@ -3,13 +3,13 @@
 // own reply); at the end of DATA the message is inspected, a verdict taken and acted on, and the
 // client hears 250 only once the downstream accepted the message.
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../observe/log.js';
 import type { Policy } from '../policy/schema.js';
-import { parseCidr } from '../policy/schema.js';
+import { inNetworks, isInternalAddress } from '../policy/network.js';
 import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
 import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
@@ -109,7 +109,7 @@ export class Gateway {
     if (this.seenSessions.has(session)) return cb();
     this.seenSessions.add(session);
     if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
-    if (!matches(this.source.policy.xforwardHosts, session.remoteAddress)) {
+    if (!inNetworks(this.source.policy.xforwardHosts, session.remoteAddress)) {
       (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = [
         ...(this.server.options.disabledCommands ?? []),
         'XFORWARD',
@@ -348,32 +348,9 @@ function identity(session: SMTPServerSession): ClientIdentity {
   };
 }
 
-const blockLists = new WeakMap<string[], net.BlockList>();
-
-/** Is the address inside one of the networks? IPv4-mapped IPv6 counts as IPv4. */
-export function matches(networks: string[], address: string): boolean {
-  let list = blockLists.get(networks);
-  if (!list) {
-    list = new net.BlockList();
-    for (const entry of networks) {
-      const cidr = parseCidr(entry)!;
-      list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-    }
-    blockLists.set(networks, list);
-  }
-  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  const family = net.isIP(plain);
-  return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
-}
-
 /** No open relay: internal clients may send anywhere; everyone else only to the internal domains. */
 export function relayAllowed(policy: Policy, clientAddress: string, recipient: string): boolean {
-  if (matches(policy.network.internalNetworks, clientAddress)) return true;
-  const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '');
-  if (!recipient.includes('@') || !domain) return false;
-  return policy.network.internalDomains.some((d) =>
-    d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d,
-  );
+  return inNetworks(policy.network.internalNetworks, clientAddress) || isInternalAddress(policy, recipient);
 }
 
 function errText(err: unknown): string {

@@ -4,6 +4,7 @@
 // (that would be backscatter to forged senders' victims).
 import nodemailer from 'nodemailer';
 import type { Logger } from '../observe/log.js';
+import { isInternalAddress } from '../policy/network.js';
 import type { Policy } from '../policy/schema.js';
 import type { QuarantineMetadata } from './store.js';
 
@@ -11,11 +12,7 @@ export function noticeRecipients(meta: QuarantineMetadata, policy: Policy): stri
   const { notify } = policy.quarantine;
   if (notify.to === 'admin') return notify.admin ? [notify.admin] : [];
   if (notify.to !== 'recipients') return [];
-  const internal = (address: string) => {
-    const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-    return policy.network.internalDomains.some((d) => (d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d));
-  };
-  return meta.envelope.rcptTo.filter(internal);
+  return meta.envelope.rcptTo.filter((r) => isInternalAddress(policy, r));
 }
 
 export function noticeText(meta: QuarantineMetadata): string {

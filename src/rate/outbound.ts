@@ -1,37 +1,9 @@
 // Which messages are outbound (the population the rates watch) and under which subjects they count.
-import net from 'node:net';
 import type { Policy } from '../policy/schema.js';
-import { parseCidr } from '../policy/schema.js';
+import { domainOf, inNetworks, isInternalAddress } from '../policy/network.js';
 import { subject, type Subject } from './store.js';
 
-const lists = new WeakMap<string[], net.BlockList>();
-
-/** Is the client address in one of the networks (IPv4-mapped IPv6 counts as IPv4)? */
-export function inNetworks(networks: string[], address: string): boolean {
-  let list = lists.get(networks);
-  if (!list) {
-    list = new net.BlockList();
-    for (const entry of networks) {
-      const cidr = parseCidr(entry);
-      if (cidr) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-    }
-    lists.set(networks, list);
-  }
-  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  const family = net.isIP(plain);
-  return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at === -1 ? '' : address.slice(at + 1).toLowerCase().replace(/\.$/, '');
-}
-
-export function isInternalAddress(policy: Policy, address: string): boolean {
-  const domain = domainOf(address);
-  if (!domain) return false;
-  return policy.network.internalDomains.some((d) => (d.startsWith('*.') ? domain.endsWith(d.slice(1)) : domain === d));
-}
+export { domainOf, inNetworks, isInternalAddress };
 
 /** The address in a From header value: the last `<...>` or the first bare `local@domain`. */
 export function headerFromAddress(value: string | undefined): string | undefined {

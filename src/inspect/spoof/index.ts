@@ -5,18 +5,17 @@
 // name; header From vs envelope sender without list/forwarder evidence or DMARC pass; a reply prefix
 // without In-Reply-To/References; SPF/DKIM/DMARC/ARC. Boosters (macro, password, first-time domain)
 // count only next to a positive signal. The sum against spoof.thresholds gives SPOOF_SUSPECT/HIJACK.
-import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Policy } from '../../policy/schema.js';
-import { parseCidr } from '../../policy/schema.js';
 import { ThreadMemoryUnavailable, type MemoryFacts, type MemoryUpdate, type ThreadMemory, type ThreadPerson } from '../../state/thread-memory.js';
 import type { Finding } from '../finding.js';
 import type { ClientInfo, Envelope, HeaderField } from '../message.js';
 import { findPasswords } from '../office/index.js';
 import { authenticateMessage, systemResolver, type AuthSummary, type DNSResolver } from './auth.js';
 import { htmlToText, quotedThread, subjectPrefix, type QuotedThread, type SubjectPrefix } from './markers.js';
-import { addressesInName, domainOf, isPersonalName, normaliseName, orgDomain, orgOf, parseMailboxes, type Mailbox } from './names.js';
+import { addressesInName, isPersonalName, normaliseName, orgDomain, orgOf, parseMailboxes, type Mailbox } from './names.js';
 import { SPOOF_SYMBOLS, type SpoofSymbol } from './symbols.js';
+import { domainOf, inNetworks, isInternalDomain } from '../../policy/network.js';
 
 export { SPOOF_SYMBOLS };
 
@@ -51,27 +50,6 @@ const header = (headers: HeaderField[], name: string) => headers.find((h) => h.n
 /** Does the message look like a reply or forward from its header block alone? (gates the body parse) */
 export function looksLikeReply(headers: HeaderField[]): boolean {
   return !!subjectPrefix(header(headers, 'subject')) || headers.some((h) => h.name === 'in-reply-to' || h.name === 'references');
-}
-
-const blockLists = new WeakMap<string[], net.BlockList>();
-function inNetworks(networks: string[], address: string): boolean {
-  let list = blockLists.get(networks);
-  if (!list) {
-    list = new net.BlockList();
-    for (const entry of networks) {
-      const c = parseCidr(entry);
-      if (c) list.addSubnet(c.address, c.prefix, c.family);
-    }
-    blockLists.set(networks, list);
-  }
-  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  const family = net.isIP(plain);
-  return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-export function isInternalDomain(policy: Policy, domain: string): boolean {
-  const d = domain.toLowerCase();
-  return !!d && policy.network.internalDomains.some((x) => (x.startsWith('*.') ? d.endsWith(x.slice(1)) : d === x));
 }
 
 /** Outbound: an internal client sending as an internal domain (envelope sender or header From). */

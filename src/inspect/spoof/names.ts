@@ -3,6 +3,7 @@
 // domains from the public suffix list (tldts: a maintained PSL snapshot, no network, no I/O).
 import addressparser from 'nodemailer/lib/addressparser';
 import { getDomain } from 'tldts';
+import { domainOf } from '../../policy/network.js';
 
 export interface Mailbox {
   /** display name as written (decoded) */
@@ -24,10 +25,6 @@ export function parseMailboxes(value: string | undefined): Mailbox[] {
   }
 }
 
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at === -1 ? '' : address.slice(at + 1).toLowerCase().replace(/\.$/, '');
-}
 
 /** Organisational domain (RFC 7489 §3.2 style): registrable domain from the ICANN public suffix list. */
 export function orgDomain(domain: string): string {
