@@ -10,10 +10,12 @@
 // failure, a reply was not the one expected); missing the throughput target is reported, not fatal.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SmtpClient } from '../../src/relay/smtp-client.js';
+import { connect, sendData, text } from '../helpers/client.js';
+import { freePort } from '../helpers/global.js';
 
 const SESSIONS = 20;
 const MESSAGE_BYTES = 10240;
@@ -48,134 +50,6 @@ function findTool(name: string): string | undefined {
   return undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------------------------------
-// A minimal sequential SMTP client: reads replies line by line (multi-line `250-` included).
-
-interface Reply {
-  code: number;
-  lines: string[];
-}
-
-class Conversation {
-  private buffer = '';
-  private lines: string[] = [];
-  private replies: Reply[] = [];
-  private waiter: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
-  private failure: Error | undefined;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(new Error('connection closed')));
-  }
-
-  static open(port: number, timeoutMs = 10_000): Promise<Conversation> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.setNoDelay(true);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect to 127.0.0.1:${port} timed out`));
-      }, timeoutMs);
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        resolve(new Conversation(socket));
-      });
-    });
-  }
-
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let eol: number;
-    while ((eol = this.buffer.indexOf('\n')) !== -1) {
-      const line = this.buffer.slice(0, eol).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(eol + 1);
-      const match = /^(\d{3})([ -]?)(.*)$/.exec(line);
-      if (!match) return this.fail(new Error(`malformed reply line ${JSON.stringify(line)}`));
-      this.lines.push(match[3]!);
-      if (match[2] === '-') continue;
-      const reply = { code: Number(match[1]), lines: this.lines };
-      this.lines = [];
-      const waiter = this.waiter;
-      this.waiter = undefined;
-      if (waiter) waiter.resolve(reply);
-      else this.replies.push(reply);
-    }
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.reject(this.failure);
-  }
-
-  read(timeoutMs = 30_000): Promise<Reply> {
-    const queued = this.replies.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
-      this.waiter = {
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-    });
-  }
-
-  /** Writes `data` (a command with its CRLF, or message bytes) and expects a reply with this code. */
-  async send(data: string, expected: number, what: string): Promise<Reply> {
-    if (this.failure) throw this.failure;
-    this.socket.write(data, 'latin1');
-    return this.expect(expected, what);
-  }
-
-  async expect(expected: number, what: string): Promise<Reply> {
-    const reply = await this.read();
-    if (reply.code !== expected) throw new Error(`${what}: expected ${expected}, got ${reply.code} ${reply.lines.join(' / ')}`);
-    return reply;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  /** Half-closes and waits for the server to close its side (after QUIT). */
-  end(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-      setTimeout(() => {
-        this.socket.destroy();
-        resolve();
-      }, 2000).unref();
-    });
-  }
-}
-
 /** A 10 KB message (headers + 76-character lines), CRLF line ends, no line starts with a dot. */
 function benchMessage(bytes: number): string {
   const head =
@@ -191,17 +65,17 @@ function benchMessage(bytes: number): string {
 /** One message on its own connection; returns ms from connect to the 250 after the final dot. */
 async function timedMessage(port: number, message: string): Promise<number> {
   const start = process.hrtime.bigint();
-  const smtp = await Conversation.open(port);
+  // the project's own command-level client: the same client cost on both paths
+  const smtp = await connect(port, 'bench.test');
   try {
-    await smtp.expect(220, 'greeting');
-    await smtp.send('EHLO bench.test\r\n', 250, 'EHLO');
-    await smtp.send(`MAIL FROM:<${FROM}>\r\n`, 250, 'MAIL');
-    await smtp.send(`RCPT TO:<${TO}>\r\n`, 250, 'RCPT');
-    await smtp.send('DATA\r\n', 354, 'DATA');
-    await smtp.send(message + '.\r\n', 250, 'end of data');
+    for (const command of [`MAIL FROM:<${FROM}>`, `RCPT TO:<${TO}>`]) {
+      const reply = await smtp.command(command);
+      if (reply.code !== 250) throw new Error(`${command}: ${text(reply)}`);
+    }
+    const done = await sendData(smtp, message);
+    if (done.code !== 250) throw new Error(`end of data: ${text(done)}`);
     const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
-    await smtp.send('QUIT\r\n', 221, 'QUIT');
-    await smtp.end();
+    await smtp.quit();
     return elapsed;
   } finally {
     smtp.close();
@@ -227,14 +101,10 @@ async function waitForBanner(port: number, what: string, child: ChildProcess, ti
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited before it was ready (${child.exitCode ?? child.signalCode})`);
     try {
-      const smtp = await Conversation.open(port, 1000);
-      try {
-        const greeting = await smtp.read(2000);
-        if (greeting.code === 220) return;
-        last = `greeted with ${greeting.code}`;
-      } finally {
-        smtp.close();
-      }
+      const smtp = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 1000, commandTimeout: 2000 });
+      smtp.close();
+      if (smtp.greeting?.code === 220) return;
+      last = `greeted with ${smtp.greeting?.code}`;
     } catch (err) {
       last = (err as Error).message;
     }
