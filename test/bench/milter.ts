@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/global.js';
 import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/private-postfix.js';
 import { postfixTool } from '../helpers/postfix.js';
+import { smtpSource } from './smtp-source.js';
 
 const SESSIONS = 20;
 const MESSAGE_BYTES = 10240;
@@ -23,26 +24,11 @@ const WARMUP = 200;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const main = path.resolve(here, '../../src/cli/main.js');
 
-function smtpSource(tool: string, port: number, messages: number): Promise<number> {
-  const args = ['-s', String(SESSIONS), '-m', String(messages), '-l', String(MESSAGE_BYTES), '-f', 'sender@bench.test', '-t', 'rcpt@bench.test', `127.0.0.1:${port}`];
-  return new Promise((resolve, reject) => {
-    const begin = process.hrtime.bigint();
-    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      const seconds = Number(process.hrtime.bigint() - begin) / 1e9;
-      if (code === 0) resolve(seconds);
-      else reject(new Error(`smtp-source ${args.join(' ')} failed (${code ?? signal}):\n${output.trim().split('\n').slice(-10).join('\n')}`));
-    });
-  });
-}
+const RUN = { sessions: SESSIONS, bytes: MESSAGE_BYTES, from: 'sender@bench.test', to: 'rcpt@bench.test' };
 
 async function throughput(tool: string, port: number, messages: number): Promise<number> {
-  await smtpSource(tool, port, WARMUP);
-  return messages / (await smtpSource(tool, port, messages));
+  await smtpSource(tool, port, { ...RUN, messages: WARMUP });
+  return messages / (await smtpSource(tool, port, { ...RUN, messages }));
 }
 
 function listening(port: number, timeout = 10000): Promise<void> {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { SmtpClient } from '../../src/relay/smtp-client.js';
 import { connect, sendData, text } from '../helpers/client.js';
 import { freePort } from '../helpers/global.js';
+import { smtpSource } from './smtp-source.js';
 
 const SESSIONS = 20;
 const MESSAGE_BYTES = 10240;
@@ -142,27 +143,10 @@ async function stopAll(): Promise<void> {
 }
 
 /** Runs smtp-source; returns seconds. A non-zero exit (protocol failure) is an error. */
-function smtpSource(tool: string, port: number, messages: number, reuse: boolean): Promise<number> {
-  const args = [...(reuse ? ['-d'] : []), '-s', String(SESSIONS), '-m', String(messages), '-l', String(MESSAGE_BYTES), '-f', FROM, '-t', TO, `127.0.0.1:${port}`];
-  return new Promise((resolve, reject) => {
-    const begin = process.hrtime.bigint();
-    const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      const seconds = Number(process.hrtime.bigint() - begin) / 1e9;
-      if (code === 0) resolve(seconds);
-      else reject(new Error(`smtp-source ${args.join(' ')} failed (${code ?? signal}):\n${output.trim().split('\n').slice(-10).join('\n')}`));
-    });
-  });
-}
-
 /** Warm-up, then the measured run; returns messages per second. */
 async function throughput(tool: string, port: number, messages: number, reuse: boolean): Promise<number> {
-  await smtpSource(tool, port, WARMUP, reuse);
-  const seconds = await smtpSource(tool, port, messages, reuse);
+  await smtpSource(tool, port, { sessions: SESSIONS, messages: WARMUP, bytes: MESSAGE_BYTES, from: FROM, to: TO, reuse });
+  const seconds = await smtpSource(tool, port, { sessions: SESSIONS, messages, bytes: MESSAGE_BYTES, from: FROM, to: TO, reuse });
   return messages / seconds;
 }
 
