@@ -1,10 +1,9 @@
 // The state backend: real Redis when configured; an unreachable one is an explicit, logged state.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../src/observe/log.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { closeState, openState } from '../../src/state/index.js';
 import { freePort } from '../helpers/global.js';
+import { capturedLogger } from '../helpers/logs.js';
 
 /** The state section as the policy schema completes it (defaults filled in). */
 function stateConfig(yaml: string) {
@@ -12,8 +11,7 @@ function stateConfig(yaml: string) {
 }
 
 function capture() {
-  const logs: Record<string, unknown>[] = [];
-  const log = createLogger('info', new Writable({ write: (c: Buffer, _e, done) => (logs.push(JSON.parse(c.toString())), done()) }));
+  const { log, logs } = capturedLogger('info');
   return { logs, log };
 }
 

@@ -1,12 +1,11 @@
 // Runs a real gateway in the test process: the default policy plus `--set`-style overrides, on a
 // free loopback port, logging into an array the test can read.
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../../src/gateway/server.js';
-import { createLogger } from '../../src/observe/log.js';
 import type { Services } from '../../src/pipeline.js';
 import { loadPolicy, type LoadedPolicy } from '../../src/policy/load.js';
+import { capturedLogger } from './logs.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const defaultPolicyFile = path.join(repoRoot, 'policies', 'default.yaml');
@@ -30,14 +29,7 @@ export async function startGateway(downstreamPort: number, overrides: string[] =
     `spool.dir=${path.join(repoRoot, 'var', 'test-spool')}`,
     ...overrides,
   ]);
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = createLogger('debug', destination);
+  const { log, logs } = capturedLogger();
   const gateway = new Gateway(loaded, log, services ? { ...services, log } : undefined);
   const address = await gateway.listen('127.0.0.1', 0);
   return {

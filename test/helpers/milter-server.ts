@@ -1,13 +1,12 @@
 // Runs Mailmoat's milter in the test process: the default policy plus `--set`-style overrides, on a
 // free loopback port (or a UNIX socket), logging into an array the test can read.
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { MilterServer } from '../../src/milter/server.js';
 import type { EnvelopeHooks } from '../../src/milter/session.js';
-import { createLogger } from '../../src/observe/log.js';
 import { loadPolicy, type LoadedPolicy } from '../../src/policy/load.js';
 import { defaultPolicyFile, repoRoot } from './gateway.js';
 import type { StateBackend } from '../../src/state/index.js';
+import { capturedLogger } from './logs.js';
 
 export interface RunningMilter {
   port: number;
@@ -33,14 +32,7 @@ export async function startMilter(
     'rate.enabled=false',
     ...overrides,
   ]);
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = createLogger('debug', destination);
+  const { log, logs } = capturedLogger();
   const server = new MilterServer(loaded, log, { hooks: opts.hooks, ...(opts.state ? { services: { state: opts.state, log } } : {}) });
   const address = await server.listen(opts.listen ?? 'inet:127.0.0.1:0');
   const events = (event: string) => logs.filter((l) => l.event === event);

@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../src/observe/log.js';
 import { loadPolicy, parsePolicy, PolicyError, type PolicyProblem } from '../../src/policy/load.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { PolicyHolder } from '../../src/policy/watch.js';
 import { defaultPolicyFile } from '../helpers/gateway.js';
+import { capturedLogger } from '../helpers/logs.js';
 
 function problems(text: string, overrides: string[] = []): PolicyProblem[] {
   try {
@@ -106,8 +105,7 @@ describe('policy reload', function () {
     const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-policy-'));
     const file = path.join(dir, 'policy.yaml');
     writeFileSync(file, text);
-    const logs: Record<string, unknown>[] = [];
-    const log = createLogger('info', new Writable({ write: (c: Buffer, _e, done) => (logs.push(JSON.parse(c.toString())), done()) }));
+    const { log, logs } = capturedLogger('info');
     return { file, logs, holder: new PolicyHolder(file, [], log) };
   }
 

@@ -2,9 +2,8 @@
 // fired threshold gives, the fail modes (with a store that fails), attachment typing by content.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Cluster, Redis } from 'ioredis';
-import { createLogger } from '../../src/observe/log.js';
 import { parsePolicy, PolicyError } from '../../src/policy/load.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { parseMessageParts } from '../../src/inspect/attachments.js';
@@ -19,13 +18,13 @@ import { createRedisClient, type StateBackend } from '../../src/state/index.js';
 import type { Verdict } from '../../src/verdict.js';
 import { buildDocx, buildZip } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
+import { capturedLogger } from '../helpers/logs.js';
 
 const policy = (overrides: string[] = []): Policy => parsePolicy('', 'p.yaml', ['network.internalDomains=[corp.test]', ...overrides]).policy;
 const relay: Verdict = { action: 'relay', score: 0, findings: [], reason: 'no rule matched' };
 
 function capture() {
-  const logs: Record<string, unknown>[] = [];
-  const log = createLogger('debug', new Writable({ write: (c: Buffer, _e, done) => (logs.push(JSON.parse(c.toString())), done()) }));
+  const { log, logs } = capturedLogger('debug');
   return { logs, log };
 }
 
