@@ -3,22 +3,37 @@
 import net from 'node:net';
 import { parseCidr, type Policy } from './schema.js';
 
-const blockLists = new WeakMap<string[], net.BlockList>();
+interface CompiledNetworks {
+  list: net.BlockList;
+  /** answers by address: BlockList.check builds a SocketAddress per call, and the same few client
+   *  addresses (the MTA in front, the internal relays) ask on every connection and recipient */
+  answers: Map<string, boolean>;
+}
+
+const compiled = new WeakMap<string[], CompiledNetworks>();
+const MAX_REMEMBERED_ANSWERS = 4096;
 
 /** Is the IP address inside one of the networks? IPv4-mapped IPv6 counts as IPv4. */
 export function inNetworks(networks: string[], address: string): boolean {
-  let list = blockLists.get(networks);
-  if (!list) {
-    list = new net.BlockList();
-    for (const entry of networks) {
-      const cidr = parseCidr(entry);
+  let entry = compiled.get(networks);
+  if (!entry) {
+    const list = new net.BlockList();
+    for (const text of networks) {
+      const cidr = parseCidr(text);
       if (cidr) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
     }
-    blockLists.set(networks, list);
+    entry = { list, answers: new Map() };
+    compiled.set(networks, entry);
   }
+  const known = entry.answers.get(address);
+  if (known !== undefined) return known;
   const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
   const family = net.isIP(plain);
-  return family !== 0 && list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+  const inside = family !== 0 && entry.list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
+  // bounded: a scan from many addresses starts the memo afresh rather than growing it
+  if (entry.answers.size >= MAX_REMEMBERED_ANSWERS) entry.answers.clear();
+  entry.answers.set(address, inside);
+  return inside;
 }
 
 /** The domain of an address, lower-case, without a trailing dot ('' when there is none). */
