@@ -206,7 +206,7 @@ export class Gateway {
         void sendQuarantineNotice(held, policy, this.log); // after the 250; logs its own failures
         return;
       }
-      downstreamReply = await tx.downstream!.data(this.relayStream(spool, verdict, tx));
+      downstreamReply = await tx.downstream!.data(this.relayBody(spool, verdict, tx));
       if (downstreamReply.code >= 300) throw mirror(downstreamReply);
       // before the 250: a reply to this message may follow at once, and must find it remembered
       await rememberRelayed(facts, verdict, this.services); // never throws; one memory round trip
@@ -242,21 +242,25 @@ export class Gateway {
     };
   }
 
-  /** The bytes sent downstream: the verdict header first when the policy asks for it, then the message as received. */
-  private relayStream(spool: Spool, judgement: Judgement, tx: Transaction): Readable {
+  /**
+   * The bytes sent downstream: the verdict header first when the policy asks for it, then the message
+   * as received. Chunks when the spool holds the message in memory (one write), else a stream.
+   */
+  private relayBody(spool: Spool, judgement: Judgement, tx: Transaction): Readable | Buffer[] {
     const added = addedHeaders(judgement, tx.id, tx.policy);
-    if (!added.length) return spool.read();
-    const header = Buffer.from(added.map(({ name, value }) => `${name}: ${value}\r\n`).join(''));
+    const header = added.length ? [Buffer.from(added.map(({ name, value }) => `${name}: ${value}\r\n`).join(''))] : [];
+    const held = spool.inMemory();
+    if (held) return [...header, ...held];
     const body = spool.read();
+    if (!header.length) return body;
     return Readable.from(
       (async function* () {
-        yield header;
+        yield* header;
         yield* body;
       })(),
       { objectMode: false },
     );
   }
-
 
   private onClose(session: SMTPServerSession): void {
     const tx = this.transactions.get(session);

@@ -74,6 +74,12 @@ export class Spool extends Writable {
     return this.file ? createReadStream(this.file.path) : Readable.from(this.chunks, { objectMode: false });
   }
 
+  /** The stored bytes when they are held in memory (no copy), else undefined: read() streams the file. */
+  inMemory(): Buffer[] | undefined {
+    if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');
+    return this.file ? undefined : this.chunks;
+  }
+
   /** The first `max` bytes (the header block lives there): no full read for a large message. */
   async head(max: number): Promise<Buffer> {
     if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');

@@ -119,13 +119,13 @@ export class DownstreamSession {
   }
 
   /**
-   * DATA, the message, `.`: returns the downstream's reply to DATA when it is not 354, otherwise its
+   * DATA, the message (chunks held in memory, or a stream), `.`: returns the downstream's reply to DATA when it is not 354, otherwise its
    * reply to the final dot.
    */
-  async data(message: Readable): Promise<SmtpReply> {
+  async data(message: Readable | Buffer[]): Promise<SmtpReply> {
     const go = await this.client.command('DATA');
     if (go.code !== 354) {
-      message.destroy();
+      if (!Array.isArray(message)) message.destroy();
       return go;
     }
     this.inData = true;

@@ -210,12 +210,21 @@ export class SmtpClient {
   }
 
   /**
-   * Streams the message (after a 354 to DATA), dot-stuffed, with back-pressure, then the final `.`,
-   * and returns the server's reply to it.
+   * Sends the message (after a 354 to DATA), dot-stuffed, then the final `.`, and returns the
+   * server's reply to it. A message held in memory (chunks) goes out in one corked write; a stream
+   * (a spooled file) is piped with back-pressure.
    */
-  async sendMessage(message: Readable, finalTimeout: number): Promise<SmtpReply> {
+  async sendMessage(message: Readable | Buffer[], finalTimeout: number): Promise<SmtpReply> {
     if (this.failure) throw this.failure;
     const socket = this.socket;
+    if (Array.isArray(message)) {
+      const stuffing = new DotStuffing();
+      socket.cork();
+      for (const chunk of message) socket.write(stuffing.stuff(chunk));
+      for (const chunk of stuffing.end()) socket.write(chunk);
+      socket.uncork();
+      return this.read(finalTimeout);
+    }
     const stuffed = message.pipe(new DotStuffer());
     message.once('error', (err) => stuffed.destroy(err));
     // corked while chunks come in, so a small message and its final dot leave in one write
@@ -277,14 +286,15 @@ const END = Buffer.from('.\r\n');
  * SMTP dot-stuffing (RFC 5321 4.5.2): a line starting with `.` gets another `.`. smtp-server removes
  * the stuffing dot after any LF, bare or not, so stuffing after any LF is its exact inverse (and keeps
  * a bare-LF `.` line from ever ending the data at a lenient downstream). Ends with CRLF `.` CRLF.
+ * Chunk boundaries may fall anywhere, even between the LF and the dot.
  */
-export class DotStuffer extends Transform {
+export class DotStuffing {
   private atLineStart = true;
-  private tail = Buffer.alloc(0);
+  private tail: Buffer = Buffer.alloc(0);
   private bytes = 0;
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (!chunk.length) return callback();
+  stuff(chunk: Buffer): Buffer {
+    if (!chunk.length) return chunk;
     const parts: Buffer[] = [];
     let start = 0;
     if (this.atLineStart && chunk[0] === 0x2e) parts.push(DOT);
@@ -296,13 +306,27 @@ export class DotStuffer extends Transform {
     }
     parts.push(chunk.subarray(start));
     this.atLineStart = chunk[chunk.length - 1] === 0x0a;
-    this.tail = Buffer.concat([this.tail, chunk.subarray(-2)]).subarray(-2);
+    this.tail = chunk.length >= 2 ? chunk.subarray(-2) : Buffer.concat([this.tail, chunk]).subarray(-2);
     this.bytes += chunk.length;
-    callback(null, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** What ends the data: a CRLF when the message does not end with one, then `.` CRLF. */
+  end(): Buffer[] {
+    return this.bytes > 0 && !this.tail.equals(CRLF) ? [CRLF, END] : [END];
+  }
+}
+
+/** DotStuffing as a stream, for messages spooled to disk. */
+export class DotStuffer extends Transform {
+  private readonly stuffing = new DotStuffing();
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(null, this.stuffing.stuff(chunk));
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.bytes > 0 && !this.tail.equals(CRLF)) this.push(CRLF);
-    callback(null, END);
+    for (const chunk of this.stuffing.end()) this.push(chunk);
+    callback();
   }
 }
