@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../observe/log.js';
 import type { Policy } from '../policy/schema.js';
@@ -183,7 +182,7 @@ export class Gateway {
     let outcome: SmtpError | undefined;
     let quarantined = false;
     try {
-      await pipeline(stream, spool);
+      await spool.receive(stream);
       if (spool.exceeded) {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 export class Spool extends Writable {
   private chunks: Buffer[] = [];
@@ -22,6 +23,17 @@ export class Spool extends Writable {
     private readonly maxSize: number,
   ) {
     super();
+  }
+
+  /**
+   * Stores everything the source delivers; resolves once it is all stored, rejects when either side
+   * fails. (Not stream/promises pipeline: it aborts an AbortController when it finishes, which builds
+   * a DOMException with a stack trace for every message: 2.5% of the gateway's CPU under load.)
+   */
+  async receive(source: Readable): Promise<void> {
+    source.once('error', (err) => this.destroy(err));
+    source.pipe(this);
+    await finished(this);
   }
 
   get size(): number {

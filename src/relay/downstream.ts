@@ -60,9 +60,17 @@ export class DownstreamPool {
   }
 }
 
+const poolKeys = new WeakMap<Policy, string>();
+
+/** Connections are shared only between transactions whose policies connect the same way. */
 function poolKey(policy: Policy): string {
-  const { host, port, starttls, tlsVerify } = policy.downstream;
-  return JSON.stringify([host, port, starttls, tlsVerify, policy.hostname]);
+  let key = poolKeys.get(policy);
+  if (key === undefined) {
+    const { host, port, starttls, tlsVerify } = policy.downstream;
+    key = JSON.stringify([host, port, starttls, tlsVerify, policy.hostname]);
+    poolKeys.set(policy, key);
+  }
+  return key;
 }
 
 /**
