@@ -33,7 +33,14 @@ export class Spool extends Writable {
   async receive(source: Readable): Promise<void> {
     source.once('error', (err) => this.destroy(err));
     source.pipe(this);
-    await finished(this);
+    try {
+      await finished(this);
+    } catch (err) {
+      // pipe() left the source paused: let it run to its end, for smtp-server answers the client
+      // only once the DATA stream has ended (a disk that fails mid-message must not hang the client)
+      source.resume();
+      throw err;
+    }
   }
 
   get size(): number {

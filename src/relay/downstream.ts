@@ -127,8 +127,8 @@ export class DownstreamSession {
   }
 
   /**
-   * DATA, the message (chunks held in memory, or a stream), `.`: returns the downstream's reply to DATA when it is not 354, otherwise its
-   * reply to the final dot.
+   * DATA, the message (chunks held in memory, or a stream), `.`: returns the downstream's reply to
+   * DATA when it is not 354, otherwise its reply to the final dot.
    */
   async data(message: Readable | Buffer[]): Promise<SmtpReply> {
     const go = await this.client.command('DATA');

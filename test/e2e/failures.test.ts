@@ -1,7 +1,10 @@
 // Every way a transaction can fail ends in a clear reply of the right class, and never in a 250
 // for mail that the downstream did not accept.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { connect, text, transaction } from '../helpers/client.js';
 import { startGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/global.js';
@@ -127,6 +130,17 @@ describe('limits', function () {
     assert.match(text(r.data), /^552 5\.3\.4 /);
     assert.equal(sink.messages.length, 0);
     assert.ok(Number(gw.events('message').at(-1)!.size) > 64 * 1024);
+    });
+  });
+
+  it('a spool that cannot be written: 451 4.3.0 once the client has sent its data, and nothing relayed', async () => {
+    const notADirectory = path.join(mkdtempSync(path.join(tmpdir(), 'mailmoat-spool-')), 'file');
+    writeFileSync(notADirectory, '');
+    await withRelay({ policy: [`spool.dir=${notADirectory}/spool`, 'spool.memoryLimit=16KB'] }, async ({ gw, sink }) => {
+    const r = await transaction(gw.port, MAIL, [RCPT], messages.withAttachment(200 * 1024));
+    assert.match(text(r.data), /^451 4\.3\.0 /);
+    assert.equal(sink.messages.length, 0);
+    assert.equal(gw.events('message').at(-1)!.verdict, 'error');
     });
   });
 
