@@ -2,13 +2,13 @@
 // The SMTP proxy (src/gateway/) and the milter (src/milter/) both call these, so a message gets the
 // same findings and the same verdict whichever way it arrived.
 import { inspect } from './inspect/index.js';
-import type { InspectedMessage } from './inspect/message.js';
+import type { InspectedMessage } from './message/parsed.js';
 import { rememberRelayed as rememberInThread } from './inspect/spoof/index.js';
 import { threadMemoryFor } from './state/thread-memory.js';
 import type { Logger } from './observe/log.js';
 import type { Policy } from './policy/schema.js';
 import { QuarantineStore, type QuarantineMetadata } from './quarantine/store.js';
-import type { Spool } from './gateway/spool.js';
+import type { Spool } from './message/spool.js';
 import type { StateBackend } from './state/index.js';
 import { decide, type Verdict } from './verdict.js';
 

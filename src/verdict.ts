@@ -1,7 +1,7 @@
 // Findings × Policy → one action. Pure: the same findings, envelope and policy always give the same
 // verdict, and the verdict names the symbols (or the threshold) that decided it.
 import type { Finding } from './inspect/finding.js';
-import type { Envelope } from './inspect/message.js';
+import type { Envelope } from './message/parsed.js';
 import type { Action, Policy, PolicyException } from './policy/schema.js';
 
 export interface ScoredFinding extends Finding {

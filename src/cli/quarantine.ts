@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { simpleParser } from 'mailparser';
 import { createHash } from 'node:crypto';
-import { parseHeaderBlock } from '../inspect/message.js';
+import { parseHeaderBlock } from '../message/parsed.js';
 import { formatProblem, loadPolicy, PolicyError } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import { formatReply } from '../relay/smtp-client.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { Spool } from '../gateway/spool.js';
+import { Spool } from '../message/spool.js';
 import { officeLimits } from '../inspect/attachments.js';
 import { scanAttachment, sniff } from '../inspect/office/index.js';
 import { messageId } from '../observe/id.js';

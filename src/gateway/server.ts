@@ -17,7 +17,7 @@ import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
 import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
-import { Spool } from './spool.js';
+import { Spool } from '../message/spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
 
 export interface PolicySource {

@@ -5,7 +5,7 @@ import { QuarantineWriteError } from '../pipeline.js';
 import type { Policy } from '../policy/schema.js';
 import { DownstreamRefused, type DownstreamSession } from '../relay/downstream.js';
 import { SmtpClientError, type SmtpReply } from '../relay/smtp-client.js';
-import type { Spool } from './spool.js';
+import type { Spool } from '../message/spool.js';
 
 export class Transaction {
   readonly id = messageId();

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { MailParser } from 'mailparser';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
-import type { HeaderField } from './message.js';
+import type { HeaderField } from '../message/parsed.js';
 import { findPasswords, sniff, type Kind } from './office/index.js';
 import { scanAttachmentOffThread as scanAttachment } from './office/pool.js';
 import { OFFICE_SYMBOLS, type OfficeLimits } from './office/types.js';

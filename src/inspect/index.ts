@@ -1,9 +1,9 @@
 // The inspect stage: the header block for every message, the MIME walk into attachments for those
 // that can carry any, every analyzer, one list of findings.
-import type { Spool } from '../gateway/spool.js';
+import type { Spool } from '../message/spool.js';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
-import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type InspectedMessage } from './message.js';
+import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type InspectedMessage } from '../message/parsed.js';
 import { mayCarryAttachments, parseMessageParts } from './attachments.js';
 import { headerRuleFindings, sizeRuleFindings } from './rules.js';
 import { analyzeSpoof, looksLikeReply } from './spoof/index.js';

@@ -1,7 +1,7 @@
 // Admin-written rules from the policy: a header matching a pattern, a message over a size.
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
-import type { InspectedMessage } from './message.js';
+import type { InspectedMessage } from '../message/parsed.js';
 
 export function headerRuleFindings(message: InspectedMessage, policy: Policy): Finding[] {
   const findings: Finding[] = [];

@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import type net from 'node:net';
 import { finished } from 'node:stream/promises';
-import { Spool } from '../gateway/spool.js';
+import { Spool } from '../message/spool.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
 import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { parseHeaderBlock } from '../inspect/message.js';
+import { parseHeaderBlock } from '../message/parsed.js';
 import type { ScoredFinding } from '../verdict.js';
 import type { Action } from '../policy/schema.js';
 

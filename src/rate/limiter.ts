@@ -3,7 +3,7 @@
 // findings with the rate policy's actions. Redis trouble is the policy's fail mode, never a hang.
 import type { Server } from 'node:http';
 import type { Finding } from '../inspect/finding.js';
-import type { HeaderField } from '../inspect/message.js';
+import type { HeaderField } from '../message/parsed.js';
 import type { Kind } from '../inspect/office/sniff.js';
 import type { Logger } from '../observe/log.js';
 import { metrics } from '../observe/metrics.js';
@@ -36,7 +36,7 @@ export interface RateMessage {
   client: string;
   mailFrom: string;
   rcptTo: string[];
-  /** as the inspect stage parsed them (src/inspect/message.ts): header From, attachment kinds by content */
+  /** as the inspect stage parsed them (src/message/parsed.ts): header From, attachment kinds by content */
   headers: HeaderField[];
   attachmentKinds: Kind[];
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { Spool } from '../../src/gateway/spool.js';
+import { Spool } from '../../src/message/spool.js';
 import { inspect } from '../../src/inspect/index.js';
 import { parseMailboxes } from '../../src/inspect/spoof/names.js';
 import { learnFromRelayed } from '../../src/inspect/spoof/index.js';

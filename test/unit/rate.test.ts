@@ -7,7 +7,7 @@ import { Cluster, Redis } from 'ioredis';
 import { parsePolicy, PolicyError } from '../../src/policy/load.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { parseMessageParts } from '../../src/inspect/attachments.js';
-import { parseHeaderBlock } from '../../src/inspect/message.js';
+import { parseHeaderBlock } from '../../src/message/parsed.js';
 import type { Kind } from '../../src/inspect/office/sniff.js';
 import { hasOfficeAttachment } from '../../src/rate/attachment-kinds.js';
 import { RateLimiter, RateRefusal, rateStoreFor } from '../../src/rate/limiter.js';

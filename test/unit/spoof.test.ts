@@ -115,7 +115,7 @@ describe('spoof: thread memory signals', () => {
     const policy = testPolicy();
     const { threadMemoryFor } = await import('../../src/state/thread-memory.js');
     const { learnFromRelayed } = await import('../../src/inspect/spoof/index.js');
-    const { parseHeaderBlock } = await import('../../src/inspect/message.js');
+    const { parseHeaderBlock } = await import('../../src/message/parsed.js');
     const raw = buildMessage(originalMessage('en')).toString('utf8');
     const headers = parseHeaderBlock(raw.slice(0, raw.indexOf('\r\n\r\n')));
     const update = learnFromRelayed({ headers, envelope: { mailFrom: PEOPLE.en.us.address, rcptTo: [PEOPLE.en.them.address] }, client: { address: '127.0.0.1', helo: 'pc' }, policy }, []);
@@ -157,7 +157,7 @@ describe('spoof: thread memory signals', () => {
     };
     const c = hijack('name-only', 'en', 'text');
     const input = { headers: [] as { name: string; value: string }[], envelope: { mailFrom: c.mailFrom, rcptTo: c.rcptTo }, client: { address: '192.0.2.1', helo: 'h' }, findings: [], policy: testPolicy({ spoof: { authentication: false } }) };
-    const { parseHeaderBlock } = await import('../../src/inspect/message.js');
+    const { parseHeaderBlock } = await import('../../src/message/parsed.js');
     const raw = buildMessage(c.spec).toString('utf8');
     input.headers = parseHeaderBlock(raw.slice(0, raw.indexOf('\r\n\r\n')));
     const open = await analyzeSpoof({ ...input, memory: down, failMode: 'open', text: 'From: Bob Smith <bob.smith@partner.example>\nSent: x\nTo: y' });

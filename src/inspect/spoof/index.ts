@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { Policy } from '../../policy/schema.js';
 import { ThreadMemoryUnavailable, type MemoryFacts, type MemoryUpdate, type ThreadMemory, type ThreadPerson } from '../../state/thread-memory.js';
 import type { Finding } from '../finding.js';
-import type { ClientInfo, Envelope, HeaderField } from '../message.js';
+import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js';
 import { findPasswords } from '../office/index.js';
 import { authenticateMessage, systemResolver, type AuthSummary, type DNSResolver } from './auth.js';
 import { htmlToText, quotedThread, subjectPrefix, type QuotedThread, type SubjectPrefix } from './markers.js';

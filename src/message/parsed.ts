@@ -1,8 +1,9 @@
-// What the analyzers read about a message. The header block is read from the spool and parsed here
+// What the analyzers read about a message (below both front ends and the analyzers: the gateway, the milter,
+// inspect/ and the pipeline share it). The header block is read from the spool and parsed here
 // (cheap: every message pays for it); the MIME body parse arrives with the analyzers that need it.
 import libmime from 'libmime';
-import type { Spool } from '../gateway/spool.js';
-import type { Kind } from './office/sniff.js';
+import type { Spool } from './spool.js';
+import type { Kind } from '../inspect/office/sniff.js';
 
 export interface HeaderField {
   /** lower-case field name */
