@@ -48,7 +48,13 @@ export async function rememberRelayed(facts: MessageFacts, judgement: Judgement,
   if (!services || !facts.policy.spoof.enabled) return;
   const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
   const memory = threadMemoryFor(services.state, facts.policy.spoof.keyPrefix);
-  await rememberInThread(judgement.inspected.headers, { id: facts.id, envelope, client: facts.client, policy: facts.policy }, judgement.findings, memory, services.log);
+  await rememberInThread(
+    judgement.inspected.headers,
+    { id: facts.id, envelope, client: facts.client, policy: facts.policy },
+    judgement.findings,
+    memory,
+    services.log,
+  );
 }
 
 export class QuarantineWriteError extends Error {
@@ -89,6 +95,10 @@ export function addedHeaders(judgement: Judgement, id: string, policy: Policy): 
 
 /** The header a tagged (or, per policy, every relayed) message gets at the top; no line break. */
 export function verdictHeader(verdict: Verdict, id: string): { name: string; value: string } {
-  const symbols = verdict.findings.filter((f) => !f.excepted).map((f) => f.symbol).join(',') || 'none';
+  const symbols =
+    verdict.findings
+      .filter((f) => !f.excepted)
+      .map((f) => f.symbol)
+      .join(',') || 'none';
   return { name: 'X-Mailmoat-Verdict', value: `${verdict.action}; score=${verdict.score}; symbols=${symbols}; id=${id}` };
 }

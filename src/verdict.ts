@@ -71,7 +71,7 @@ function exceptionFor(f: Finding, all: Finding[], envelope: Envelope, exceptions
       (!e.sha256 || knownMacro(f, all, e.sha256)),
   );
   if (index === -1) return undefined;
-  return exceptions[index]!.description ?? `verdict.exceptions[${index}]`;
+  return exceptions[index].description ?? `verdict.exceptions[${index}]`;
 }
 
 /**

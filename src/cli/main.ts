@@ -22,10 +22,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-const program = new Command()
-  .name('mailmoat')
-  .description('SMTP filtering gateway against Emotet-style mail')
-  .showHelpAfterError();
+const program = new Command().name('mailmoat').description('SMTP filtering gateway against Emotet-style mail').showHelpAfterError();
 const wanted = process.argv[2] ?? '';
-for (const load of Object.hasOwn(groups, wanted) ? [groups[wanted]!] : Object.values(groups)) (await load())(program);
+for (const load of Object.hasOwn(groups, wanted) ? [groups[wanted]] : Object.values(groups)) (await load())(program);
 await program.parseAsync();

@@ -160,12 +160,15 @@ async function selectBulk(store: QuarantineStore, opts: FilterOptions & { yes?: 
 function printRelease(result: ReleaseResult): number {
   const out = result.status === 'released' ? process.stdout : process.stderr;
   for (const r of result.recipients) out.write(`${result.id}: ${escapeControl(r.rcpt)}: ${formatReply(r.reply)}\n`);
-  const verdictWord = { released: 'released', partial: 'released in part', failed: 'NOT released (still held)', unknown: 'release outcome UNKNOWN' }[result.status];
+  const verdictWord = { released: 'released', partial: 'released in part', failed: 'NOT released (still held)', unknown: 'release outcome UNKNOWN' }[
+    result.status
+  ];
   out.write(`${result.id}: ${verdictWord} via ${result.downstream}: ${escapeControl(result.reason)}\n`);
   if (result.status === 'unknown') {
     out.write(`${result.id}: the downstream may have it: check its log for "id=${result.id}" before release --force\n`);
   }
-  if (result.recordError) process.stderr.write(`${result.id}: delivered, but the outcome could not be recorded (${result.recordError}); a later release will ask for --force\n`);
+  if (result.recordError)
+    process.stderr.write(`${result.id}: delivered, but the outcome could not be recorded (${result.recordError}); a later release will ask for --force\n`);
   return { released: EXIT.ok, partial: EXIT.partial, failed: EXIT.refused, unknown: EXIT.unknown }[result.status];
 }
 
@@ -195,7 +198,9 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
         const filter = buildFilter(opts, ['held', 'released']);
         const { items, problems } = await store.list(filter.since);
         const shown = items.filter((m) => matches(m, filter));
-        process.stdout.write(opts.json ? JSON.stringify(shown, null, 2) + '\n' : shown.length ? formatTable(shown) : `no quarantined messages match in ${store.dir}\n`);
+        process.stdout.write(
+          opts.json ? JSON.stringify(shown, null, 2) + '\n' : shown.length ? formatTable(shown) : `no quarantined messages match in ${store.dir}\n`,
+        );
         for (const p of problems) process.stderr.write(`mailmoat quarantine: ${p.message}\n`);
         return problems.length ? EXIT.usage : EXIT.ok;
       }),
@@ -308,7 +313,8 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
         const plan = await planPurge(store, retention);
         const days = Math.round((retention / 86_400_000) * 10) / 10;
         if (!opts.yes) {
-          for (const item of plan.expired) process.stdout.write(`would remove ${item.id}  received ${item.receivedAt}  ${item.state ?? '(metadata unreadable)'}\n`);
+          for (const item of plan.expired)
+            process.stdout.write(`would remove ${item.id}  received ${item.receivedAt}  ${item.state ?? '(metadata unreadable)'}\n`);
           for (const file of plan.stray) process.stdout.write(`would remove leftover ${file}\n`);
           process.stdout.write(`dry run: ${plan.expired.length} messages older than ${days} days in ${store.dir}; run with --yes to remove them\n`);
           return EXIT.ok;
@@ -316,7 +322,9 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
         const { removed, skipped } = await executePurge(store, plan, operator);
         for (const id of removed) process.stdout.write(`removed ${id}\n`);
         for (const s of skipped) process.stderr.write(`mailmoat quarantine: kept ${s.id}: ${s.reason}\n`);
-        process.stdout.write(`purged ${removed.length} messages older than ${days} days from ${store.dir}${plan.stray.length ? ` and ${plan.stray.length} leftover files` : ''}\n`);
+        process.stdout.write(
+          `purged ${removed.length} messages older than ${days} days from ${store.dir}${plan.stray.length ? ` and ${plan.stray.length} leftover files` : ''}\n`,
+        );
         return skipped.length ? EXIT.refused : EXIT.ok;
       }),
     );
@@ -345,7 +353,8 @@ async function formatAttachments(bytes: Buffer, meta: QuarantineMetadata): Promi
   const rest = meta.findings.filter((_f, i) => !claimed.has(i));
   if (rest.length) {
     lines.push('  (message as a whole)');
-    for (const f of rest) lines.push(`    ${f.symbol} (${f.score})${f.part ? ` in ${escapeControl(f.part)}` : ''}${f.detail ? `: ${escapeControl(f.detail)}` : ''}`);
+    for (const f of rest)
+      lines.push(`    ${f.symbol} (${f.score})${f.part ? ` in ${escapeControl(f.part)}` : ''}${f.detail ? `: ${escapeControl(f.detail)}` : ''}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -44,7 +44,7 @@ export interface FileResult {
 export function registerScan(program: Command): void {
   program
     .command('scan')
-    .description('scan files (attachments or .eml messages, directories recursively) with the gateway\'s engine and policy')
+    .description("scan files (attachments or .eml messages, directories recursively) with the gateway's engine and policy")
     .argument('<path...>', 'files or directories')
     .option('-p, --policy <file>', 'policy file', defaultPolicyFile)
     .option('-o, --set <key.path=value>', 'override a policy option (repeatable)', collect, [])
@@ -160,7 +160,8 @@ export function formatResult(result: FileResult, verbose = false): string {
   const line = `${result.path}: ${verdict.action.toUpperCase()} score=${verdict.score} ${symbols}`;
   if (!verbose) return line;
   const details = verdict.findings.map(
-    (f) => `  ${f.symbol} (${f.score})${f.excepted ? ` excepted: ${f.excepted}` : ''}${f.part ? ` at ${f.part}` : ''}${f.detail ? `: ${f.detail}` : ''}${f.sha256 ? ` sha256=${f.sha256}` : ''}`,
+    (f) =>
+      `  ${f.symbol} (${f.score})${f.excepted ? ` excepted: ${f.excepted}` : ''}${f.part ? ` at ${f.part}` : ''}${f.detail ? `: ${f.detail}` : ''}${f.sha256 ? ` sha256=${f.sha256}` : ''}`,
   );
   return [line, ...details].join('\n');
 }

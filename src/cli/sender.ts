@@ -102,8 +102,17 @@ function state(r: SubjectReport): string {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i])))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function parseWindow(text: string): number {
@@ -178,7 +187,10 @@ Exit codes: 0 ok, 1 nothing to lift/show, 2 usage or policy error, 3 state unrea
           process.stdout.write(`${r.subject}  state: ${state(r)}${r.suspended?.detail ? `: ${r.suspended.detail}` : ''}\n`);
           process.stdout.write(`  baseline: ${r.baseline.current} distinct external recipients this period, average ${r.baseline.average}\n`);
           process.stdout.write(
-            table([['  WINDOW', ...COLUMNS.map(([, h]) => h)], ...r.windows.map((w) => [`  ${formatDuration(w.window)}`, ...COLUMNS.map(([m]) => String(w.counts[m]))])]),
+            table([
+              ['  WINDOW', ...COLUMNS.map(([, h]) => h)],
+              ...r.windows.map((w) => [`  ${formatDuration(w.window)}`, ...COLUMNS.map(([m]) => String(w.counts[m]))]),
+            ]),
           );
         }
         if (reports.every((r) => !r.suspended && !r.hold && r.windows.every((w) => RATE_METRICS.every((m) => w.counts[m] === 0)))) {

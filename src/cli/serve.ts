@@ -82,7 +82,13 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   if (gateway) {
     const address = await gateway.listen(listen.host, listen.port);
     log.info(
-      { event: 'listening', front: 'smtp', listen: `${address.address}:${address.port}`, downstream: `${downstream.host}:${downstream.port}`, version: holder.version },
+      {
+        event: 'listening',
+        front: 'smtp',
+        listen: `${address.address}:${address.port}`,
+        downstream: `${downstream.host}:${downstream.port}`,
+        version: holder.version,
+      },
       'mailmoat gateway ready',
     );
   }
@@ -107,7 +113,10 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ event: 'draining', signal, inFlight: (gateway?.activeTransactions ?? 0) + (milter?.activeMessages ?? 0) }, 'stopping: finishing messages in flight');
+    log.info(
+      { event: 'draining', signal, inFlight: (gateway?.activeTransactions ?? 0) + (milter?.activeMessages ?? 0) },
+      'stopping: finishing messages in flight',
+    );
     holder.close();
     await Promise.all([gateway?.drain(), milter?.drain()]);
     await closeScanPool();

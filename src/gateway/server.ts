@@ -11,7 +11,16 @@ import type { Policy } from '../policy/schema.js';
 import { inNetworks, isInternalAddress } from '../policy/network.js';
 import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
-import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
+import {
+  addedHeaders,
+  judge,
+  quarantineMessage,
+  QuarantineWriteError,
+  rememberRelayed,
+  type Judgement,
+  type MessageFacts,
+  type Services,
+} from '../pipeline.js';
 import type { Verdict } from '../verdict.js';
 import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
@@ -109,10 +118,7 @@ export class Gateway {
     this.seenSessions.add(session);
     if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
     if (!inNetworks(this.source.policy.xforwardHosts, session.remoteAddress)) {
-      (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = [
-        ...(this.server.options.disabledCommands ?? []),
-        'XFORWARD',
-      ];
+      (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = [...(this.server.options.disabledCommands ?? []), 'XFORWARD'];
     }
     cb();
   }
@@ -149,10 +155,7 @@ export class Gateway {
     if (!tx || tx.done) return cb(new SmtpError(451, '4.3.0 Transaction lost, start again with MAIL'));
     const line = commandLine(session);
     if (!relayAllowed(tx.policy, session.remoteAddress, address.address)) {
-      this.log.warn(
-        { event: 'relay_denied', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: address.address },
-        'relay denied',
-      );
+      this.log.warn({ event: 'relay_denied', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: address.address }, 'relay denied');
       return cb(new SmtpError(554, `5.7.1 <${address.address}>: Relay access denied`));
     }
     try {
@@ -316,7 +319,8 @@ export class Gateway {
     this.draining = true;
     const deadline = Date.now() + this.source.policy.timeouts.drain;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    const connections = (this.server as unknown as { connections: Set<{ session: SMTPServerSession; send(c: number, t: string): void; close(): void }> }).connections;
+    const connections = (this.server as unknown as { connections: Set<{ session: SMTPServerSession; send(c: number, t: string): void; close(): void }> })
+      .connections;
     const closeIdle = () => {
       for (const connection of connections) {
         if (!this.transactions.has(connection.session)) {

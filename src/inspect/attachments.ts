@@ -50,7 +50,11 @@ export async function parseMessageParts(
   const parser = new MailParser({ skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, checksumAlgo: false, maxHtmlLengthToParse: 2_000_000 });
   const sink = new Writable({
     objectMode: true,
-    write(part: { type: string; content?: Readable; release?: () => void; filename?: string; contentType?: string; text?: string; html?: string | false }, _enc, done) {
+    write(
+      part: { type: string; content?: Readable; release?: () => void; filename?: string; contentType?: string; text?: string; html?: string | false },
+      _enc,
+      done,
+    ) {
       if (part.type === 'text') {
         if (part.text) body.text = part.text;
         if (typeof part.html === 'string') body.html = part.html;
@@ -78,7 +82,9 @@ export async function parseMessageParts(
   }
   const passwords = findPasswords(text);
   for (const attachment of attachments) {
-    const found = passwords.length ? await scanAttachment(attachment.bytes, attachment.filename, attachment.contentType, passwords, limits) : attachment.findings;
+    const found = passwords.length
+      ? await scanAttachment(attachment.bytes, attachment.filename, attachment.contentType, passwords, limits)
+      : attachment.findings;
     findings.push(...found);
   }
   return { findings, ...body, attachmentKinds };

@@ -41,10 +41,7 @@ export interface InspectedMessage {
 /** Header blocks larger than this are read only this far (Postfix's header_size_limit is 100 KB). */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
-export async function parseMessage(
-  spool: Spool,
-  meta: { id: string; envelope: Envelope; client: ClientInfo },
-): Promise<InspectedMessage> {
+export async function parseMessage(spool: Spool, meta: { id: string; envelope: Envelope; client: ClientInfo }): Promise<InspectedMessage> {
   const head = await spool.head(MAX_HEADER_BYTES);
   const end = headerEnd(head);
   const block = head.subarray(0, end === -1 ? head.length : end).toString('utf8');
@@ -67,7 +64,10 @@ export function parseHeaderBlock(block: string): HeaderField[] {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     const name = line.slice(0, colon).trim().toLowerCase();
-    const raw = line.slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim();
+    const raw = line
+      .slice(colon + 1)
+      .replace(/\r?\n[ \t]/g, ' ')
+      .trim();
     fields.push({ name, value: decodeWords(raw) });
   }
   return fields;

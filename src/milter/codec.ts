@@ -131,18 +131,18 @@ export class PacketReader {
       if (len > this.maxPacket) throw new MilterProtocolError(`packet length ${len} exceeds the limit of ${this.maxPacket}`);
       if (this.buffered < 4 + len) break;
       const whole = this.take(4 + len);
-      packets.push({ cmd: whole[4]!, data: whole.subarray(5) });
+      packets.push({ cmd: whole[4], data: whole.subarray(5) });
     }
     return packets;
   }
 
   private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
+    if (this.chunks[0].length >= n) return this.chunks[0].subarray(0, n);
     return Buffer.concat(this.chunks).subarray(0, n);
   }
 
   private take(n: number): Buffer {
-    let first = this.chunks[0]!;
+    let first = this.chunks[0];
     if (first.length < n) {
       first = Buffer.concat(this.chunks);
       this.chunks = [first];
@@ -303,10 +303,10 @@ export interface MacroPacket {
 /** `D`: the command code, then alternating name/value strings. Names keep their braces (`{daemon_name}`). */
 export function decodeMacro(data: Buffer): MacroPacket {
   if (data.length < 1) throw new MilterProtocolError('MACRO without a command code');
-  const stage = String.fromCharCode(data[0]!);
+  const stage = String.fromCharCode(data[0]);
   const fields = decodeStrings(data.subarray(1), 'MACRO');
   const macros = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) macros.set(fields[i]!, fields[i + 1]!);
+  for (let i = 0; i + 1 < fields.length; i += 2) macros.set(fields[i], fields[i + 1]);
   return { stage, macros };
 }
 
@@ -323,7 +323,7 @@ export function decodeConnect(data: Buffer): ConnectInfo {
   const nul = data.indexOf(0);
   if (nul < 0 || nul + 1 >= data.length) throw new MilterProtocolError('CONNECT: truncated');
   const hostname = data.toString('utf8', 0, nul);
-  const family = String.fromCharCode(data[nul + 1]!);
+  const family = String.fromCharCode(data[nul + 1]);
   if (family === 'U') return { hostname, family, port: 0, address: '' };
   if (!'46L'.includes(family)) throw new MilterProtocolError(`CONNECT: unknown address family ${JSON.stringify(family)}`);
   if (data.length < nul + 4) throw new MilterProtocolError('CONNECT: truncated port');
@@ -344,7 +344,7 @@ export function decodeEnvelope(data: Buffer, what: string): { address: string; a
 export function decodeHeader(data: Buffer): { name: Buffer; value: Buffer } {
   const fields = decodeRawStrings(data, 'HEADER');
   if (fields.length !== 2) throw new MilterProtocolError(`HEADER with ${fields.length} fields, expected name and value`);
-  return { name: fields[0]!, value: fields[1]! };
+  return { name: fields[0], value: fields[1] };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ export type MilterAddress = { kind: 'inet'; host: string; port: number } | { kin
 /** `inet:HOST:PORT`, `inet:[::1]:PORT`, `inet:PORT` (loopback) or `unix:/path` (`local:` too, as in Postfix). */
 export function parseMilterAddress(spec: string): MilterAddress {
   const unix = /^(?:unix|local):(.+)$/.exec(spec);
-  if (unix) return { kind: 'unix', path: unix[1]! };
+  if (unix) return { kind: 'unix', path: unix[1] };
   const inet = /^inet:(?:\[([^\]]+)\]|([^:]+):)?:?(\d{1,5})$/.exec(spec);
   if (inet) {
     const port = Number(inet[3]);
@@ -53,12 +53,13 @@ export class MilterServer {
     this.services = options.services;
     this.rate = new RateLimiter(options.services?.state ?? { kind: 'memory' }, log);
     // a MAIL-time hold (suspended or held sender) costs the MTA a reply at MAIL: only with rates on
-    if (source.policy.rate.enabled) this.hooks.mail ??= async (ctx) => {
-      const held = await this.rate.checkMail(ctx.policy, ctx.id, ctx.client.address, ctx.mailFrom);
-      if (!held) return undefined;
-      const [, enhanced = '4.7.1', text = held.message] = /^(\d\.\d{1,3}\.\d{1,3}) (.*)$/.exec(held.message) ?? [];
-      return { code: held.responseCode, enhanced, text };
-    };
+    if (source.policy.rate.enabled)
+      this.hooks.mail ??= async (ctx) => {
+        const held = await this.rate.checkMail(ctx.policy, ctx.id, ctx.client.address, ctx.mailFrom);
+        if (!held) return undefined;
+        const [, enhanced = '4.7.1', text = held.message] = /^(\d\.\d{1,3}\.\d{1,3}) (.*)$/.exec(held.message) ?? [];
+        return { code: held.responseCode, enhanced, text };
+      };
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ event: 'milter_error', front: 'milter', err: err.message }, 'milter listener error'));
   }
@@ -113,7 +114,14 @@ export class MilterServer {
     }
     socket.setNoDelay(true);
     const reader = new PacketReader(this.maxPacket);
-    const session = new MilterSession(socket, { source: this.source, log: this.log, hooks: this.hooks, maxPacket: this.maxPacket, services: this.services, rate: this.rate });
+    const session = new MilterSession(socket, {
+      source: this.source,
+      log: this.log,
+      hooks: this.hooks,
+      maxPacket: this.maxPacket,
+      services: this.services,
+      rate: this.rate,
+    });
     this.sessions.add(session);
     socket.on('data', (chunk: Buffer) => {
       try {

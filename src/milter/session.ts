@@ -12,7 +12,16 @@ import { finished } from 'node:stream/promises';
 import { Spool } from '../message/spool.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
-import { addedHeaders, judge, quarantineMessage, QuarantineWriteError, rememberRelayed, type Judgement, type MessageFacts, type Services } from '../pipeline.js';
+import {
+  addedHeaders,
+  judge,
+  quarantineMessage,
+  QuarantineWriteError,
+  rememberRelayed,
+  type Judgement,
+  type MessageFacts,
+  type Services,
+} from '../pipeline.js';
 import { RateRefusal, type RateLimiter } from '../rate/limiter.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { countMessage } from '../observe/metrics.js';
@@ -172,7 +181,13 @@ export class MilterSession {
     if (this.closed) return;
     const protocol = err instanceof MilterProtocolError;
     this.log.warn(
-      { event: protocol ? 'milter_protocol_error' : 'milter_error', front: 'milter', id: this.message?.id, peer: this.socket.remoteAddress, err: (err as Error)?.message ?? String(err) },
+      {
+        event: protocol ? 'milter_protocol_error' : 'milter_error',
+        front: 'milter',
+        id: this.message?.id,
+        peer: this.socket.remoteAddress,
+        err: (err as Error)?.message ?? String(err),
+      },
       protocol ? 'milter protocol error: closing this connection' : 'milter session failed: closing this connection',
     );
     this.close();
@@ -184,7 +199,15 @@ export class MilterSession {
     this.queue = [];
     if (this.message) {
       this.log.warn(
-        { event: 'transaction_abandoned', front: 'milter', id: this.message.id, client: this.clientAddress(), from: this.message.mailFrom, rcpt: this.message.rcptTo, queueId: this.message.queueId },
+        {
+          event: 'transaction_abandoned',
+          front: 'milter',
+          id: this.message.id,
+          client: this.clientAddress(),
+          from: this.message.mailFrom,
+          rcpt: this.message.rcptTo,
+          queueId: this.message.queueId,
+        },
         'milter connection ended mid-message',
       );
     }
@@ -280,7 +303,15 @@ export class MilterSession {
     this.negotiated = negotiate(offer, { actions, protocol, macros: MACRO_LISTS });
     this.write(encode.optneg(this.negotiated));
     this.log.debug(
-      { event: 'milter_negotiated', front: 'milter', peer: this.socket.remoteAddress, offer, version: this.negotiated.version, actions: this.negotiated.actions, protocol: this.negotiated.protocol },
+      {
+        event: 'milter_negotiated',
+        front: 'milter',
+        peer: this.socket.remoteAddress,
+        offer,
+        version: this.negotiated.version,
+        actions: this.negotiated.actions,
+        protocol: this.negotiated.protocol,
+      },
       'milter options negotiated',
     );
   }
@@ -388,7 +419,14 @@ export class MilterSession {
     const decision = await this.withProgress(() => hook(this.context(message)), message.policy);
     if (decision) {
       this.log.info(
-        { event: 'mail_refused', front: 'milter', id: message.id, client: this.clientAddress(), from: message.mailFrom, reply: `${decision.code} ${decision.enhanced} ${decision.text}` },
+        {
+          event: 'mail_refused',
+          front: 'milter',
+          id: message.id,
+          client: this.clientAddress(),
+          from: message.mailFrom,
+          reply: `${decision.code} ${decision.enhanced} ${decision.text}`,
+        },
         'MAIL refused',
       );
       this.write(encode.replyCode(replyText(decision.code, decision.enhanced, decision.text)));
@@ -419,7 +457,15 @@ export class MilterSession {
     if (decision) {
       // only this recipient: the message goes on with the others
       this.log.info(
-        { event: 'rcpt_refused', front: 'milter', id: message.id, client: this.clientAddress(), from: message.mailFrom, rcpt: unbracket(address), reply: `${decision.code} ${decision.enhanced} ${decision.text}` },
+        {
+          event: 'rcpt_refused',
+          front: 'milter',
+          id: message.id,
+          client: this.clientAddress(),
+          from: message.mailFrom,
+          rcpt: unbracket(address),
+          reply: `${decision.code} ${decision.enhanced} ${decision.text}`,
+        },
         'RCPT refused',
       );
       this.write(encode.replyCode(replyText(decision.code, decision.enhanced, decision.text)));
@@ -486,7 +532,15 @@ export class MilterSession {
         const facts = this.facts(message);
         const judged = await this.withProgress(() => judge(spool, facts, this.options.services), policy);
         const { headers, attachmentKinds } = judged.inspected;
-        const rated = { id: message.id, policy, client: facts.client.address, mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo, headers, attachmentKinds };
+        const rated = {
+          id: message.id,
+          policy,
+          client: facts.client.address,
+          mailFrom: facts.envelope.mailFrom,
+          rcptTo: facts.envelope.rcptTo,
+          headers,
+          attachmentKinds,
+        };
         verdict = this.options.rate ? await this.options.rate.afterVerdict(rated, judged) : judged;
         if (verdict.action === 'reject') reply = replyText(550, '5.7.1', `Message rejected by policy [${message.id}]`);
         else if (verdict.action === 'defer') reply = replyText(451, '4.7.1', `Message deferred by policy, try again later [${message.id}]`);
@@ -601,7 +655,7 @@ function crlf(value: Buffer): Buffer {
 
 function unbracket(address: string): string {
   const match = /^<(.*)>$/.exec(address.trim());
-  return match ? match[1]! : address.trim();
+  return match ? match[1] : address.trim();
 }
 
 function describe(cmd: number): string {

@@ -4,8 +4,5 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 export function createLogger(level = 'info', destination: NodeJS.WritableStream = process.stdout): Logger {
-  return pino(
-    { level, base: { service: 'mailmoat' }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination as pino.DestinationStream,
-  );
+  return pino({ level, base: { service: 'mailmoat' }, timestamp: pino.stdTimeFunctions.isoTime }, destination as pino.DestinationStream);
 }

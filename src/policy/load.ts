@@ -73,7 +73,7 @@ export function parsePolicy(text: string, file: string, overrides: string[] = []
   if (doc.errors.length) {
     throw new PolicyError(
       file,
-      doc.errors.map((e) => ({ where: at(e.pos[0]), key: '', message: e.message.split('\n')[0]! })),
+      doc.errors.map((e) => ({ where: at(e.pos[0]), key: '', message: e.message.split('\n')[0] })),
     );
   }
   const raw = doc.toJS() ?? {};
@@ -85,18 +85,15 @@ export function parsePolicy(text: string, file: string, overrides: string[] = []
 
   const result = policySchema.safeParse(raw);
   if (!result.success) {
-    throw new PolicyError(file, result.error.issues.flatMap((issue) => describeIssue(issue, doc, at, file, applied)));
+    throw new PolicyError(
+      file,
+      result.error.issues.flatMap((issue) => describeIssue(issue, doc, at, file, applied)),
+    );
   }
   return { policy: result.data, version: policyVersion(result.data), file };
 }
 
-function describeIssue(
-  issue: z.core.$ZodIssue,
-  doc: Document,
-  at: (offset: number) => string,
-  file: string,
-  overrides: { path: string[] }[],
-): PolicyProblem[] {
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, at: (offset: number) => string, file: string, overrides: { path: string[] }[]): PolicyProblem[] {
   const path = issue.path.map(String);
   const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...path, k]) : [path];
   return keys.map((keyPath) => {
@@ -145,7 +142,7 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
     if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
     node = node[key] as Record<string, unknown>;
   }
-  node[path[path.length - 1]!] = value;
+  node[path[path.length - 1]] = value;
 }
 
 export function policyVersion(policy: Policy): string {

@@ -39,7 +39,12 @@ export function inNetworks(networks: string[], address: string): boolean {
 /** The domain of an address, lower-case, without a trailing dot ('' when there is none). */
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
-  return at === -1 ? '' : address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  return at === -1
+    ? ''
+    : address
+        .slice(at + 1)
+        .toLowerCase()
+        .replace(/\.$/, '');
 }
 
 /** One of `network.internalDomains` (`*.example.com` covers the subdomains). */

@@ -14,19 +14,17 @@ export const duration = z
   .transform((value) => {
     if (typeof value === 'number') return value;
     const [, amount, unit] = DURATION.exec(value)!;
-    return Number(amount) * UNIT_MS[unit!]!;
+    return Number(amount) * UNIT_MS[unit];
   });
 
 /** A size in bytes: a number, or a string such as `25MB`, `512KB`. */
 const SIZE = /^(\d+)\s*(B|KB|MB|GB)$/i;
 const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
-export const byteSize = z
-  .union([z.number().int().nonnegative(), z.string().regex(SIZE, 'a size such as 512KB or 25MB')])
-  .transform((value) => {
-    if (typeof value === 'number') return value;
-    const [, amount, unit] = SIZE.exec(value)!;
-    return Number(amount) * UNIT_BYTES[unit!.toUpperCase()]!;
-  });
+export const byteSize = z.union([z.number().int().nonnegative(), z.string().regex(SIZE, 'a size such as 512KB or 25MB')]).transform((value) => {
+  if (typeof value === 'number') return value;
+  const [, amount, unit] = SIZE.exec(value)!;
+  return Number(amount) * UNIT_BYTES[unit.toUpperCase()];
+});
 
 /** `10.0.0.0/8`, `2001:db8::/32`, or a single address (a /32 or /128). */
 export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
@@ -161,8 +159,15 @@ export type RateThreshold = z.infer<typeof rateThreshold>;
 const rateSchema = z
   .strictObject({
     enabled: z.boolean().default(true),
-    keys: z.array(z.enum(['envelopeSender', 'headerFrom', 'clientIp'])).min(1).prefault(['envelopeSender', 'headerFrom']),
-    windows: z.array(duration.refine((ms) => ms >= 100, 'at least 100ms')).min(1).max(8).prefault(['10m', '1h', '24h']),
+    keys: z
+      .array(z.enum(['envelopeSender', 'headerFrom', 'clientIp']))
+      .min(1)
+      .prefault(['envelopeSender', 'headerFrom']),
+    windows: z
+      .array(duration.refine((ms) => ms >= 100, 'at least 100ms'))
+      .min(1)
+      .max(8)
+      .prefault(['10m', '1h', '24h']),
     distinctCap: z.number().int().min(1).default(1000),
     keyPrefix: z.string().default('mailmoat:rate:'),
     thresholds: z.array(rateThreshold).prefault([
@@ -188,7 +193,11 @@ const rateSchema = z
       .prefault({}),
     alert: z
       .strictObject({
-        webhook: z.string().regex(/^https?:\/\//, 'an http:// or https:// URL').nullable().default(null),
+        webhook: z
+          .string()
+          .regex(/^https?:\/\//, 'an http:// or https:// URL')
+          .nullable()
+          .default(null),
         timeout: duration.default(2000),
       })
       .prefault({}),
@@ -293,7 +302,10 @@ export const policySchema = z.strictObject({
   metrics: z
     .strictObject({
       /** where /metrics (Prometheus) and /healthz are served; null: not served */
-      listen: z.strictObject({ ...hostPort }).nullable().default(null),
+      listen: z
+        .strictObject({ ...hostPort })
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   quarantine: z
@@ -304,9 +316,16 @@ export const policySchema = z.strictObject({
       release: z
         .strictObject({
           /** where `mailmoat quarantine release` delivers; null: the policy's `downstream` */
-          downstream: z.strictObject({ ...hostPort }).nullable().default(null),
+          downstream: z
+            .strictObject({ ...hostPort })
+            .nullable()
+            .default(null),
           /** header prepended to a released message (who, when, which id); null: none */
-          header: z.string().regex(/^[!-9;-~]+$/, 'a header field name such as X-Mailmoat-Released').nullable().default('X-Mailmoat-Released'),
+          header: z
+            .string()
+            .regex(/^[!-9;-~]+$/, 'a header field name such as X-Mailmoat-Released')
+            .nullable()
+            .default('X-Mailmoat-Released'),
         })
         .prefault({}),
       notify: z
@@ -314,9 +333,16 @@ export const policySchema = z.strictObject({
           /** none; recipients (only those in internalDomains: never backscatter outside); admin */
           to: z.enum(['none', 'recipients', 'admin']).default('none'),
           /** the admin address, with `to: admin` */
-          admin: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com').nullable().default(null),
+          admin: z
+            .string()
+            .regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com')
+            .nullable()
+            .default(null),
           /** the notice's sender */
-          from: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com').default('postmaster@localhost'),
+          from: z
+            .string()
+            .regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com')
+            .default('postmaster@localhost'),
         })
         .prefault({})
         .refine((n) => n.to !== 'admin' || n.admin !== null, { message: 'notify.to admin needs notify.admin', path: ['admin'] }),
@@ -343,10 +369,7 @@ export const policySchema = z.strictObject({
         })
         .prefault({}),
       symbols: z
-        .record(
-          z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'an upper-case symbol'),
-          z.strictObject({ score: z.number().optional(), action: action.optional() }),
-        )
+        .record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'an upper-case symbol'), z.strictObject({ score: z.number().optional(), action: action.optional() }))
         .default({})
         // an entry refines the built-in one for its symbol; symbols not named keep their defaults
         .transform((given) => {

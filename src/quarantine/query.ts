@@ -20,7 +20,7 @@ const SINCE_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_00
 /** `2d`, `12h`, `30m`, `1w`, or a date/time such as 2024-05-01 or 2024-05-01T12:00:00Z. */
 export function parseSince(value: string, now = Date.now()): number | undefined {
   const rel = SINCE.exec(value);
-  if (rel) return now - Number(rel[1]) * SINCE_MS[rel[2]!]!;
+  if (rel) return now - Number(rel[1]) * SINCE_MS[rel[2]];
   if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return undefined;
   const at = Date.parse(value);
   return Number.isFinite(at) ? at : undefined;
@@ -64,8 +64,12 @@ export function formatTable(items: QuarantineMetadata[]): string {
     clip(escapeControl(m.headers?.subject ?? ''), 50),
   ]);
   const head = ['ID', 'RECEIVED', 'STATE', 'SENDER', 'RECIPIENTS', 'SYMBOLS', 'SUBJECT'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -74,7 +78,9 @@ export function formatItem(meta: QuarantineMetadata, headers: { name: string; va
   const e = escapeControl;
   const out: string[] = [];
   out.push(`id:        ${meta.id}`);
-  out.push(`state:     ${meta.state}${meta.pendingRelease ? `  (release outcome unknown: by ${e(meta.pendingRelease.by)} at ${meta.pendingRelease.at} on ${e(meta.pendingRelease.host)})` : ''}`);
+  out.push(
+    `state:     ${meta.state}${meta.pendingRelease ? `  (release outcome unknown: by ${e(meta.pendingRelease.by)} at ${meta.pendingRelease.at} on ${e(meta.pendingRelease.host)})` : ''}`,
+  );
   out.push(`received:  ${meta.receivedAt}`);
   out.push(`client:    ${e(meta.client.address)} (HELO ${e(meta.client.helo)})`);
   out.push(`envelope:  ${e(meta.envelope.mailLine)}`);

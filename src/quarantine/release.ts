@@ -77,7 +77,14 @@ export async function release(store: QuarantineStore, id: string, policy: Policy
     const at = new Date();
     const recipients = targets.map((t) => t.rcpt);
     meta.pendingRelease = { at: at.toISOString(), by: options.operator, host: os.hostname(), pid: process.pid, recipients };
-    meta.history.push({ at: at.toISOString(), event: 'release-started', by: options.operator, host: os.hostname(), recipients, ...(options.force ? { detail: 'forced' } : {}) });
+    meta.history.push({
+      at: at.toISOString(),
+      event: 'release-started',
+      by: options.operator,
+      host: os.hostname(),
+      recipients,
+      ...(options.force ? { detail: 'forced' } : {}),
+    });
     await store.update(meta);
 
     const result = await deliver(store, meta, targets, policy, releaseHeader(policy, id, options.operator, at));
@@ -101,7 +108,17 @@ export async function release(store: QuarantineStore, id: string, policy: Policy
       result.recordError = `${store.jsonFile(id)}: ${(err as Error).message}`;
     }
     await store
-      .audit({ action: 'release', id, operator: options.operator, result: result.status, downstream: result.downstream, recipients: result.recipients.map((r) => ({ rcpt: r.rcpt, reply: formatReply(r.reply) })), reply: result.reply ? formatReply(result.reply) : undefined, reason: result.reason, force: options.force || undefined })
+      .audit({
+        action: 'release',
+        id,
+        operator: options.operator,
+        result: result.status,
+        downstream: result.downstream,
+        recipients: result.recipients.map((r) => ({ rcpt: r.rcpt, reply: formatReply(r.reply) })),
+        reply: result.reply ? formatReply(result.reply) : undefined,
+        reason: result.reason,
+        force: options.force || undefined,
+      })
       .catch(() => undefined);
     return result;
   } finally {
@@ -180,7 +197,12 @@ async function deliver(
     session.finish();
     const refused = base.recipients.filter((r) => r.reply.code >= 300);
     return refused.length
-      ? { ...base, status: 'partial', reply, reason: `delivered to ${base.recipients.length - refused.length} of ${base.recipients.length} recipients: ${formatReply(reply)}` }
+      ? {
+          ...base,
+          status: 'partial',
+          reply,
+          reason: `delivered to ${base.recipients.length - refused.length} of ${base.recipients.length} recipients: ${formatReply(reply)}`,
+        }
       : { ...base, status: 'released', reply, reason: `delivered: ${formatReply(reply)}` };
   } catch (err) {
     session?.abandon();
@@ -222,11 +244,20 @@ export async function deleteItem(store: QuarantineStore, id: string, options: Ac
     const meta = await store.get(id);
     if (meta.state === 'deleted') throw new QuarantineError(`${id} is already deleted`, 'state');
     if (meta.pendingRelease && !options.force) {
-      throw new QuarantineError(`${id} has a release whose outcome is unknown (by ${meta.pendingRelease.by} at ${meta.pendingRelease.at}); check the MTA, then delete --force`, 'state');
+      throw new QuarantineError(
+        `${id} has a release whose outcome is unknown (by ${meta.pendingRelease.by} at ${meta.pendingRelease.at}); check the MTA, then delete --force`,
+        'state',
+      );
     }
     delete meta.pendingRelease;
     meta.state = 'deleted';
-    meta.history.push({ at: new Date().toISOString(), event: 'deleted', by: options.operator, host: os.hostname(), ...(options.reason ? { detail: options.reason } : {}) });
+    meta.history.push({
+      at: new Date().toISOString(),
+      event: 'deleted',
+      by: options.operator,
+      host: os.hostname(),
+      ...(options.reason ? { detail: options.reason } : {}),
+    });
     await store.update(meta);
     await store.removeMessage(id);
     await store.audit({ action: 'delete', id, operator: options.operator, result: 'deleted' }).catch(() => undefined);
@@ -260,7 +291,11 @@ export async function planPurge(store: QuarantineStore, retention: number, now =
 }
 
 /** Removes what the plan names; items locked by a release in progress are skipped and reported. */
-export async function executePurge(store: QuarantineStore, plan: PurgePlan, operator: string): Promise<{ removed: string[]; skipped: { id: string; reason: string }[] }> {
+export async function executePurge(
+  store: QuarantineStore,
+  plan: PurgePlan,
+  operator: string,
+): Promise<{ removed: string[]; skipped: { id: string; reason: string }[] }> {
   const removed: string[] = [];
   const skipped: { id: string; reason: string }[] = [];
   for (const item of plan.expired) {

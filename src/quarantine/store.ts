@@ -97,9 +97,7 @@ const metadataSchema = z.object({
   verdict: z.object({ action: z.enum(['relay', 'tag', 'quarantine', 'defer', 'reject']), score: z.number(), reason: text }),
   policyVersion: text,
   state: z.enum(['held', 'released', 'deleted']),
-  history: z.array(
-    z.object({ at: text, event: text, by: text, host: text.optional(), recipients: z.array(text).optional(), detail: text.optional() }),
-  ),
+  history: z.array(z.object({ at: text, event: text, by: text, host: text.optional(), recipients: z.array(text).optional(), detail: text.optional() })),
   pendingRelease: z.object({ at: text, by: text, host: text, pid: z.number(), recipients: z.array(text) }).optional(),
 });
 
@@ -113,13 +111,13 @@ export function parseMetadata(json: string, file: string, expectedId?: string): 
   }
   const parsed = metadataSchema.safeParse(value);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = parsed.error.issues[0];
     throw new QuarantineError(`${file}: corrupt metadata: ${issue.path.join('.') || '(top)'}: ${issue.message}`, 'corrupt');
   }
   if (expectedId && parsed.data.id !== expectedId) {
     throw new QuarantineError(`${file}: corrupt metadata: holds id ${parsed.data.id}, not ${expectedId}`, 'corrupt');
   }
-  return parsed.data as QuarantineMetadata;
+  return parsed.data;
 }
 
 export function checkId(id: string): string {
@@ -256,11 +254,17 @@ export class QuarantineStore {
         size += (chunk as Buffer).length;
       }
     } catch (err) {
-      throw new QuarantineError(`message file ${file} of ${meta.id} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'not-found');
+      throw new QuarantineError(
+        `message file ${file} of ${meta.id} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        'not-found',
+      );
     }
     const digest = hash.digest('hex');
     if (digest !== meta.sha256 || size !== meta.size) {
-      throw new QuarantineError(`${file}: does not match its metadata (sha256 ${digest}, ${size} bytes; recorded ${meta.sha256}, ${meta.size} bytes)`, 'corrupt');
+      throw new QuarantineError(
+        `${file}: does not match its metadata (sha256 ${digest}, ${size} bytes; recorded ${meta.sha256}, ${meta.size} bytes)`,
+        'corrupt',
+      );
     }
   }
 
@@ -279,7 +283,7 @@ export class QuarantineStore {
     const ids: string[] = [];
     for (const name of names) {
       const match = ITEM_JSON.exec(name);
-      if (match && (since === undefined || ulidTime(match[1]!) >= since)) ids.push(match[1]!);
+      if (match && (since === undefined || ulidTime(match[1]) >= since)) ids.push(match[1]);
     }
     return ids.sort();
   }
@@ -297,7 +301,7 @@ export class QuarantineStore {
       while (next < ids.length) {
         const index = next++;
         try {
-          items[index] = await this.get(ids[index]!);
+          items[index] = await this.get(ids[index]);
         } catch (err) {
           // removed by another node while we listed: not a problem
           if (err instanceof QuarantineError && err.kind === 'not-found') continue;

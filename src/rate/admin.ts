@@ -43,7 +43,10 @@ export function subjectsFor(addr: string): Subject[] {
   return [subject('sender', plain), subject('from', plain)];
 }
 
-function report(r: { subject: Subject; suspended: string | null; hold: string | null; counts: Counts[]; baseline: { current: number; average: number } }, plan: Plan): SubjectReport {
+function report(
+  r: { subject: Subject; suspended: string | null; hold: string | null; counts: Counts[]; baseline: { current: number; average: number } },
+  plan: Plan,
+): SubjectReport {
   let suspended: SubjectReport['suspended'] = null;
   if (r.suspended) {
     const [by = '', since = '0', ...detail] = r.suspended.split('|');
@@ -55,7 +58,7 @@ function report(r: { subject: Subject; suspended: string | null; hold: string | 
     hold: r.hold,
     windows: plan.windows.map((window, w) => ({
       window,
-      counts: Object.fromEntries(METRICS.map((m, i) => [m, r.counts[w]![i]!])) as Record<RateMetric, number>,
+      counts: Object.fromEntries(METRICS.map((m, i) => [m, r.counts[w][i]])) as Record<RateMetric, number>,
     })),
     baseline: { current: r.baseline.current, average: Math.round(r.baseline.average * 100) / 100 },
   };
@@ -77,8 +80,8 @@ export async function top(store: RateStore, policy: Policy, window: number, by: 
     for (const r of await store.peek(subjects.slice(i, i + 500), plan)) reports.push(report(r, plan));
   }
   return reports
-    .filter((r) => r.windows[w]!.counts.messages > 0 || r.suspended)
-    .sort((a, b) => b.windows[w]!.counts[by] - a.windows[w]!.counts[by] || a.subject.localeCompare(b.subject))
+    .filter((r) => r.windows[w].counts.messages > 0 || r.suspended)
+    .sort((a, b) => b.windows[w].counts[by] - a.windows[w].counts[by] || a.subject.localeCompare(b.subject))
     .slice(0, limit);
 }
 
@@ -124,10 +127,12 @@ export async function startAdminServer(socketPath: string, store: RateStore, pol
     };
     run().then(
       (body) => {
-        if (req.method === 'POST') log.warn({ event: 'sender_admin', action: url.pathname.slice(1), addr: q('addr') }, `sender ${url.pathname.slice(1)} ${q('addr')}`);
+        if (req.method === 'POST')
+          log.warn({ event: 'sender_admin', action: url.pathname.slice(1), addr: q('addr') }, `sender ${url.pathname.slice(1)} ${q('addr')}`);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       },
-      (err: Error) => res.writeHead(err instanceof AdminError ? err.status : 500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.message })),
+      (err: Error) =>
+        res.writeHead(err instanceof AdminError ? err.status : 500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.message })),
     );
   });
   await new Promise<void>((resolve, reject) => {

@@ -98,15 +98,15 @@ export class RateLimiter {
       if (s.suspended && plan.suspend.blocks) {
         const [symbol] = s.suspended.split('|');
         this.log.warn({ event: 'rate_refused', id, subject: s.subject, symbol: SUSPENDED_SYMBOL, reason: s.suspended }, 'suspended sender deferred at MAIL');
-        return new RateRefusal(
-          451,
-          `4.7.1 <${mailFrom}> is suspended for unusual outbound mail (${symbol}); ask your mail administrator [${id}]`,
-        );
+        return new RateRefusal(451, `4.7.1 <${mailFrom}> is suspended for unusual outbound mail (${symbol}); ask your mail administrator [${id}]`);
       }
       if (s.hold) {
         const [symbol, value, limit, window] = s.hold.split('|');
         this.log.info({ event: 'rate_refused', id, subject: s.subject, symbol, hold: s.hold }, 'held sender deferred at MAIL');
-        return new RateRefusal(451, `4.7.1 <${mailFrom}> sent too much mail (${symbol}: ${value} > ${limit} in ${formatDuration(Number(window))}), try again later [${id}]`);
+        return new RateRefusal(
+          451,
+          `4.7.1 <${mailFrom}> sent too much mail (${symbol}: ${value} > ${limit} in ${formatDuration(Number(window))}), try again later [${id}]`,
+        );
       }
     }
     return undefined;
@@ -162,7 +162,7 @@ export class RateLimiter {
         const [symbol, since] = r.suspended.split('|');
         findings.push({ symbol: SUSPENDED_SYMBOL, score: 0, detail: `${r.subject} suspended by ${symbol} since ${new Date(Number(since)).toISOString()}` });
         act(SUSPENDED_SYMBOL, 'suspend');
-        if (r.fired.some((i) => (i === -1 ? plan.baseline.suspends : plan.thresholds[i]!.suspends)) && Number(since) >= Date.now() - 60_000) {
+        if (r.fired.some((i) => (i === -1 ? plan.baseline.suspends : plan.thresholds[i].suspends)) && Number(since) >= Date.now() - 60_000) {
           this.log.error({ event: 'sender_suspended', id: message.id, subject: r.subject, reason: r.suspended }, `sender suspended: ${r.subject}`);
         }
       }
@@ -223,9 +223,9 @@ function describe(r: RecordResult, i: number, plan: Plan): { symbol: string; act
       detail: `${r.subject}: ${r.baseline.current} distinct external recipients this ${formatDuration(b.period)} > ${b.factor} x average ${round(r.baseline.average)} and > ${b.floor}`,
     };
   }
-  const t = plan.thresholds[i]!;
-  const value = r.counts[t.window]![METRICS.indexOf(t.metric)]!;
-  return { symbol: t.symbol, action: t.action, detail: `${r.subject}: ${t.metric} ${value} > ${t.limit} in ${formatDuration(plan.windows[t.window]!)}` };
+  const t = plan.thresholds[i];
+  const value = r.counts[t.window][METRICS.indexOf(t.metric)];
+  return { symbol: t.symbol, action: t.action, detail: `${r.subject}: ${t.metric} ${value} > ${t.limit} in ${formatDuration(plan.windows[t.window])}` };
 }
 
 function round(n: number): number {

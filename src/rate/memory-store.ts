@@ -117,7 +117,7 @@ export class MemoryRateStore implements RateStore {
       const cur = Math.floor(now / size);
       const c: Counts = [0, 0, 0, 0, 0, 0];
       const old: string[] = [];
-      for (const [f, v] of this.get<Map<string, number>>(k.windows[i]!) ?? []) {
+      for (const [f, v] of this.get<Map<string, number>>(k.windows[i]) ?? []) {
         const sep = f.indexOf(':');
         const bucket = Number(f.slice(0, sep));
         if (bucket > cur - BUCKETS) {
@@ -129,11 +129,11 @@ export class MemoryRateStore implements RateStore {
       for (const at of zset?.values() ?? []) if (at > now - w) distinct++;
       c[1] = distinct;
       if (record) {
-        c[0] += inc[0]!;
-        c[2] += inc[1]!;
-        c[3] += inc[2]!;
-        c[4] += inc[3]!;
-        c[5] += inc[4]!;
+        c[0] += inc[0];
+        c[2] += inc[1];
+        c[3] += inc[2];
+        c[4] += inc[3];
+        c[5] += inc[4];
         for (const at of seen) if (at <= now - w) c[1]++;
       }
       counts.push(c);
@@ -182,16 +182,16 @@ export class MemoryRateStore implements RateStore {
     let holdTtl = 0;
     let suspendReason = '';
     if (record) {
-      const adds = [inc[0]!, e, inc[1]!, inc[2]!, inc[3]!, inc[4]!];
+      const adds = [inc[0], e, inc[1], inc[2], inc[3], inc[4]];
       plan.thresholds.forEach((t, i) => {
         const metric = METRIC_SLOT[t.metric];
-        const v = counts[t.window]![metric]!;
-        if (adds[metric]! > 0 && v > t.limit) {
+        const v = counts[t.window][metric];
+        if (adds[metric] > 0 && v > t.limit) {
           fired.push(i);
           if (t.blocks && !blocks) {
             blocks = true;
             holdValue = `${t.symbol}|${v}|${t.limit}|${win[t.window]}`;
-            holdTtl = Math.ceil(win[t.window]! / BUCKETS);
+            holdTtl = Math.ceil(win[t.window] / BUCKETS);
           }
           if (t.suspends && !suspends) {
             suspends = true;
@@ -224,12 +224,12 @@ export class MemoryRateStore implements RateStore {
       win.forEach((w, i) => {
         const size = Math.ceil(w / BUCKETS);
         const cur = Math.floor(now / size);
-        const hash = this.get<Map<string, number>>(k.windows[i]!) ?? new Map<string, number>();
-        for (const f of stale[i]!) hash.delete(f);
+        const hash = this.get<Map<string, number>>(k.windows[i]) ?? new Map<string, number>();
+        for (const f of stale[i]) hash.delete(f);
         CODES.forEach((code, j) => {
-          if (inc[j]! > 0) hash.set(`${cur}:${code}`, (hash.get(`${cur}:${code}`) ?? 0) + inc[j]!);
+          if (inc[j] > 0) hash.set(`${cur}:${code}`, (hash.get(`${cur}:${code}`) ?? 0) + inc[j]);
         });
-        this.set(k.windows[i]!, hash, w + size);
+        this.set(k.windows[i], hash, w + size);
       });
       if (e > 0) {
         const z = zset ?? new Map<string, number>();

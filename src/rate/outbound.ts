@@ -34,8 +34,8 @@ export function classify(policy: Policy, client: string, mailFrom: string, rcptT
   const subjects = new Set<Subject>();
   for (const key of policy.rate.keys) {
     if (key === 'envelopeSender' && envelope) subjects.add(subject('sender', envelope));
-    if (key === 'headerFrom' && fromInternal && from !== envelope) subjects.add(subject('from', from!));
-    if (key === 'headerFrom' && fromInternal && from === envelope && !policy.rate.keys.includes('envelopeSender')) subjects.add(subject('from', from!));
+    if (key === 'headerFrom' && fromInternal && from !== envelope) subjects.add(subject('from', from));
+    if (key === 'headerFrom' && fromInternal && from === envelope && !policy.rate.keys.includes('envelopeSender')) subjects.add(subject('from', from));
     if (key === 'clientIp') subjects.add(subject('ip', client.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')));
   }
   const external = [...new Set(rcptTo.map((r) => r.toLowerCase()).filter((r) => !isInternalAddress(policy, r)))];

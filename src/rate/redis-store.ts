@@ -38,18 +38,18 @@ export class RedisRateStore implements RateStore {
       return ['mget', k.hold, k.suspension] as const;
     });
     const replies = (await this.many(calls.map((c) => [...c]))) as (string | null)[][];
-    return subjects.map((subject, i) => ({ subject, hold: replies[i]![0] ?? null, suspended: replies[i]![1] ?? null }));
+    return subjects.map((subject, i) => ({ subject, hold: replies[i][0] ?? null, suspended: replies[i][1] ?? null }));
   }
 
   async record(subjects: Subject[], sample: RateSample, plan: Plan): Promise<RecordResult[]> {
     const raws = (await this.script(subjects.map((s) => this.args('record', s, sample, plan)))) as Raw[];
-    return raws.map((raw, i) => parse(subjects[i]!, raw, plan));
+    return raws.map((raw, i) => parse(subjects[i], raw, plan));
   }
 
   async peek(subjects: Subject[], plan: Plan): Promise<(RecordResult & { hold: string | null })[]> {
     const empty: RateSample = { office: false, fromMismatch: false, macro: false, spoof: false, externalRecipients: [] };
     const raws = (await this.script(subjects.map((s) => this.args('peek', s, empty, plan)))) as Raw[];
-    return raws.map((raw, i) => ({ ...parse(subjects[i]!, raw, plan), hold: raw[2] || null }));
+    return raws.map((raw, i) => ({ ...parse(subjects[i], raw, plan), hold: raw[2] || null }));
   }
 
   async suspend(subject: Subject, reason: string, plan: Plan): Promise<void> {
@@ -97,17 +97,20 @@ export class RedisRateStore implements RateStore {
     args.push(sample.externalRecipients.length, ...sample.externalRecipients);
     args.push(plan.thresholds.length);
     for (const t of plan.thresholds) {
-      args.push(METRIC_INDEX[t.metric], t.window + 1, t.limit, t.blocks ? 1 : 0, t.suspends ? 1 : 0, t.symbol, Math.ceil(plan.windows[t.window]! / BUCKETS));
+      args.push(METRIC_INDEX[t.metric], t.window + 1, t.limit, t.blocks ? 1 : 0, t.suspends ? 1 : 0, t.symbol, Math.ceil(plan.windows[t.window] / BUCKETS));
     }
     return [SHA, keys.length, ...keys, ...args];
   }
 
   /** EVALSHA each call; the calls a server answered NOSCRIPT go again as EVAL (which caches it). */
   private async script(calls: (string | number)[][]): Promise<unknown[]> {
-    const results = await this.many(calls.map((c) => ['evalsha', ...c]), true);
+    const results = await this.many(
+      calls.map((c) => ['evalsha', ...c]),
+      true,
+    );
     const missing = results.map((r, i) => (r instanceof Error ? i : -1)).filter((i) => i >= 0);
     if (missing.length) {
-      const again = await this.many(missing.map((i) => ['eval', RATE_SCRIPT, ...calls[i]!.slice(1)]));
+      const again = await this.many(missing.map((i) => ['eval', RATE_SCRIPT, ...calls[i].slice(1)]));
       missing.forEach((i, j) => (results[i] = again[j]));
     }
     return results;
@@ -123,7 +126,7 @@ export class RedisRateStore implements RateStore {
     if (this.redis instanceof Cluster || commands.length === 1) {
       replies = await Promise.all(
         commands.map(([name, ...args]) =>
-          (this.redis.call(String(name), ...args) as Promise<unknown>).then(
+          this.redis.call(String(name), ...args).then(
             (r) => [null, r] as [null, unknown],
             (err: Error) => [err, null] as [Error, null],
           ),
@@ -132,7 +135,7 @@ export class RedisRateStore implements RateStore {
     } else {
       const pipeline = this.redis.pipeline();
       for (const [name, ...args] of commands) pipeline.call(String(name), ...args);
-      replies = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      replies = (await pipeline.exec()) ?? [];
     }
     return replies.map(([err, value]) => {
       if (!err) return value;

@@ -32,9 +32,9 @@ export class DownstreamPool {
       const index = this.idle.findIndex((entry) => entry.key === key);
       if (index === -1) return undefined;
       const [entry] = this.idle.splice(index, 1);
-      clearTimeout(entry!.timer);
-      if (entry!.client.usable) return entry!.client;
-      entry!.client.close();
+      clearTimeout(entry.timer);
+      if (entry.client.usable) return entry.client;
+      entry.client.close();
     }
   }
 
@@ -91,7 +91,12 @@ export class DownstreamSession {
    * Starts the transaction with the client's MAIL line: on an idle pooled connection when there is
    * one (a stale one is replaced by a fresh connection: nothing was committed yet), else a new one.
    */
-  static async start(pool: DownstreamPool, policy: Policy, identity: ClientIdentity, mailLine: string): Promise<{ session: DownstreamSession; reply: SmtpReply }> {
+  static async start(
+    pool: DownstreamPool,
+    policy: Policy,
+    identity: ClientIdentity,
+    mailLine: string,
+  ): Promise<{ session: DownstreamSession; reply: SmtpReply }> {
     const pooled = pool.take(policy);
     if (pooled) {
       try {
@@ -107,12 +112,9 @@ export class DownstreamSession {
   private static async begin(client: SmtpClient, policy: Policy, pool: DownstreamPool, identity: ClientIdentity, mailLine: string) {
     try {
       const offered = client.extensions.get('XFORWARD');
-      const xforward =
-        policy.downstream.xforward && offered !== undefined ? xforwardCommands(identity, new Set(offered.toUpperCase().split(/\s+/))) : [];
+      const xforward = policy.downstream.xforward && offered !== undefined ? xforwardCommands(identity, new Set(offered.toUpperCase().split(/\s+/))) : [];
       // XFORWARD and MAIL in one round trip where the server pipelines
-      const replies = client.extensions.has('PIPELINING')
-        ? await client.pipeline([...xforward, mailLine])
-        : await sequential(client, [...xforward, mailLine]);
+      const replies = client.extensions.has('PIPELINING') ? await client.pipeline([...xforward, mailLine]) : await sequential(client, [...xforward, mailLine]);
       replies.slice(0, -1).forEach((reply) => expect(reply, 2, 'XFORWARD'));
       return { session: new DownstreamSession(client, policy, pool), reply: replies.at(-1)! };
     } catch (err) {

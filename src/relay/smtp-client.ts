@@ -108,7 +108,7 @@ export class SmtpClient {
         this.socket.destroy();
         return;
       }
-      this.lines.push(match[3]!);
+      this.lines.push(match[3]);
       if (match[2] !== '-') {
         const reply = { code: Number(match[1]), lines: this.lines };
         this.lines = [];
@@ -165,7 +165,7 @@ export class SmtpClient {
     this.socket.write(lines.map((line) => line + '\r\n').join(''), 'utf8');
     const settled = await Promise.allSettled(replies);
     const failed = settled.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) throw failed.reason;
     return settled.map((r) => (r as PromiseFulfilledResult<SmtpReply>).value);
   }
 
@@ -185,7 +185,7 @@ export class SmtpClient {
   async starttls(servername: string, rejectUnauthorized: boolean): Promise<SmtpReply> {
     const reply = await this.command('STARTTLS');
     if (reply.code !== 220) return reply;
-    const plain = this.socket as net.Socket;
+    const plain = this.socket;
     plain.removeAllListeners('data');
     plain.removeAllListeners('error');
     plain.removeAllListeners('close');
@@ -308,7 +308,7 @@ export class DotStuffing {
     this.atLineStart = chunk[chunk.length - 1] === 0x0a;
     this.tail = chunk.length >= 2 ? chunk.subarray(-2) : Buffer.concat([this.tail, chunk]).subarray(-2);
     this.bytes += chunk.length;
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   /** What ends the data: a CRLF when the message does not end with one, then `.` CRLF. */

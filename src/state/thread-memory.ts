@@ -132,7 +132,10 @@ export class RedisThreadMemory implements ThreadMemory {
       if (err) throw new ThreadMemoryUnavailable(err.message);
       return value;
     });
-    const threads = values.slice(0, messageIds.length).map((v) => parseRecord(v as string | null)).filter((r): r is ThreadRecord => !!r);
+    const threads = values
+      .slice(0, messageIds.length)
+      .map((v) => parseRecord(v as string | null))
+      .filter((r): r is ThreadRecord => !!r);
     let i = messageIds.length;
     const nameAddresses = query.name ? ((values[i++] as string[]) ?? []) : [];
     const addressKnown = values[i++] === 1;

@@ -34,7 +34,11 @@ function headerValue(raw: string, name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const rows = readFileSync(path.join(corpus, 'MANIFEST.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  const rows = readFileSync(path.join(corpus, 'MANIFEST.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'));
   const stats = new Map<string, { total: number; tag: number; quarantine: number; symbols: Map<string, number> }>();
   const flaggedHam: string[] = [];
   const started = process.hrtime.bigint();
@@ -60,7 +64,12 @@ async function main(): Promise<void> {
     if (hijack) s.quarantine++;
     if (hijack || suspect) s.tag++;
     if ((hijack || suspect) && label === 'ham') {
-      flaggedHam.push(`  ${file}: ${spoof.filter((f) => f.score !== 0 || /HIJACK|SUSPECT/.test(f.symbol)).map((f) => `${f.symbol}(${f.score}) ${f.detail ?? ''}`).join(' | ')}`);
+      flaggedHam.push(
+        `  ${file}: ${spoof
+          .filter((f) => f.score !== 0 || /HIJACK|SUSPECT/.test(f.symbol))
+          .map((f) => `${f.symbol}(${f.score}) ${f.detail ?? ''}`)
+          .join(' | ')}`,
+      );
     }
     if (verbose && (hijack || suspect)) console.log(`${label} ${file}: ${spoof.map((f) => `${f.symbol} ${f.detail ?? ''}`).join(' | ')}`);
     if (verdict.action === 'relay') {
@@ -71,7 +80,9 @@ async function main(): Promise<void> {
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const pct = (n: number, d: number) => `${((100 * n) / Math.max(d, 1)).toFixed(2)}%`;
   for (const [label, s] of stats) {
-    console.log(`${label}: ${s.total} messages; flagged (tag or quarantine) ${s.tag} = ${pct(s.tag, s.total)}; quarantine ${s.quarantine} = ${pct(s.quarantine, s.total)}`);
+    console.log(
+      `${label}: ${s.total} messages; flagged (tag or quarantine) ${s.tag} = ${pct(s.tag, s.total)}; quarantine ${s.quarantine} = ${pct(s.quarantine, s.total)}`,
+    );
     const top = [...s.symbols].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
     console.log(`  symbols: ${top.join(', ') || 'none'}`);
   }

@@ -80,13 +80,24 @@ async function run(): Promise<number> {
     await listening(sinkPort);
     const mailmoat = spawn(
       process.execPath,
-      [main, 'serve', '--set', 'smtp.enabled=false', '--set', 'milter.enabled=true', '--set', `milter.listen=inet:127.0.0.1:${milterPort}`, '--set', 'log.level=warn'],
+      [
+        main,
+        'serve',
+        '--set',
+        'smtp.enabled=false',
+        '--set',
+        'milter.enabled=true',
+        '--set',
+        `milter.listen=inet:127.0.0.1:${milterPort}`,
+        '--set',
+        'log.level=warn',
+      ],
       { cwd: workdir, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(mailmoat);
     let errors = '';
-    mailmoat.stdout!.on('data', (d: Buffer) => (errors += d.toString()));
-    mailmoat.stderr!.on('data', (d: Buffer) => (errors += d.toString()));
+    mailmoat.stdout.on('data', (d: Buffer) => (errors += d.toString()));
+    mailmoat.stderr.on('data', (d: Buffer) => (errors += d.toString()));
     await listening(milterPort);
 
     const plain = await startPostfix({ nextHopPort: sinkPort });
@@ -107,7 +118,10 @@ async function run(): Promise<number> {
     console.log(`  Mailmoat peak RSS      ${peakRssMb(mailmoat.pid)}`);
     console.log(`  milter fallbacks in Postfix's log: ${defaults}`);
     // pino levels: 40 warn, 50 error (the policy's own load line comes at info before log.level applies)
-    const warnings = errors.trim().split('\n').filter((l) => l && !/"level":(10|20|30),/.test(l));
+    const warnings = errors
+      .trim()
+      .split('\n')
+      .filter((l) => l && !/"level":(10|20|30),/.test(l));
     if (warnings.length) console.log(`  Mailmoat warnings:\n${warnings.slice(0, 5).join('\n')}`);
     return defaults ? 1 : 0;
   } finally {

@@ -16,7 +16,13 @@ type Outcome = 'macro' | 'empty-project' | 'unscannable' | 'nothing';
 function outcome(symbols: Set<string>): Outcome {
   if (symbols.has('OFFICE_MACRO') || symbols.has('OFFICE_XLM_MACRO')) return 'macro';
   if (symbols.has('OFFICE_VBA_PROJECT_EMPTY')) return 'empty-project';
-  if (symbols.has('OFFICE_ENCRYPTED_UNSCANNABLE') || symbols.has('ARCHIVE_ENCRYPTED_UNSCANNABLE') || symbols.has('ARCHIVE_LIMIT') || symbols.has('OFFICE_CORRUPT')) return 'unscannable';
+  if (
+    symbols.has('OFFICE_ENCRYPTED_UNSCANNABLE') ||
+    symbols.has('ARCHIVE_ENCRYPTED_UNSCANNABLE') ||
+    symbols.has('ARCHIVE_LIMIT') ||
+    symbols.has('OFFICE_CORRUPT')
+  )
+    return 'unscannable';
   return 'nothing';
 }
 
@@ -26,16 +32,20 @@ async function main(): Promise<void> {
     console.log(`office corpus evaluation skipped: no ${manifest}`);
     return;
   }
-  const rows = readFileSync(manifest, 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  const rows = readFileSync(manifest, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'));
   for (const passwords of [[], ['1234']]) {
     const table = new Map<string, Map<Outcome, string[]>>();
     for (const [file, label] of rows) {
-      const bytes = readFileSync(path.join(corpus, file!));
-      const findings = await scanAttachment(bytes, path.basename(file!), undefined, passwords, DEFAULT_OFFICE_LIMITS);
+      const bytes = readFileSync(path.join(corpus, file));
+      const findings = await scanAttachment(bytes, path.basename(file), undefined, passwords, DEFAULT_OFFICE_LIMITS);
       const o = outcome(new Set(findings.map((f) => f.symbol)));
-      const byLabel = table.get(label!) ?? new Map<Outcome, string[]>();
-      byLabel.set(o, [...(byLabel.get(o) ?? []), file!]);
-      table.set(label!, byLabel);
+      const byLabel = table.get(label) ?? new Map<Outcome, string[]>();
+      byLabel.set(o, [...(byLabel.get(o) ?? []), file]);
+      table.set(label, byLabel);
     }
     console.log(`\n${passwords.length ? 'as attachments of a message saying "Password: 1234"' : 'bare files, no password known'}:`);
     console.log('label   files  macro  empty-project  unscannable  nothing');

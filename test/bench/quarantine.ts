@@ -12,7 +12,7 @@ const ITEMS = Number(process.env.BENCH_QUARANTINE_ITEMS ?? 100_000);
 const WRITES = 300;
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 async function main(): Promise<void> {
@@ -36,10 +36,14 @@ async function main(): Promise<void> {
         policyVersion: 'bench',
       });
       times.push(Number(process.hrtime.bigint() - start) / 1e6);
-      template ||= readFileSync(path.join(dir, `${id}.json`), 'utf8').replace(id, '__ID__').replace(id, '__ID__');
+      template ||= readFileSync(path.join(dir, `${id}.json`), 'utf8')
+        .replace(id, '__ID__')
+        .replace(id, '__ID__');
     }
     times.sort((a, b) => a - b);
-    console.log(`quarantine write (${(message.length / 1024).toFixed(0)} KB message + metadata, fsync, rename, dir fsync), ${WRITES} writes: p50 ${percentile(times, 50).toFixed(2)} ms, p99 ${percentile(times, 99).toFixed(2)} ms`);
+    console.log(
+      `quarantine write (${(message.length / 1024).toFixed(0)} KB message + metadata, fsync, rename, dir fsync), ${WRITES} writes: p50 ${percentile(times, 50).toFixed(2)} ms, p99 ${percentile(times, 99).toFixed(2)} ms`,
+    );
 
     // fill to ITEMS with copies of a real item (no fsync: this measures listing, not writing)
     for (let i = WRITES; i < ITEMS; i++) {

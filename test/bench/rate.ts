@@ -21,8 +21,8 @@ const sample = (i: number): RateSample => ({
 });
 
 async function commandStats(): Promise<Map<string, number>> {
-  const info = (await redis.info('commandstats')) as string;
-  return new Map([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+  const info = await redis.info('commandstats');
+  return new Map([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
 }
 
 function line(label: string, value: string): void {
@@ -75,7 +75,7 @@ try {
   // 3. memory per 10,000 active senders: one message each (2 external recipients, every 3rd with Office)
   const memPrefix = uniquePrefix();
   const memPlan = planFor(ratePolicy([`rate.keyPrefix="${memPrefix}"`]).rate);
-  const used = async () => Number(/used_memory:(\d+)/.exec((await redis.info('memory')) as string)![1]);
+  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   const keysBefore = await redis.dbsize();
   const before = await used();
   for (let i = 0; i < 10_000; i += 100) {
@@ -83,7 +83,10 @@ try {
   }
   const after = await used();
   const keys = (await redis.dbsize()) - keysBefore;
-  line('Redis memory for 10,000 senders (one message each)', `${((after - before) / 1024 / 1024).toFixed(1)} MB (${Math.round((after - before) / 10_000)} bytes/sender, ${keys} keys)`);
+  line(
+    'Redis memory for 10,000 senders (one message each)',
+    `${((after - before) / 1024 / 1024).toFixed(1)} MB (${Math.round((after - before) / 10_000)} bytes/sender, ${keys} keys)`,
+  );
   // the same senders with 20 messages and 20 distinct external recipients each
   for (let m = 1; m < 20; m++) {
     for (let i = 0; i < 10_000; i += 200) {
@@ -95,7 +98,10 @@ try {
     }
   }
   const busy = await used();
-  line('  after 20 messages / 21 distinct recipients each', `${((busy - before) / 1024 / 1024).toFixed(1)} MB (${Math.round((busy - before) / 10_000)} bytes/sender)`);
+  line(
+    '  after 20 messages / 21 distinct recipients each',
+    `${((busy - before) / 1024 / 1024).toFixed(1)} MB (${Math.round((busy - before) / 10_000)} bytes/sender)`,
+  );
   await removePrefix(redis, memPrefix);
 } finally {
   await removePrefix(redis, prefix);

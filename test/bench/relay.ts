@@ -97,7 +97,7 @@ async function latencies(port: number, count: number): Promise<number[]> {
 
 /** Nearest-rank percentile of an ascending array. */
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 /** Resolves once the port accepts a connection and greets with 220. */
@@ -200,9 +200,19 @@ async function main(): Promise<number> {
     const gateway = start(
       process.execPath,
       [
-        gatewayMain, 'serve', '--listen', `127.0.0.1:${gatewayPort}`, '--downstream', `127.0.0.1:${sinkPort}`, '--set', 'log.level=warn',
+        gatewayMain,
+        'serve',
+        '--listen',
+        `127.0.0.1:${gatewayPort}`,
+        '--downstream',
+        `127.0.0.1:${sinkPort}`,
+        '--set',
+        'log.level=warn',
         // BENCH_SET="spoof.enabled=false rate.enabled=false": the same run with policy changes
-        ...(process.env.BENCH_SET ?? '').split(/\s+/).filter(Boolean).flatMap((o) => ['--set', o]),
+        ...(process.env.BENCH_SET ?? '')
+          .split(/\s+/)
+          .filter(Boolean)
+          .flatMap((o) => ['--set', o]),
       ],
       { cwd: workdir },
     );
@@ -256,17 +266,15 @@ async function main(): Promise<number> {
     for (const [label, port, reuse, key] of rows) {
       rate[key] = await throughput(source, port, reuse ? reused : perConnection, reuse);
       alive();
-      console.log(`  ${label.trim().padEnd(40)} ${rate[key]!.toFixed(0).padStart(6)} msg/s`);
+      console.log(`  ${label.trim().padEnd(40)} ${rate[key].toFixed(0).padStart(6)} msg/s`);
     }
-    const ratioOne = rate.gatewayOne! / rate.directOne!;
-    const ratioReuse = rate.gatewayReuse! / rate.directReuse!;
+    const ratioOne = rate.gatewayOne / rate.directOne;
+    const ratioReuse = rate.gatewayReuse / rate.directReuse;
     console.log(`  gateway/direct: one per connection ${(ratioOne * 100).toFixed(1)}%, with -d ${(ratioReuse * 100).toFixed(1)}%`);
     console.log(
-      `  smtp-server alone/direct: ${((rate.aloneOne! / rate.directOne!) * 100).toFixed(1)}% (the ceiling); gateway/smtp-server alone: ${((rate.gatewayOne! / rate.aloneOne!) * 100).toFixed(1)}%`,
+      `  smtp-server alone/direct: ${((rate.aloneOne / rate.directOne) * 100).toFixed(1)}% (the ceiling); gateway/smtp-server alone: ${((rate.gatewayOne / rate.aloneOne) * 100).toFixed(1)}%`,
     );
-    console.log(
-      `  target "gateway >= ${TARGET_RATIO * 100}% of direct, one message per connection": ${ratioOne >= TARGET_RATIO ? 'met' : 'NOT met'}`,
-    );
+    console.log(`  target "gateway >= ${TARGET_RATIO * 100}% of direct, one message per connection": ${ratioOne >= TARGET_RATIO ? 'met' : 'NOT met'}`);
 
     console.log(`latency, ${LATENCY_MESSAGES} sequential messages one per connection (connect to 250 after "."):`);
     const direct = await latencies(sinkPort, LATENCY_MESSAGES);

@@ -22,7 +22,9 @@ let peak = 0;
 const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.tsv') ? [] : [path.join(dir, e.name)]));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.tsv') ? [] : [path.join(dir, e.name)],
+  );
 }
 
 async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -38,7 +40,9 @@ async function main(): Promise<void> {
     const [, ms] = await time(async () => {
       for (const f of list) await scanAttachment(readFileSync(f), path.basename(f), undefined, []);
     });
-    console.log(`corpus: ${list.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${ms.toFixed(0)} ms: ${((list.length * 1000) / ms).toFixed(1)} files/s, ${(bytes / 1e3 / ms).toFixed(2)} MB/s`);
+    console.log(
+      `corpus: ${list.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${ms.toFixed(0)} ms: ${((list.length * 1000) / ms).toFixed(1)} files/s, ${(bytes / 1e3 / ms).toFixed(2)} MB/s`,
+    );
   } else {
     console.log('corpus: not present, skipped');
   }
@@ -51,16 +55,23 @@ async function main(): Promise<void> {
   const attachments = await Promise.all(
     Array.from({ length: 10 }, async (_, i) => ({
       filename: i % 3 === 0 ? `invoice${i}.docm` : `photo${i}.bin`,
-      content: i % 3 === 0 ? await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb(), extra: [{ name: 'word/media/p.bin', data: randomBytes(1.7e6), level: 0 }] }) : randomBytes(1.7e6),
+      content:
+        i % 3 === 0
+          ? await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb(), extra: [{ name: 'word/media/p.bin', data: randomBytes(1.7e6), level: 0 }] })
+          : randomBytes(1.7e6),
     })),
   );
   const message = await emailWith(attachments);
   const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, policy.limits.maxMessageSize);
   await pipeline(Readable.from([message]), spool);
   const before = process.memoryUsage().rss;
-  const [result, msgMs] = await time(() => inspect(spool, { id: 'bench', envelope: { mailFrom: 'a@b.test', rcptTo: ['c@d.test'] }, client: { address: '127.0.0.1', helo: 'bench' } }, policy));
+  const [result, msgMs] = await time(() =>
+    inspect(spool, { id: 'bench', envelope: { mailFrom: 'a@b.test', rcptTo: ['c@d.test'] }, client: { address: '127.0.0.1', helo: 'bench' } }, policy),
+  );
   await spool.dispose();
-  console.log(`${(message.length / 1e6).toFixed(1)} MB message, 10 attachments: ${msgMs.toFixed(0)} ms, ${result.findings.length} findings; RSS ${(before / 1e6).toFixed(0)} MB before`);
+  console.log(
+    `${(message.length / 1e6).toFixed(1)} MB message, 10 attachments: ${msgMs.toFixed(0)} ms, ${result.findings.length} findings; RSS ${(before / 1e6).toFixed(0)} MB before`,
+  );
   clearInterval(sample);
   console.log(`peak RSS ${(peak / 1e6).toFixed(0)} MB`);
 }

@@ -13,7 +13,7 @@ import { zoneResolver } from '../fixtures/mail/zone.js';
 const ROUNDS = Number(process.env.ROUNDS ?? 40);
 
 function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 async function main(): Promise<void> {
@@ -54,7 +54,9 @@ async function main(): Promise<void> {
   withSpoof.sort((a, b) => a - b);
   console.log(`${added.length} messages (${cases.length} fixtures x ${ROUNDS}), warm Redis, cached DNS, authentication on`);
   console.log(`inspect with spoof: p50 ${pct(withSpoof, 50).toFixed(2)} ms, p99 ${pct(withSpoof, 99).toFixed(2)} ms`);
-  console.log(`added by spoof (vs spoof.enabled=false, which also skips the reply body parse): p50 ${pct(added, 50).toFixed(2)} ms, p99 ${pct(added, 99).toFixed(2)} ms`);
+  console.log(
+    `added by spoof (vs spoof.enabled=false, which also skips the reply body parse): p50 ${pct(added, 50).toFixed(2)} ms, p99 ${pct(added, 99).toFixed(2)} ms`,
+  );
   const keys = await redis.keys(`${prefix}*`);
   if (keys.length) await redis.del(...keys);
   await redis.quit();

@@ -24,7 +24,7 @@ describe('actions', function () {
       const r = await transaction(gw.port, MAIL, [RCPT], message);
       const match = /^250 2\.0\.0 Ok: quarantined as ([0-9A-Z]{26})$/.exec(text(r.data));
       assert.ok(match, text(r.data));
-      const id = match[1]!;
+      const id = match[1];
       assert.equal(sha256(readFileSync(path.join(dir, `${id}.eml`))), sha256(Buffer.from(message)));
       const meta = JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8'));
       assert.equal(meta.id, id);
@@ -46,35 +46,40 @@ describe('actions', function () {
 
   it('quarantine that cannot be written: 451 4.3.0, never 250', async () => {
     await withRelay({ policy: [rule('quarantine'), 'quarantine.dir=/dev/null/quarantine'] }, async ({ gw, sink }) => {
-    const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold this'));
-    assert.match(text(r.data), /^451 4\.3\.0 /);
-    assert.equal(sink.messages.length, 0);
-    assert.equal(gw.events('quarantine_failed').length, 1);
+      const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold this'));
+      assert.match(text(r.data), /^451 4\.3\.0 /);
+      assert.equal(sink.messages.length, 0);
+      assert.equal(gw.events('quarantine_failed').length, 1);
     });
   });
 
   it('tag: relayed with the verdict header on top and the message otherwise unchanged', async () => {
     await withRelay({ policy: [rule('tag')] }, async ({ gw, sink }) => {
-    const message = messages.simpleMessage('hold on');
-    const r = await transaction(gw.port, MAIL, [RCPT], message);
-    assert.equal(r.data?.code, 250);
-    const received = sink.messages[0]!.bytes;
-    const eol = received.indexOf('\r\n') + 2;
-    assert.match(received.subarray(0, eol).toString(), /^X-Mailmoat-Verdict: tag; score=4; symbols=SUBJECT_HOLD; id=[0-9A-Z]{26}\r\n$/);
-    assert.ok(received.subarray(eol).equals(message));
+      const message = messages.simpleMessage('hold on');
+      const r = await transaction(gw.port, MAIL, [RCPT], message);
+      assert.equal(r.data?.code, 250);
+      const received = sink.messages[0].bytes;
+      const eol = received.indexOf('\r\n') + 2;
+      assert.match(received.subarray(0, eol).toString(), /^X-Mailmoat-Verdict: tag; score=4; symbols=SUBJECT_HOLD; id=[0-9A-Z]{26}\r\n$/);
+      assert.ok(received.subarray(eol).equals(message));
     });
   });
 
   it('an exception for the sender sets the finding aside: relayed, and the log says why', async () => {
-    await withRelay({ policy: [rule('reject'), 'verdict.exceptions=[{senders: ["@internal.test"], symbols: [SUBJECT_HOLD], description: trusted colleagues}]'] }, async ({ gw }) => {
-    const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold everything'));
-    assert.equal(r.data?.code, 250);
-    const line = gw.events('message').at(-1)!;
-    assert.equal(line.verdict, 'relay');
-    assert.deepEqual(line.findings, [{ symbol: 'SUBJECT_HOLD', score: 4, detail: 'Subject matches /^hold/: "hold everything"', excepted: 'trusted colleagues' }]);
-    const other = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', [RCPT], messages.simpleMessage('hold everything'));
-    assert.equal(other.data?.code, 550);
-    });
+    await withRelay(
+      { policy: [rule('reject'), 'verdict.exceptions=[{senders: ["@internal.test"], symbols: [SUBJECT_HOLD], description: trusted colleagues}]'] },
+      async ({ gw }) => {
+        const r = await transaction(gw.port, MAIL, [RCPT], messages.simpleMessage('hold everything'));
+        assert.equal(r.data?.code, 250);
+        const line = gw.events('message').at(-1)!;
+        assert.equal(line.verdict, 'relay');
+        assert.deepEqual(line.findings, [
+          { symbol: 'SUBJECT_HOLD', score: 4, detail: 'Subject matches /^hold/: "hold everything"', excepted: 'trusted colleagues' },
+        ]);
+        const other = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', [RCPT], messages.simpleMessage('hold everything'));
+        assert.equal(other.data?.code, 550);
+      },
+    );
   });
 
   it('leaves no spool files behind', () => {
@@ -85,15 +90,25 @@ describe('actions', function () {
 
 describe('Authentication-Results', function () {
   it('spoof.authenticationResults prepends the result of SPF/DKIM/DMARC to relayed mail, and nothing else changes', async () => {
-    await withRelay({ policy: ['spoof.authenticationResults=true', 'spoof.dnsTimeout=300ms', 'network.internalNetworks=[10.0.0.0/8]', 'network.internalDomains=[outside.test]'] }, async ({ gw, sink }) => {
-      const message = messages.simpleMessage('hello');
-      const r = await transaction(gw.port, 'MAIL FROM:<alice@partner.example>', [RCPT], message);
-      assert.equal(r.data?.code, 250, text(r.data));
-      const received = sink.messages[0]!.bytes;
-      const eol = received.indexOf('\r\n') + 2;
-      assert.match(received.subarray(0, eol).toString(), /^Authentication-Results: [^\r\n]*spf=[a-z]+/);
-      assert.ok(received.subarray(eol).equals(message));
-    });
+    await withRelay(
+      {
+        policy: [
+          'spoof.authenticationResults=true',
+          'spoof.dnsTimeout=300ms',
+          'network.internalNetworks=[10.0.0.0/8]',
+          'network.internalDomains=[outside.test]',
+        ],
+      },
+      async ({ gw, sink }) => {
+        const message = messages.simpleMessage('hello');
+        const r = await transaction(gw.port, 'MAIL FROM:<alice@partner.example>', [RCPT], message);
+        assert.equal(r.data?.code, 250, text(r.data));
+        const received = sink.messages[0].bytes;
+        const eol = received.indexOf('\r\n') + 2;
+        assert.match(received.subarray(0, eol).toString(), /^Authentication-Results: [^\r\n]*spf=[a-z]+/);
+        assert.ok(received.subarray(eol).equals(message));
+      },
+    );
   });
 });
 
@@ -105,14 +120,27 @@ describe('quarantine notices', function () {
   it('notify.to=recipients tells the internal recipients (never outside ones) the id, sender, subject and why, without the message', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-notice-'));
     await withRelay(
-      { policy: [rule('quarantine'), `quarantine.dir=${dir}`, 'network.internalDomains=[internal.test]', 'quarantine.notify.to=recipients', 'quarantine.notify.from=postmaster@internal.test'] },
+      {
+        policy: [
+          rule('quarantine'),
+          `quarantine.dir=${dir}`,
+          'network.internalDomains=[internal.test]',
+          'quarantine.notify.to=recipients',
+          'quarantine.notify.from=postmaster@internal.test',
+        ],
+      },
       async ({ gw, sink }) => {
-        const r = await transaction(gw.port, 'MAIL FROM:<mallory@outside.test>', ['RCPT TO:<bob@internal.test>', 'RCPT TO:<carol@outside.test>'], messages.simpleMessage('hold: secret payload'));
+        const r = await transaction(
+          gw.port,
+          'MAIL FROM:<mallory@outside.test>',
+          ['RCPT TO:<bob@internal.test>', 'RCPT TO:<carol@outside.test>'],
+          messages.simpleMessage('hold: secret payload'),
+        );
         const id = /quarantined as ([0-9A-Z]{26})/.exec(text(r.data))?.[1];
         assert.ok(id, text(r.data));
         await waitFor(() => sink.messages.length > 0);
         assert.equal(sink.messages.length, 1);
-        const notice = sink.messages[0]!;
+        const notice = sink.messages[0];
         assert.match(notice.mailLine, /^MAIL FROM:<postmaster@internal\.test>/);
         assert.deepEqual(notice.rcptLines, ['RCPT TO:<bob@internal.test>']);
         const body = notice.bytes.toString();
@@ -120,7 +148,7 @@ describe('quarantine notices', function () {
         assert.match(body, /Sender: +mallory@outside\.test/);
         assert.match(body, /SUBJECT_HOLD/);
         assert.doesNotMatch(body, /Hello there/, 'the quarantined message itself is not in the notice');
-        assert.equal(gw.events('quarantine_notice')[0]!.id, id);
+        assert.equal(gw.events('quarantine_notice')[0].id, id);
       },
     );
   });

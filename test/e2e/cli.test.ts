@@ -29,13 +29,29 @@ interface Served {
 
 async function serve(policyFile: string, downstreamPort: number, extra: string[] = []): Promise<Served> {
   const port = await freePort();
-  const child = spawn(process.execPath, [main, 'serve', '--policy', policyFile, '--listen', `127.0.0.1:${port}`, '--downstream', `127.0.0.1:${downstreamPort}`, '--set', `spool.dir=${path.join(repoRoot, 'var', 'test-spool')}`, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      'serve',
+      '--policy',
+      policyFile,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--downstream',
+      `127.0.0.1:${downstreamPort}`,
+      '--set',
+      `spool.dir=${path.join(repoRoot, 'var', 'test-spool')}`,
+      ...extra,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let buffer = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     buffer += d.toString();
     let eol;
     while ((eol = buffer.indexOf('\n')) !== -1) {
@@ -93,21 +109,21 @@ describe('mailmoat serve', function () {
     const gw = await serve(file, sink.port);
     try {
       const first = await transaction(gw.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<x@o.test>', 'RCPT TO:<y@o.test>'], messages.simpleMessage());
-      assert.equal(first.rcpts[1]!.code, 452);
+      assert.equal(first.rcpts[1].code, 452);
 
       writeFileSync(file, 'limits: { maxRecipients: 5 }\n');
       gw.child.kill('SIGHUP');
       const loaded = await gw.waitFor((l) => l.event === 'policy_loaded' && l.previous !== undefined);
       assert.match(String(loaded.version), /^[0-9a-f]{12}$/);
       const second = await transaction(gw.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<x@o.test>', 'RCPT TO:<y@o.test>'], messages.simpleMessage());
-      assert.equal(second.rcpts[1]!.code, 250);
+      assert.equal(second.rcpts[1].code, 250);
 
       writeFileSync(file, 'limits: { maxRecipients: "lots" }\n');
       gw.child.kill('SIGHUP');
       const rejected = await gw.waitFor((l) => l.event === 'policy_rejected');
       assert.equal(rejected.activeVersion, loaded.version);
       const third = await transaction(gw.port, 'MAIL FROM:<a@internal.test>', ['RCPT TO:<x@o.test>', 'RCPT TO:<y@o.test>'], messages.simpleMessage());
-      assert.equal(third.rcpts[1]!.code, 250);
+      assert.equal(third.rcpts[1].code, 250);
       assert.equal(third.data?.code, 250);
     } finally {
       gw.child.kill('SIGKILL');

@@ -66,7 +66,9 @@ describe('office documents through SMTP', function () {
   });
 
   it('a macro document named .pdf with a PDF Content-Type, quoted-printable: found by content', async () => {
-    const { reply } = await send(await emailWith([{ filename: 'scan.pdf', content: await docm(), contentType: 'application/pdf', encoding: 'quoted-printable' }]));
+    const { reply } = await send(
+      await emailWith([{ filename: 'scan.pdf', content: await docm(), contentType: 'application/pdf', encoding: 'quoted-printable' }]),
+    );
     const symbols = quarantined(reply).findings.map((f) => f.symbol);
     assert.ok(symbols.includes('OFFICE_MACRO'));
     assert.ok(symbols.includes('TYPE_MISMATCH'));
@@ -119,13 +121,15 @@ describe('office scans and the event loop', function () {
       const order: string[] = [];
       // the heavy message goes in one write (pipelined, dot included): its scan starts as soon as it is in
       const eml = (await emailWith([{ filename: 'locked.docx', content: slow }])).toString('latin1').replace(/^\./gm, '..');
-      const heavy = rawExchange(gw.port, `EHLO heavy.test\r\n${MAIL}\r\n${RCPT}\r\nDATA\r\n${eml}.\r\nQUIT\r\n`, 6, 60000).then((replies) => order.push(`heavy ${replies[4]}`));
+      const heavy = rawExchange(gw.port, `EHLO heavy.test\r\n${MAIL}\r\n${RCPT}\r\nDATA\r\n${eml}.\r\nQUIT\r\n`, 6, 60000).then((replies) =>
+        order.push(`heavy ${replies[4]}`),
+      );
       await new Promise((r) => setTimeout(r, 300));
       // a plain message: served by the event loop alone, whatever the scan workers are doing
       const light = transaction(gw.port, MAIL, [RCPT], 'Subject: lunch?\r\n\r\nAt noon?\r\n').then((r) => order.push(`light ${text(r.data)}`));
       await Promise.all([heavy, light]);
-      assert.match(order[0]!, /^light 250 2\.0\.0 Ok: queued as SINK\d+$/);
-      assert.match(order[1]!, /^heavy 550 5\.7\.1 Message rejected by policy/);
+      assert.match(order[0], /^light 250 2\.0\.0 Ok: queued as SINK\d+$/);
+      assert.match(order[1], /^heavy 550 5\.7\.1 Message rejected by policy/);
     } finally {
       await gw.close();
       await sink.close();

@@ -62,7 +62,7 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
     const r = await transaction(gw.port, MAIL, RCPTS, message);
     const match = /^250 2\.0\.0 Ok: quarantined as ([0-9A-Z]{26})$/.exec(text(r.data));
     assert.ok(match, text(r.data));
-    return { id: match[1]!, message };
+    return { id: match[1], message };
   }
 
   it('held through SMTP, listed, shown, then released byte-identical with the original envelope, once', async () => {
@@ -101,14 +101,20 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
 
     const meta = JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8'));
     assert.equal(meta.state, 'released');
-    assert.deepEqual(meta.history.map((h: { event: string }) => h.event), ['quarantined', 'release-started', 'released']);
+    assert.deepEqual(
+      meta.history.map((h: { event: string }) => h.event),
+      ['quarantined', 'release-started', 'released'],
+    );
 
     const again = await cli(['release', id, ...p]);
     assert.equal(again.status, 1);
     assert.match(again.stderr, new RegExp(`${id} was already released by alice-admin at .* to bob@outside\\.test, carol@outside\\.test; use --force`));
     assert.equal(sink.messages.length, before + 1, 'a second release delivers nothing');
 
-    const audit = readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(path.join(dir, 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.ok(audit.some((a) => a.action === 'release' && a.id === id && a.operator === 'alice-admin' && a.result === 'released'));
   });
 
@@ -143,14 +149,17 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
       const { id } = await hold('hold and refuse');
       const r = await cli(['release', id, ...p, '--set', `downstream.port=${refusing.port}`]);
       assert.equal(r.status, 1, r.stdout + r.stderr);
-      assert.match(r.stderr, new RegExp(`${id}: NOT released \\(still held\\) via 127\\.0\\.0\\.1:${refusing.port}: the downstream refused the message: 554 5\\.7\\.1 Not today`));
+      assert.match(
+        r.stderr,
+        new RegExp(`${id}: NOT released \\(still held\\) via 127\\.0\\.0\\.1:${refusing.port}: the downstream refused the message: 554 5\\.7\\.1 Not today`),
+      );
       assert.equal(JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')).state, 'held');
 
       const partial = await cli(['release', id, ...p, '--set', `quarantine.release.downstream={host: 127.0.0.1, port: ${picky.port}}`]);
       assert.equal(partial.status, 3, partial.stdout + partial.stderr);
       assert.match(partial.stderr, /bob@outside\.test: 550 5\.1\.1 No such user bob/);
       assert.match(partial.stderr, /released in part/);
-      assert.deepEqual(picky.messages[0]!.rcptLines, [RCPTS[1]]);
+      assert.deepEqual(picky.messages[0].rcptLines, [RCPTS[1]]);
     } finally {
       await picky.close();
       await refusing.close();

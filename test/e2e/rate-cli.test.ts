@@ -48,7 +48,12 @@ describe('mailmoat sender (CLI)', function () {
   });
 
   async function sendFrom(port: number, from: string, rcpts: string[]) {
-    return transaction(port, `MAIL FROM:<${from}>`, rcpts.map((r) => `RCPT TO:<${r}>`), plain.replace('alice@internal.test', from));
+    return transaction(
+      port,
+      `MAIL FROM:<${from}>`,
+      rcpts.map((r) => `RCPT TO:<${r}>`),
+      plain.replace('alice@internal.test', from),
+    );
   }
 
   it('with Redis: top, show, suspend (the gateway defers at MAIL), unsuspend', async () => {
@@ -65,8 +70,11 @@ describe('mailmoat sender (CLI)', function () {
       const top = await cli(['sender', 'top', '--window', '1h', '--by', 'external-recipients', '--json', ...sets]);
       assert.equal(top.code, 0, top.stderr);
       const rows = JSON.parse(top.stdout) as { subject: string; windows: { window: number; counts: Record<string, number> }[] }[];
-      assert.deepEqual(rows.map((r) => r.subject), ['sender:alice@internal.test', 'sender:bob@internal.test']);
-      assert.equal(rows[0]!.windows.find((w) => w.window === 3_600_000)!.counts.externalRecipients, 3);
+      assert.deepEqual(
+        rows.map((r) => r.subject),
+        ['sender:alice@internal.test', 'sender:bob@internal.test'],
+      );
+      assert.equal(rows[0].windows.find((w) => w.window === 3_600_000)!.counts.externalRecipients, 3);
       const byMessages = await cli(['sender', 'top', '--by', 'messages', ...sets]);
       assert.match(byMessages.stdout, /^last 1h, by messages\nSENDER\s+MSGS\s+EXT-RCPTS.*\nsender:bob@internal\.test\s+2\s+1 /);
 
@@ -79,8 +87,10 @@ describe('mailmoat sender (CLI)', function () {
       assert.equal(suspend.code, 0, suspend.stderr);
       const held = await sendFrom(gw.port, 'alice@internal.test', ['a@outside.test']);
       assert.match(text(held.mail), /^451 4\.7\.1 <alice@internal\.test> is suspended/);
-      const shown = JSON.parse((await cli(['sender', 'show', 'alice@internal.test', '--json', ...sets])).stdout) as { suspended: { by: string; detail: string } }[];
-      assert.deepEqual({ by: shown[0]!.suspended.by, detail: shown[0]!.suspended.detail }, { by: 'MANUAL', detail: 'ticket 4711' });
+      const shown = JSON.parse((await cli(['sender', 'show', 'alice@internal.test', '--json', ...sets])).stdout) as {
+        suspended: { by: string; detail: string };
+      }[];
+      assert.deepEqual({ by: shown[0].suspended.by, detail: shown[0].suspended.detail }, { by: 'MANUAL', detail: 'ticket 4711' });
 
       const lift = await cli(['sender', 'unsuspend', 'alice@internal.test', ...sets]);
       assert.equal(lift.code, 0, lift.stderr);
@@ -99,7 +109,7 @@ describe('mailmoat sender (CLI)', function () {
     const sets = policy.flatMap((p) => ['--set', p]);
     const top = await cli(['sender', 'top', '--json', ...sets]);
     assert.equal(top.code, 0, top.stderr);
-    assert.equal((JSON.parse(top.stdout) as { subject: string }[])[0]!.subject, 'sender:carol@internal.test');
+    assert.equal((JSON.parse(top.stdout) as { subject: string }[])[0].subject, 'sender:carol@internal.test');
     assert.equal((await cli(['sender', 'suspend', 'carol@internal.test', ...sets])).code, 0);
     assert.match(text((await sendFrom(gw.port, 'carol@internal.test', ['a@outside.test'])).mail), /^451 4\.7\.1 /);
     assert.equal((await cli(['sender', 'unsuspend', 'carol@internal.test', ...sets])).code, 0);

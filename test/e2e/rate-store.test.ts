@@ -72,16 +72,16 @@ for (const backend of backends) {
       const s = subject('sender', 'alice@corp.test');
       for (let i = 1; i <= 3; i++) {
         const [r] = await store.record([s], office, p);
-        assert.deepEqual(r!.fired, [], `message ${i}`);
-        assert.equal(r!.counts[0]![2], i);
+        assert.deepEqual(r.fired, [], `message ${i}`);
+        assert.equal(r.counts[0][2], i);
       }
       const [r4] = await store.record([s], office, p);
-      assert.deepEqual(r4!.fired, [0]);
-      assert.equal(r4!.committed, true, 'quarantine accepts the message, so it counts');
+      assert.deepEqual(r4.fired, [0]);
+      assert.equal(r4.committed, true, 'quarantine accepts the message, so it counts');
       // a message without an Office attachment does not add to the metric, so it does not fire
       const [plain] = await store.record([s], EMPTY_SAMPLE, p);
-      assert.deepEqual(plain!.fired, []);
-      assert.deepEqual(plain!.counts[0]!.slice(0, 3), [5, 0, 4]);
+      assert.deepEqual(plain.fired, []);
+      assert.deepEqual(plain.counts[0].slice(0, 3), [5, 0, 4]);
     });
 
     it('a blocking (defer) threshold does not count the deferred message and sets a hold', async () => {
@@ -90,13 +90,13 @@ for (const backend of backends) {
       await store.record([s], EMPTY_SAMPLE, p);
       await store.record([s], EMPTY_SAMPLE, p);
       const [third] = await store.record([s], EMPTY_SAMPLE, p);
-      assert.deepEqual(third!.fired, [0]);
-      assert.equal(third!.committed, false);
+      assert.deepEqual(third.fired, [0]);
+      assert.equal(third.committed, false);
       const [peek] = await store.peek([s], p);
-      assert.equal(peek!.counts[0]![0], 2, 'the deferred message was not counted');
+      assert.equal(peek.counts[0][0], 2, 'the deferred message was not counted');
       const [status] = await store.status([s], p);
-      assert.match(status!.hold!, /^RATE_MESSAGES\|3\|2\|3600000$/);
-      assert.equal(status!.suspended, null);
+      assert.match(status.hold!, /^RATE_MESSAGES\|3\|2\|3600000$/);
+      assert.equal(status.suspended, null);
     });
 
     it('windows slide: old messages stop counting', async function () {
@@ -105,23 +105,23 @@ for (const backend of backends) {
       const s = subject('sender', 'carol@corp.test');
       for (let i = 0; i < 2; i++) await store.record([s], EMPTY_SAMPLE, p);
       const [over] = await store.record([s], EMPTY_SAMPLE, p);
-      assert.deepEqual(over!.fired, [0]);
+      assert.deepEqual(over.fired, [0]);
       await sleep(1250);
       const [later] = await store.record([s], EMPTY_SAMPLE, p);
-      assert.deepEqual(later!.fired, []);
-      assert.equal(later!.counts[0]![0], 1);
+      assert.deepEqual(later.fired, []);
+      assert.equal(later.counts[0][0], 1);
     });
 
     it('counts distinct external recipients, each once per window', async () => {
       const p = plan(['rate.windows=[1h]', 'rate.thresholds=[{metric: externalRecipients, window: 1h, limit: 2, action: alert}]']);
       const s = subject('sender', 'dave@corp.test');
-      assert.deepEqual((await store.record([s], to('a@x.test', 'b@x.test'), p))[0]!.fired, []);
+      assert.deepEqual((await store.record([s], to('a@x.test', 'b@x.test'), p))[0].fired, []);
       const [again] = await store.record([s], to('a@x.test'), p);
-      assert.equal(again!.counts[0]![1], 2);
-      assert.deepEqual(again!.fired, []);
+      assert.equal(again.counts[0][1], 2);
+      assert.deepEqual(again.fired, []);
       const [third] = await store.record([s], to('c@x.test'), p);
-      assert.equal(third!.counts[0]![1], 3);
-      assert.deepEqual(third!.fired, [0]);
+      assert.equal(third.counts[0][1], 3);
+      assert.deepEqual(third.fired, [0]);
     });
 
     it('distinct recipients are capped (memory stays bounded)', async () => {
@@ -130,17 +130,13 @@ for (const backend of backends) {
       const many = Array.from({ length: 12 }, (_, i) => `r${i}@x.test`);
       await store.record([s], to(...many), p);
       const [peek] = await store.peek([s], p);
-      assert.equal(peek!.counts[0]![1], 5);
+      assert.equal(peek.counts[0][1], 5);
     });
 
     it('baseline: fires for a sender whose external recipients jump, not for one that is steadily high', async function () {
       this.timeout(30000);
       const period = 400;
-      const p = plan([
-        'rate.windows=[1h]',
-        'rate.thresholds=[]',
-        `rate.baseline={action: alert, period: ${period}, halfLife: 2s, factor: 3, floor: 4}`,
-      ]);
+      const p = plan(['rate.windows=[1h]', 'rate.thresholds=[]', `rate.baseline={action: alert, period: ${period}, halfLife: 2s, factor: 3, floor: 4}`]);
       const steady = subject('sender', 'steady@corp.test');
       const jumpy = subject('sender', 'jumpy@corp.test');
       const fired: Record<string, number[]> = { steady: [], jumpy: [] };
@@ -150,15 +146,15 @@ for (const backend of backends) {
         // wait for the start of the next period, then send within it
         await sleep(period - (Date.now() % period) + 20);
         const [st] = await store.record([steady], to(...batch(8)), p);
-        if (st!.fired.includes(-1)) fired.steady!.push(round);
+        if (st.fired.includes(-1)) fired.steady.push(round);
         const [ju] = await store.record([jumpy], to(...batch(round === 6 ? 30 : 2)), p);
-        if (ju!.fired.includes(-1)) fired.jumpy!.push(round);
+        if (ju.fired.includes(-1)) fired.jumpy.push(round);
       }
       // a new sender is judged by the floor only: 8 > 4 fires in its first period, then its own average holds
       assert.deepEqual(fired.steady, [0]);
       assert.deepEqual(fired.jumpy, [6]);
       const [peek] = await store.peek([steady], p);
-      assert.ok(peek!.baseline.average > 6 && peek!.baseline.average <= 8, `steady average ${peek!.baseline.average}`);
+      assert.ok(peek.baseline.average > 6 && peek.baseline.average <= 8, `steady average ${peek.baseline.average}`);
     });
 
     it('every key expires: idle senders vanish', async function () {
@@ -177,25 +173,25 @@ for (const backend of backends) {
       const mismatch = { ...EMPTY_SAMPLE, fromMismatch: true };
       await store.record([s], mismatch, p);
       const [r] = await store.record([s], mismatch, p);
-      assert.deepEqual(r!.fired, [0]);
-      assert.match(r!.suspended!, /^RATE_FROM_MISMATCH\|\d+\|2 > 1 in 3600000ms$/);
-      assert.equal(r!.committed, false, 'suspend.action defer: the message is deferred, not counted');
+      assert.deepEqual(r.fired, [0]);
+      assert.match(r.suspended!, /^RATE_FROM_MISMATCH\|\d+\|2 > 1 in 3600000ms$/);
+      assert.equal(r.committed, false, 'suspend.action defer: the message is deferred, not counted');
       const [next] = await store.record([s], EMPTY_SAMPLE, p);
-      assert.equal(next!.committed, false);
-      assert.ok((await store.status([s], p))[0]!.suspended);
+      assert.equal(next.committed, false);
+      assert.ok((await store.status([s], p))[0].suspended);
       assert.equal(await store.unsuspend(s, p), true);
-      assert.equal((await store.status([s], p))[0]!.suspended, null);
-      assert.equal((await store.record([s], EMPTY_SAMPLE, p))[0]!.committed, true);
+      assert.equal((await store.status([s], p))[0].suspended, null);
+      assert.equal((await store.record([s], EMPTY_SAMPLE, p))[0].committed, true);
       await store.suspend(s, 'by hand', p);
-      assert.match((await store.status([s], p))[0]!.suspended!, /^MANUAL\|\d+\|by hand$/);
+      assert.match((await store.status([s], p))[0].suspended!, /^MANUAL\|\d+\|by hand$/);
     });
 
     it('concurrent messages never overshoot a blocking limit (atomic check-and-update)', async () => {
       const p = plan(['rate.windows=[1h]', 'rate.thresholds=[{metric: messages, window: 1h, limit: 20, action: defer}]']);
       const s = subject('sender', 'hank@corp.test');
       const results = await Promise.all(Array.from({ length: 50 }, () => store.record([s], EMPTY_SAMPLE, p)));
-      assert.equal(results.filter(([r]) => r!.committed).length, 20);
-      assert.equal((await store.peek([s], p))[0]!.counts[0]![0], 20);
+      assert.equal(results.filter(([r]) => r.committed).length, 20);
+      assert.equal((await store.peek([s], p))[0].counts[0][0], 20);
     });
 
     it('lists the subjects active in a window', async () => {
@@ -226,7 +222,7 @@ describe('sender-rate store: Redis specifics', function () {
     await own.script('FLUSH');
     const before = store.roundTrips;
     const [r] = await store.record(s, office, p);
-    assert.equal(r!.counts[0]![2], 2);
+    assert.equal(r.counts[0][2], 2);
     assert.equal(store.roundTrips - before, 2, 'NOSCRIPT costs one extra round trip');
     const loaded = store.roundTrips;
     await store.record(s, office, p);
@@ -239,7 +235,10 @@ describe('sender-rate store: Redis specifics', function () {
     await store.record([subject('sender', 'tag@corp.test')], { ...office, externalRecipients: ['x@y.test'] }, p);
     const keys = await keysWithPrefix(redis, prefix);
     assert.ok(keys.length >= 4);
-    assert.ok(keys.every((k) => k.startsWith(`${prefix}{sender:tag@corp.test}:`)), keys.join());
+    assert.ok(
+      keys.every((k) => k.startsWith(`${prefix}{sender:tag@corp.test}:`)),
+      keys.join(),
+    );
     const slots = new Set(await Promise.all(keys.map((k) => redis.call('CLUSTER', 'KEYSLOT', k).catch(() => k.slice(0, k.indexOf('}'))))));
     assert.equal(slots.size, 1);
   });

@@ -67,12 +67,13 @@ describe('relay: byte-exact, envelope verbatim', function () {
   it('answers pipelined commands in order, mirroring each downstream reply', async () => {
     const message = messages.simpleMessage('pipelined').toString();
     const input =
-      'EHLO client.test\r\nMAIL FROM:<alice@internal.test>\r\nRCPT TO:<a@outside.test>\r\nRCPT TO:<b@outside.test>\r\nDATA\r\n' +
-      message +
-      '.\r\nQUIT\r\n';
+      'EHLO client.test\r\nMAIL FROM:<alice@internal.test>\r\nRCPT TO:<a@outside.test>\r\nRCPT TO:<b@outside.test>\r\nDATA\r\n' + message + '.\r\nQUIT\r\n';
     const replies = await rawExchange(gw.port, input, 7);
-    assert.deepEqual(replies.map((r) => r.slice(0, 3)), ['250', '250', '250', '250', '354', '250', '221']);
-    assert.ok(replies[0]!.includes('PIPELINING'));
+    assert.deepEqual(
+      replies.map((r) => r.slice(0, 3)),
+      ['250', '250', '250', '250', '354', '250', '221'],
+    );
+    assert.ok(replies[0].includes('PIPELINING'));
     assert.deepEqual(sink.messages.at(-1)!.rcptLines, ['RCPT TO:<a@outside.test>', 'RCPT TO:<b@outside.test>']);
   });
 
@@ -101,7 +102,7 @@ describe('relay: added headers', function () {
       const message = messages.dotLines();
       const r = await transaction(gw.port, 'MAIL FROM:<alice@internal.test>', ['RCPT TO:<bob@outside.test>'], message);
       assert.equal(r.data?.code, 250);
-      const received = sink.messages[0]!.bytes;
+      const received = sink.messages[0].bytes;
       const eol = received.indexOf('\r\n') + 2;
       assert.match(received.subarray(0, eol).toString(), /^X-Mailmoat-Verdict: relay; score=0; symbols=none; id=[0-9A-Z]{26}\r\n$/);
       assert.equal(sha256(received.subarray(eol)), sha256(message));

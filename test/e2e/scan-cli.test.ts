@@ -34,14 +34,14 @@ describe('mailmoat scan', function () {
     assert.equal(r.status, 1, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 3);
-    assert.match(lines[0]!, /invoice\.docm: QUARANTINE score=\d+ OFFICE_MACRO OFFICE_MACRO_AUTOEXEC OFFICE_MACRO_SUSPICIOUS$/);
-    assert.match(lines[1]!, /nested\/mail\.eml: QUARANTINE score=\d+ .*OFFICE_MACRO/);
-    assert.match(lines[2]!, /report\.docx: OK$/);
+    assert.match(lines[0], /invoice\.docm: QUARANTINE score=\d+ OFFICE_MACRO OFFICE_MACRO_AUTOEXEC OFFICE_MACRO_SUSPICIOUS$/);
+    assert.match(lines[1], /nested\/mail\.eml: QUARANTINE score=\d+ .*OFFICE_MACRO/);
+    assert.match(lines[2], /report\.docx: OK$/);
   });
 
   it('--verbose names where each finding is, why, and the macro hash an exception can use', () => {
     const r = scan('--verbose', path.join(dir, 'inbox', 'invoice.docm'));
-    assert.match(r.stdout, /^  OFFICE_MACRO \(10\) at invoice\.docm > word\/vbaProject\.bin > VBA > Module1: procedures: AutoOpen sha256=[0-9a-f]{64}$/m);
+    assert.match(r.stdout, /^ {2}OFFICE_MACRO \(10\) at invoice\.docm > word\/vbaProject\.bin > VBA > Module1: procedures: AutoOpen sha256=[0-9a-f]{64}$/m);
   });
 
   it('--json prints one object per file, and the policy changes the verdict as in the gateway', () => {

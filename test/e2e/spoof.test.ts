@@ -29,7 +29,17 @@ describe('spoof e2e (real Redis)', function () {
     const state: StateBackend = { kind: 'redis', redis, failMode: 'open' };
     // every client is loopback here: example.com senders are outbound, the others inbound;
     // authentication is covered offline in the unit tests (no DNS from the test run)
-    gw = await startGateway(sink.port, ['network.internalDomains=["example.com"]', `spoof.keyPrefix=${JSON.stringify(prefix)}`, 'spoof.authentication=false', `rate.keyPrefix=${JSON.stringify(prefix + 'rate:')}`, `quarantine.dir=${dir}`], { state });
+    gw = await startGateway(
+      sink.port,
+      [
+        'network.internalDomains=["example.com"]',
+        `spoof.keyPrefix=${JSON.stringify(prefix)}`,
+        'spoof.authentication=false',
+        `rate.keyPrefix=${JSON.stringify(prefix + 'rate:')}`,
+        `quarantine.dir=${dir}`,
+      ],
+      { state },
+    );
   });
 
   after(async () => {
@@ -42,7 +52,13 @@ describe('spoof e2e (real Redis)', function () {
 
   const us = PEOPLE.en.us;
   const them = PEOPLE.en.them;
-  const send = (mailFrom: string, rcpts: string[], bytes: Buffer) => transaction(gw.port, `MAIL FROM:<${mailFrom}>`, rcpts.map((r) => `RCPT TO:<${r}>`), bytes);
+  const send = (mailFrom: string, rcpts: string[], bytes: Buffer) =>
+    transaction(
+      gw.port,
+      `MAIL FROM:<${mailFrom}>`,
+      rcpts.map((r) => `RCPT TO:<${r}>`),
+      bytes,
+    );
 
   it('remembers the relayed outbound message, quarantines the hijacked reply, relays the genuine one', async () => {
     const out = await send(us.address, [them.address], buildMessage(originalMessage('en')));
@@ -71,7 +87,12 @@ describe('spoof e2e (real Redis)', function () {
   });
 
   it('Redis down: STATE_UNAVAILABLE in the log, the message still judged and relayed (fail mode open)', async () => {
-    const deadRedis = new Redis(`redis://127.0.0.1:${await freePort()}`, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const deadRedis = new Redis(`redis://127.0.0.1:${await freePort()}`, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     deadRedis.on('error', () => undefined);
     await deadRedis.connect().catch(() => undefined);
     const down = await startGateway(sink.port, ['network.internalDomains=["example.com"]', 'spoof.authentication=false', `quarantine.dir=${dir}`], {

@@ -42,6 +42,6 @@ describe('state backend', function () {
   it('the embedded default needs nothing', async () => {
     const { logs, log } = capture();
     assert.deepEqual(await openState(stateConfig('{backend: memory}'), log), { kind: 'memory' });
-    assert.equal(logs[0]!.backend, 'memory');
+    assert.equal(logs[0].backend, 'memory');
   });
 });

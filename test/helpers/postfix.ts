@@ -16,5 +16,5 @@ export function requirePostfixTool(context: Mocha.Context, name: Parameters<type
     console.log(`      skipped: needs ${name} (Debian package postfix)`);
     context.skip();
   }
-  return path!;
+  return path;
 }

@@ -65,9 +65,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PrivatePostfix
       'smtputf8_enable = no',
       `maillog_file = ${dir}/maillog`,
       `maillog_file_prefixes = /var, /dev/stdout, ${tmpdir()}`,
-      ...(opts.milter
-        ? [`smtpd_milters = ${opts.milter}`, 'milter_default_action = tempfail', 'milter_protocol = 6', 'milter_content_timeout = 60s']
-        : []),
+      ...(opts.milter ? [`smtpd_milters = ${opts.milter}`, 'milter_default_action = tempfail', 'milter_protocol = 6', 'milter_content_timeout = 60s'] : []),
       ...(opts.main ?? []),
       '',
     ].join('\n'),

@@ -39,7 +39,7 @@ export async function startScripted(script: Script): Promise<ScriptedServer> {
     let buffer = '';
     let inData = false;
     const reply = (verb: string) => {
-      const text = script.replies && verb in script.replies ? script.replies[verb] : DEFAULTS[verb] ?? '502 5.5.2 unknown';
+      const text = script.replies && verb in script.replies ? script.replies[verb] : (DEFAULTS[verb] ?? '502 5.5.2 unknown');
       if (text === null || text === undefined) return;
       const send = () => {
         if (socket.destroyed) return;
@@ -68,9 +68,9 @@ export async function startScripted(script: Script): Promise<ScriptedServer> {
         const line = buffer.slice(0, eol);
         buffer = buffer.slice(eol + 2);
         state.commands.push(line);
-        const verb = line.split(/[ :]/)[0]!.toUpperCase();
+        const verb = line.split(/[ :]/)[0].toUpperCase();
         reply(verb);
-        if (verb === 'DATA' && (script.replies?.DATA ?? DEFAULTS.DATA)!.startsWith('354')) inData = true;
+        if (verb === 'DATA' && (script.replies?.DATA ?? DEFAULTS.DATA).startsWith('354')) inData = true;
       }
     });
   });

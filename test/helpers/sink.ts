@@ -82,7 +82,7 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
         const refused = behaviour.dot?.(bytes);
         if (refused) return cb(refusal(refused));
         sink.messages.push({
-          mailLine: sink.mails[sink.mails.length - 1]!,
+          mailLine: sink.mails[sink.mails.length - 1],
           rcptLines: rcptLines.get(session) ?? [],
           xforward: receivedXforward(session) ? new Map(receivedXforward(session)) : undefined,
           bytes,

@@ -80,66 +80,115 @@ describe('interop: miltertest (libmilter MTA side) against the milter', function
 
   it('a clean message: negotiation, every stage, CONTINUE at EOM and no modification', async () => {
     m = await startMilter(rules);
-    const r = await runScript(dir, 'clean', script(m.port, 'clean', `
+    const r = await runScript(
+      dir,
+      'clean',
+      script(
+        m.port,
+        'clean',
+        `
 if mt.getreply(conn) ~= SMFIR_CONTINUE then error("eom reply " .. mt.getreply(conn)) end
 if mt.eom_check(conn, MT_HDRADD) then error("unexpected header added") end
-`));
+`,
+      ),
+    );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /SCRIPT-OK/);
     const [line] = await m.waitEvent('message');
-    assert.equal(line!.verdict, 'relay');
-    assert.equal(line!.from, 'alice@internal.test');
-    assert.deepEqual(line!.rcpt, ['bob@outside.test', 'carol@outside.test']);
-    assert.equal(line!.queueId, 'QID42');
-    assert.equal(line!.helo, 'client.test');
+    assert.equal(line.verdict, 'relay');
+    assert.equal(line.from, 'alice@internal.test');
+    assert.deepEqual(line.rcpt, ['bob@outside.test', 'carol@outside.test']);
+    assert.equal(line.queueId, 'QID42');
+    assert.equal(line.helo, 'client.test');
   });
 
   it('tag: the X-Mailmoat-Verdict header is added (miltertest sees it), then CONTINUE', async () => {
     m = await startMilter(rules);
-    const r = await runScript(dir, 'tag', script(m.port, 'tag me', `
+    const r = await runScript(
+      dir,
+      'tag',
+      script(
+        m.port,
+        'tag me',
+        `
 if mt.getreply(conn) ~= SMFIR_CONTINUE then error("eom reply") end
 if not mt.eom_check(conn, MT_HDRADD, "X-Mailmoat-Verdict") then error("no X-Mailmoat-Verdict added") end
 local v = mt.getheader(conn, "X-Mailmoat-Verdict", 0)
 if v == nil or string.find(v, "tag; score=0; symbols=TAG_ME", 1, true) == nil then error("header value: " .. tostring(v)) end
 mt.echo("HEADER=" .. v)
-`));
+`,
+      ),
+    );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /HEADER= tag; score=0; symbols=TAG_ME;\s+id=[0-9A-Z]{26}/);
   });
 
   it('reject and defer: REPLYCODE with 550 5.7.1 / 451 4.7.1', async () => {
     m = await startMilter(rules);
-    const reject = await runScript(dir, 'reject', script(m.port, 'reject me', `
+    const reject = await runScript(
+      dir,
+      'reject',
+      script(
+        m.port,
+        'reject me',
+        `
 if mt.getreply(conn) ~= SMFIR_REPLYCODE then error("eom reply " .. mt.getreply(conn)) end
 if not mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.1") then mt.echo("(smtp reply check not supported)") end
-`));
+`,
+      ),
+    );
     assert.equal(reject.code, 0, reject.stdout + reject.stderr);
-    const defer = await runScript(dir, 'defer', script(m.port, 'defer me', `
+    const defer = await runScript(
+      dir,
+      'defer',
+      script(
+        m.port,
+        'defer me',
+        `
 if mt.getreply(conn) ~= SMFIR_REPLYCODE then error("eom reply " .. mt.getreply(conn)) end
-`));
+`,
+      ),
+    );
     assert.equal(defer.code, 0, defer.stdout + defer.stderr);
     const lines = await m.waitEvent('message', 2);
-    assert.match(String(lines[0]!.reply), /^550 5\.7\.1 Message rejected by policy \[/);
-    assert.match(String(lines[1]!.reply), /^451 4\.7\.1 Message deferred by policy/);
+    assert.match(String(lines[0].reply), /^550 5\.7\.1 Message rejected by policy \[/);
+    assert.match(String(lines[1].reply), /^451 4\.7\.1 Message deferred by policy/);
   });
 
   it('quarantine (ours): our durable copy, then DISCARD', async () => {
     const qdir = mkdtempSync(path.join(tmpdir(), 'mailmoat-mt-q-'));
     m = await startMilter([...rules, `quarantine.dir=${qdir}`]);
-    const r = await runScript(dir, 'quarantine', script(m.port, 'hold me', `
+    const r = await runScript(
+      dir,
+      'quarantine',
+      script(
+        m.port,
+        'hold me',
+        `
 if mt.getreply(conn) ~= SMFIR_DISCARD then error("eom reply " .. mt.getreply(conn)) end
-`));
+`,
+      ),
+    );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const [line] = await m.waitEvent('message');
-    assert.ok(readdirSync(qdir).includes(`${line!.id}.eml`));
+    assert.ok(readdirSync(qdir).includes(`${line.id}.eml`));
   });
 
   it("quarantine (mta-hold): QUARANTINE with the reason (the MTA's hold queue), then CONTINUE", async () => {
     m = await startMilter([...rules, 'milter.quarantine=mta-hold']);
-    const r = await runScript(dir, 'hold', script(m.port, 'hold me', `
+    const r = await runScript(
+      dir,
+      'hold',
+      script(
+        m.port,
+        'hold me',
+        `
 if mt.getreply(conn) ~= SMFIR_CONTINUE then error("eom reply " .. mt.getreply(conn)) end
 if not mt.eom_check(conn, MT_QUARANTINE) then error("no quarantine request") end
-`, `if not mt.test_action(conn, SMFIF_QUARANTINE) then error("QUARANTINE action not requested") end`));
+`,
+        `if not mt.test_action(conn, SMFIF_QUARANTINE) then error("QUARANTINE action not requested") end`,
+      ),
+    );
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 });

@@ -35,7 +35,6 @@ async function until<T>(what: string, check: () => T | undefined, timeout = 1500
   }
 }
 
-
 /**
  * Registers the suite's before/after hooks: a recording sink, Mailmoat's milter with the given policy
  * overrides (the function gets a fresh quarantine directory), and a private Postfix using it.
@@ -63,7 +62,11 @@ function postfixWithMilter(overrides: (quarantineDir: string) => string[], opts:
 }
 
 describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', function () {
-  const env = postfixWithMilter((dir) => ['relay.verdictHeader=true', `quarantine.dir=${dir}`, 'rules.headers=[{symbol: SUBJECT_BLOCKED, header: Subject, match: "^\\\\[blocked\\\\]", action: reject}]']);
+  const env = postfixWithMilter((dir) => [
+    'relay.verdictHeader=true',
+    `quarantine.dir=${dir}`,
+    'rules.headers=[{symbol: SUBJECT_BLOCKED, header: Subject, match: "^\\\\[blocked\\\\]", action: reject}]',
+  ]);
 
   it('a clean message is delivered with the added X-Mailmoat-Verdict header and otherwise unchanged', async () => {
     const r = await transaction(env.postfix.port, MAIL, [RCPT], simple('clean one'));
@@ -106,7 +109,22 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
     const released = await new Promise<{ code: number; out: string }>((resolve) =>
       execFile(
         process.execPath,
-        [cli, 'quarantine', 'release', String(line.id), '--policy', defaultPolicyFile, '--set', `quarantine.dir=${env.quarantineDir}`, '--set', `downstream.port=${env.sink.port}`, '--set', 'downstream.starttls=off', '--operator', 'test'],
+        [
+          cli,
+          'quarantine',
+          'release',
+          String(line.id),
+          '--policy',
+          defaultPolicyFile,
+          '--set',
+          `quarantine.dir=${env.quarantineDir}`,
+          '--set',
+          `downstream.port=${env.sink.port}`,
+          '--set',
+          'downstream.starttls=off',
+          '--operator',
+          'test',
+        ],
         { timeout: 30000 },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       ),
@@ -147,7 +165,11 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
 });
 
 describe('interop: Postfix milter with outbound sender rates', function () {
-  const env = postfixWithMilter(() => ['rate.enabled=true', 'network.internalDomains=[internal.test]', 'rate.thresholds=[{metric: messages, window: 1h, limit: 1, action: defer}]']);
+  const env = postfixWithMilter(() => [
+    'rate.enabled=true',
+    'network.internalDomains=[internal.test]',
+    'rate.thresholds=[{metric: messages, window: 1h, limit: 1, action: defer}]',
+  ]);
 
   it('a rate-limited internal sender is deferred: at end of data past the limit, then already at MAIL', async () => {
     const first = await transaction(env.postfix.port, MAIL, [RCPT], simple('first'));
@@ -163,13 +185,22 @@ describe('interop: Postfix milter with outbound sender rates', function () {
 
 describe('interop: Postfix milter and hijacked-thread replies', function () {
   // every client is Postfix on loopback: example.com senders are outbound, the others inbound
-  const env = postfixWithMilter((dir) => ['network.internalDomains=["example.com"]', 'spoof.authentication=false', `quarantine.dir=${dir}`], { state: { kind: 'memory' }, main: ['smtputf8_enable = yes'] });
+  const env = postfixWithMilter((dir) => ['network.internalDomains=["example.com"]', 'spoof.authentication=false', `quarantine.dir=${dir}`], {
+    state: { kind: 'memory' },
+    main: ['smtputf8_enable = yes'],
+  });
 
   it('remembers the outbound thread, quarantines the hijacked reply (nothing delivered), delivers the genuine one', async () => {
     const { buildMessage, genuine, hijack, originalMessage, PEOPLE } = await import('../fixtures/mail/threads.js');
     const us = PEOPLE.en.us;
     const them = PEOPLE.en.them;
-    const send = (mailFrom: string, rcpts: string[], bytes: Buffer) => transaction(env.postfix.port, `MAIL FROM:<${mailFrom}>`, rcpts.map((r) => `RCPT TO:<${r}>`), bytes);
+    const send = (mailFrom: string, rcpts: string[], bytes: Buffer) =>
+      transaction(
+        env.postfix.port,
+        `MAIL FROM:<${mailFrom}>`,
+        rcpts.map((r) => `RCPT TO:<${r}>`),
+        bytes,
+      );
     assert.equal((await send(us.address, [them.address], buildMessage(originalMessage('en')))).data?.code, 250);
     await until('the outbound message delivered', () => (env.sink.messages.length === 1 ? true : undefined));
 

@@ -26,8 +26,8 @@ const lenOf = (p: Buffer) => p.readUInt32BE(0);
 describe('milter codec', function () {
   it("decodes Postfix's OPTNEG (00 00 00 0D 4F …): version 6, actions 0x1FF, protocol 0x1FFFFF", () => {
     const [p] = new PacketReader().push(OPTNEG_POSTFIX);
-    assert.equal(p!.cmd, Cmd.OPTNEG);
-    assert.deepEqual(decodeOptneg(p!.data), { version: 6, actions: 0x1ff, protocol: 0x1fffff });
+    assert.equal(p.cmd, Cmd.OPTNEG);
+    assert.deepEqual(decodeOptneg(p.data), { version: 6, actions: 0x1ff, protocol: 0x1fffff });
   });
 
   it("encodes the capture's OPTNEG reply (actions 0x21, protocol 0, EOM macro list) byte for byte", () => {
@@ -37,7 +37,10 @@ describe('milter codec', function () {
 
   it('encodes the replies of the capture: CONTINUE = 00 00 00 01 63, ADDHEADER X-Trace-Milter: seen', () => {
     assert.equal(hex(encode.continue()), '0000000163');
-    assert.equal(hex(encode.addHeader('X-Trace-Milter', 'seen')), hex(Buffer.concat([Buffer.from([0, 0, 0, 21, 0x68]), Buffer.from('X-Trace-Milter\0seen\0')])));
+    assert.equal(
+      hex(encode.addHeader('X-Trace-Milter', 'seen')),
+      hex(Buffer.concat([Buffer.from([0, 0, 0, 21, 0x68]), Buffer.from('X-Trace-Milter\0seen\0')])),
+    );
     assert.equal(hex(encode.discard()), '0000000164');
     assert.equal(hex(encode.progress()), '0000000170');
     assert.equal(hex(encode.quarantine('held')), '0000000671' + hex(Buffer.from('held\0')));
@@ -53,32 +56,43 @@ describe('milter codec', function () {
   it('decodes the capture: macros with braces, CONNECT with family and port, MAIL/RCPT arguments, headers', () => {
     const packets = new PacketReader().push(Buffer.concat(traceSession()));
     assert.equal(packets.length, 28);
-    const c = decodeMacro(packets[0]!.data);
+    const c = decodeMacro(packets[0].data);
     assert.equal(c.stage, 'C');
-    assert.deepEqual([...c.macros], [
-      ['j', 'mx.test.local'],
-      ['{daemon_name}', 'mx.test.local'],
-      ['{daemon_addr}', '127.0.0.1'],
-      ['v', 'Postfix 3.7.11'],
-      ['_', 'localhost [127.0.0.1]'],
-    ]);
-    assert.deepEqual(decodeConnect(packets[1]!.data), { hostname: 'localhost', family: '4', port: 0xc3a7, address: '127.0.0.1' });
-    assert.deepEqual(decodeMacro(packets[2]!.data), { stage: 'H', macros: new Map() });
-    assert.deepEqual(decodeEnvelope(packets[5]!.data, 'MAIL'), { address: '<alice@src.test>', args: ['SIZE=300', 'BODY=8BITMIME', 'RET=HDRS', 'ENVID=env123'] });
-    assert.deepEqual(decodeEnvelope(packets[7]!.data, 'RCPT'), { address: '<bob@dst.test>', args: ['NOTIFY=SUCCESS,FAILURE', 'ORCPT=rfc822;bob@dst.test'] });
-    assert.equal(decodeMacro(packets[8]!.data).macros.get('i'), '7AE47212050');
-    const h = decodeHeader(packets[13]!.data);
+    assert.deepEqual(
+      [...c.macros],
+      [
+        ['j', 'mx.test.local'],
+        ['{daemon_name}', 'mx.test.local'],
+        ['{daemon_addr}', '127.0.0.1'],
+        ['v', 'Postfix 3.7.11'],
+        ['_', 'localhost [127.0.0.1]'],
+      ],
+    );
+    assert.deepEqual(decodeConnect(packets[1].data), { hostname: 'localhost', family: '4', port: 0xc3a7, address: '127.0.0.1' });
+    assert.deepEqual(decodeMacro(packets[2].data), { stage: 'H', macros: new Map() });
+    assert.deepEqual(decodeEnvelope(packets[5].data, 'MAIL'), {
+      address: '<alice@src.test>',
+      args: ['SIZE=300', 'BODY=8BITMIME', 'RET=HDRS', 'ENVID=env123'],
+    });
+    assert.deepEqual(decodeEnvelope(packets[7].data, 'RCPT'), { address: '<bob@dst.test>', args: ['NOTIFY=SUCCESS,FAILURE', 'ORCPT=rfc822;bob@dst.test'] });
+    assert.equal(decodeMacro(packets[8].data).macros.get('i'), '7AE47212050');
+    const h = decodeHeader(packets[13].data);
     assert.equal(h.name.toString(), 'From');
     assert.equal(h.value.toString(), 'alice@src.test');
-    assert.equal(packets[25]!.cmd, Cmd.BODY);
-    assert.equal(packets[25]!.data.toString(), 'line one\r\n.leading dot line\r\nlast line\r\n');
-    assert.equal(packets[27]!.cmd, Cmd.BODYEOB);
-    assert.equal(packets[27]!.data.length, 0);
+    assert.equal(packets[25].cmd, Cmd.BODY);
+    assert.equal(packets[25].data.toString(), 'line one\r\n.leading dot line\r\nlast line\r\n');
+    assert.equal(packets[27].cmd, Cmd.BODYEOB);
+    assert.equal(packets[27].data.length, 0);
   });
 
   it('CONNECT: unknown family carries no port or address; IPv6 drops the IPv6: prefix; unix socket', () => {
     assert.deepEqual(decodeConnect(Buffer.from('host\0U')), { hostname: 'host', family: 'U', port: 0, address: '' });
-    assert.deepEqual(decodeConnect(connectPacket('h', 'IPv6:2001:db8::1', 25, '6').subarray(5)), { hostname: 'h', family: '6', port: 25, address: '2001:db8::1' });
+    assert.deepEqual(decodeConnect(connectPacket('h', 'IPv6:2001:db8::1', 25, '6').subarray(5)), {
+      hostname: 'h',
+      family: '6',
+      port: 25,
+      address: '2001:db8::1',
+    });
     assert.deepEqual(decodeConnect(connectPacket('h', '/run/sock', 0, 'L').subarray(5)), { hostname: 'h', family: 'L', port: 0, address: '/run/sock' });
     assert.throws(() => decodeConnect(Buffer.from('host\0X\0\0a\0')), MilterProtocolError);
     assert.throws(() => decodeConnect(Buffer.from('host')), MilterProtocolError);
@@ -96,19 +110,26 @@ describe('milter codec', function () {
     assert.equal(whole.length, 29);
     const bytewise = new PacketReader();
     const got: string[] = [];
-    for (let i = 0; i < stream.length; i++) got.push(...bytewise.push(stream.subarray(i, i + 1)).map((p) => hex(Buffer.concat([Buffer.from([p.cmd]), p.data]))));
-    assert.deepEqual(got, whole.map((p) => hex(Buffer.concat([Buffer.from([p.cmd]), p.data]))));
+    for (let i = 0; i < stream.length; i++)
+      got.push(...bytewise.push(stream.subarray(i, i + 1)).map((p) => hex(Buffer.concat([Buffer.from([p.cmd]), p.data]))));
+    assert.deepEqual(
+      got,
+      whole.map((p) => hex(Buffer.concat([Buffer.from([p.cmd]), p.data]))),
+    );
     let seed = 7;
     for (let round = 0; round < 50; round++) {
       const reader = new PacketReader();
       const out: number[] = [];
-      for (let i = 0; i < stream.length; ) {
+      for (let i = 0; i < stream.length;) {
         seed = (seed * 1103515245 + 12345) & 0x7fffffff;
         const n = 1 + (seed % 40);
         out.push(...reader.push(stream.subarray(i, i + n)).map((p) => p.cmd));
         i += n;
       }
-      assert.deepEqual(out, whole.map((p) => p.cmd));
+      assert.deepEqual(
+        out,
+        whole.map((p) => p.cmd),
+      );
       assert.equal(reader.pending, 0);
     }
   });

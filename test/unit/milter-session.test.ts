@@ -28,7 +28,10 @@ import { startMilter, type RunningMilter } from '../helpers/milter-server.js';
 
 const subjectRule = (action: string) => `rules.headers=[{symbol: SUBJECT_HIT, header: Subject, match: "^hit", action: ${action}}]`;
 
-async function negotiated(m: RunningMilter, offer: Buffer = OPTNEG_POSTFIX): Promise<{ client: MilterClient; version: number; actions: number; protocol: number }> {
+async function negotiated(
+  m: RunningMilter,
+  offer: Buffer = OPTNEG_POSTFIX,
+): Promise<{ client: MilterClient; version: number; actions: number; protocol: number }> {
   const client = await MilterClient.connect(m.port);
   client.send(offer);
   const reply = await client.read();
@@ -86,16 +89,16 @@ describe('milter session', function () {
     client.send(ABORT, ABORT, QUIT);
     await client.waitClosed();
     const [line] = await m.waitEvent('message');
-    assert.equal(line!.front, 'milter');
-    assert.equal(line!.verdict, 'relay');
-    assert.equal(line!.from, 'alice@src.test');
-    assert.deepEqual(line!.rcpt, ['bob@dst.test', 'carol@dst.test']);
-    assert.equal(line!.helo, 'client.example');
-    assert.equal(line!.client, '127.0.0.1');
-    assert.equal(line!.queueId, '7AE47212050');
-    assert.equal(line!.size, traceMessage().length);
-    assert.equal(line!.reply, 'continue');
-    assert.match(String(line!.id), /^[0-9A-Z]{26}$/);
+    assert.equal(line.front, 'milter');
+    assert.equal(line.verdict, 'relay');
+    assert.equal(line.from, 'alice@src.test');
+    assert.deepEqual(line.rcpt, ['bob@dst.test', 'carol@dst.test']);
+    assert.equal(line.helo, 'client.example');
+    assert.equal(line.client, '127.0.0.1');
+    assert.equal(line.queueId, '7AE47212050');
+    assert.equal(line.size, traceMessage().length);
+    assert.equal(line.reply, 'continue');
+    assert.match(String(line.id), /^[0-9A-Z]{26}$/);
     assert.equal(m.events('transaction_abandoned').length, 0);
   });
 
@@ -108,16 +111,19 @@ describe('milter session', function () {
       ['X-Empty', ''],
     ];
     const body = [Buffer.from('line one\r'), Buffer.from('\n.dot\r\nbin\xe9ry\r\n', 'latin1'), Buffer.from('last')];
-    const expected = Buffer.concat([Buffer.from('From: alice@src.test\r\nSubject: hit me\r\nX-Folded: first\r\n\tsecond\r\n third\r\nX-Empty: \r\n\r\n'), ...body]);
+    const expected = Buffer.concat([
+      Buffer.from('From: alice@src.test\r\nSubject: hit me\r\nX-Folded: first\r\n\tsecond\r\n third\r\nX-Empty: \r\n\r\n'),
+      ...body,
+    ]);
     const { client } = await negotiated(m);
     // with HDR_LEADSPC the value keeps its space; the empty header arrives as " " then
     client.send(...traceSession({ leadingSpace: true, headers, body }));
     const replies = await client.readFinal();
     assert.deepEqual(replies.map(show), ['d']);
     const [line] = await m.waitEvent('message');
-    const id = String(line!.id);
-    assert.equal(line!.quarantined, true);
-    assert.equal(line!.reply, `discard: quarantined as ${id}`);
+    const id = String(line.id);
+    assert.equal(line.quarantined, true);
+    assert.equal(line.reply, `discard: quarantined as ${id}`);
     assert.equal(readFileSync(path.join(quarantineDir, `${id}.eml`)).toString('latin1'), expected.toString('latin1'));
     const meta = JSON.parse(readFileSync(path.join(quarantineDir, `${id}.json`), 'utf8'));
     assert.equal(meta.sha256, sha256(expected));
@@ -147,13 +153,24 @@ describe('milter session', function () {
     const { client } = await negotiated(m);
     client.send(...envelopePackets(), ...messagePackets(simple('reject me'), { leadingSpace: true }), packet('E'));
     const [r] = await client.readFinal();
-    assert.match(show(r!), /^y 550 5\.7\.1 Message rejected by policy \[[0-9A-Z]{26}\]$/);
-    client.send(ABORT, ABORT, macro('M'), packet('M', z('<alice@internal.test>')), packet('R', z('<bob@outside.test>')), ...messagePackets(simple('defer me'), { leadingSpace: true }), packet('E'));
+    assert.match(show(r), /^y 550 5\.7\.1 Message rejected by policy \[[0-9A-Z]{26}\]$/);
+    client.send(
+      ABORT,
+      ABORT,
+      macro('M'),
+      packet('M', z('<alice@internal.test>')),
+      packet('R', z('<bob@outside.test>')),
+      ...messagePackets(simple('defer me'), { leadingSpace: true }),
+      packet('E'),
+    );
     const [d] = await client.readFinal();
-    assert.match(show(d!), /^y 451 4\.7\.1 Message deferred by policy, try again later \[[0-9A-Z]{26}\]$/);
+    assert.match(show(d), /^y 451 4\.7\.1 Message deferred by policy, try again later \[[0-9A-Z]{26}\]$/);
     const lines = await m.waitEvent('message', 2);
-    assert.deepEqual(lines.map((l) => l.verdict), ['reject', 'defer']);
-    assert.match(String(lines[0]!.reply), /^550 5\.7\.1 Message rejected by policy/);
+    assert.deepEqual(
+      lines.map((l) => l.verdict),
+      ['reject', 'defer'],
+    );
+    assert.match(String(lines[0].reply), /^550 5\.7\.1 Message rejected by policy/);
     client.close();
   });
 
@@ -162,11 +179,14 @@ describe('milter session', function () {
     const { client } = await negotiated(m);
     client.send(...envelopePackets(), ...messagePackets(simple('hit'), { leadingSpace: true }), packet('E'));
     const replies = await client.readFinal();
-    assert.deepEqual(replies.map((p) => String.fromCharCode(p.cmd)), ['h', 'c']);
-    const [name, value] = replies[0]!.data.toString().split('\0');
+    assert.deepEqual(
+      replies.map((p) => String.fromCharCode(p.cmd)),
+      ['h', 'c'],
+    );
+    const [name, value] = replies[0].data.toString().split('\0');
     assert.equal(name, 'X-Mailmoat-Verdict');
-    assert.match(value!, /^ tag; score=0; symbols=SUBJECT_HIT;(\n\t| )id=[0-9A-Z]{26}$/);
-    assert.ok(!value!.includes('\r'));
+    assert.match(value, /^ tag; score=0; symbols=SUBJECT_HIT;(\n\t| )id=[0-9A-Z]{26}$/);
+    assert.ok(!value.includes('\r'));
     client.close();
     await m.close();
 
@@ -174,8 +194,11 @@ describe('milter session', function () {
     const second = await negotiated(m);
     second.client.send(...envelopePackets(), ...messagePackets(simple('clean'), { leadingSpace: true }), packet('E'));
     const r2 = await second.client.readFinal();
-    assert.deepEqual(r2.map((p) => String.fromCharCode(p.cmd)), ['h', 'c']);
-    assert.match(r2[0]!.data.toString(), /^X-Mailmoat-Verdict\0 relay; score=0; symbols=none;(\n\t| )id=/);
+    assert.deepEqual(
+      r2.map((p) => String.fromCharCode(p.cmd)),
+      ['h', 'c'],
+    );
+    assert.match(r2[0].data.toString(), /^X-Mailmoat-Verdict\0 relay; score=0; symbols=none;(\n\t| )id=/);
     second.client.close();
   });
 
@@ -185,8 +208,11 @@ describe('milter session', function () {
     assert.equal(actions, Act.ADDHDRS | Act.QUARANTINE | Act.SETSYMLIST);
     client.send(...envelopePackets(), ...messagePackets(simple('hit'), { leadingSpace: true }), packet('E'));
     const replies = await client.readFinal();
-    assert.deepEqual(replies.map((p) => String.fromCharCode(p.cmd)), ['q', 'c']);
-    assert.match(show(replies[0]!), /^q Mailmoat: SUBJECT_HIT \[[0-9A-Z]{26}\]$/);
+    assert.deepEqual(
+      replies.map((p) => String.fromCharCode(p.cmd)),
+      ['q', 'c'],
+    );
+    assert.match(show(replies[0]), /^q Mailmoat: SUBJECT_HIT \[[0-9A-Z]{26}\]$/);
     assert.deepEqual(readdirSync(quarantineDir), []);
     client.close();
   });
@@ -196,7 +222,7 @@ describe('milter session', function () {
     const { client } = await negotiated(m);
     client.send(...envelopePackets(), ...messagePackets(simple('hit'), { leadingSpace: true }), packet('E'));
     const [r] = await client.readFinal();
-    assert.match(show(r!), /^y 451 4\.3\.0 /);
+    assert.match(show(r), /^y 451 4\.3\.0 /);
     await m.waitEvent('quarantine_failed');
     client.close();
   });
@@ -206,7 +232,7 @@ describe('milter session', function () {
     const { client } = await negotiated(m);
     client.send(...envelopePackets(), ...messagePackets(simple('big', 'x'.repeat(5000) + '\r\n'), { leadingSpace: true, chunk: 1000 }), packet('E'));
     const [r] = await client.readFinal();
-    assert.match(show(r!), /^y 552 5\.3\.4 Message size exceeds fixed maximum message size 2048/);
+    assert.match(show(r), /^y 552 5\.3\.4 Message size exceeds fixed maximum message size 2048/);
     client.close();
   });
 
@@ -214,14 +240,18 @@ describe('milter session', function () {
     m = await startMilter();
     const { client, version, protocol, actions } = await negotiated(m, optneg(2, 0x3f, 0x7f));
     assert.deepEqual([version, protocol, actions], [2, 0, Act.ADDHDRS]);
-    const packets = [...envelopePackets(['<a@x.test>'][0], ['<b@y.test>', '<c@y.test>']), ...messagePackets(simple('old'), { leadingSpace: false }), packet('E')];
+    const packets = [
+      ...envelopePackets(['<a@x.test>'][0], ['<b@y.test>', '<c@y.test>']),
+      ...messagePackets(simple('old'), { leadingSpace: false }),
+      packet('E'),
+    ];
     client.send(...packets);
     const replies: string[] = [];
     // CONNECT, HELO, MAIL, RCPT ×2, DATA, HEADER ×4, EOH, BODY, EOB (macros never answered)
     for (let i = 0; i < 13; i++) replies.push(show(await client.read()));
     assert.deepEqual(replies, Array(13).fill('c'));
     const [line] = await m.waitEvent('message');
-    assert.equal(line!.size, simple('old').length);
+    assert.equal(line.size, simple('old').length);
     client.close();
   });
 
@@ -231,12 +261,18 @@ describe('milter session', function () {
     client.send(...traceSession({ leadingSpace: true }));
     assert.deepEqual((await client.readFinal()).map(show), ['c']);
     client.send(ABORT, ABORT, macro('U'), packet('U', z('XYZZY frobnicate')), ABORT);
-    client.send(macro('M', 'i', 'Q2'), packet('M', z('<carol@src.test>')), packet('R', z('<dave@dst.test>')), ...messagePackets(simple('second'), { leadingSpace: true }), packet('E'));
+    client.send(
+      macro('M', 'i', 'Q2'),
+      packet('M', z('<carol@src.test>')),
+      packet('R', z('<dave@dst.test>')),
+      ...messagePackets(simple('second'), { leadingSpace: true }),
+      packet('E'),
+    );
     assert.deepEqual((await client.readFinal()).map(show), ['c']);
     const lines = await m.waitEvent('message', 2);
-    assert.equal(lines[1]!.from, 'carol@src.test');
-    assert.deepEqual(lines[1]!.rcpt, ['dave@dst.test']);
-    assert.equal(lines[1]!.helo, 'client.example'); // connection info kept across ABORT
+    assert.equal(lines[1].from, 'carol@src.test');
+    assert.deepEqual(lines[1].rcpt, ['dave@dst.test']);
+    assert.equal(lines[1].helo, 'client.example'); // connection info kept across ABORT
     client.close();
   });
 
@@ -246,12 +282,18 @@ describe('milter session', function () {
     client.send(...traceSession({ leadingSpace: true }));
     assert.deepEqual((await client.readFinal()).map(show), ['c']);
     client.send(ABORT, ABORT, QUIT_NC);
-    client.send(packet('C', Buffer.concat([z('other'), Buffer.from('U')])), packet('M', z('<x@y.test>')), packet('R', z('<z@y.test>')), ...messagePackets(simple('after nc'), { leadingSpace: true }), packet('E'));
+    client.send(
+      packet('C', Buffer.concat([z('other'), Buffer.from('U')])),
+      packet('M', z('<x@y.test>')),
+      packet('R', z('<z@y.test>')),
+      ...messagePackets(simple('after nc'), { leadingSpace: true }),
+      packet('E'),
+    );
     assert.deepEqual((await client.readFinal()).map(show), ['c']);
     const lines = await m.waitEvent('message', 2);
-    assert.equal(lines[1]!.helo, '');
-    assert.equal(lines[1]!.client, '');
-    assert.equal(lines[1]!.queueId, undefined);
+    assert.equal(lines[1].helo, '');
+    assert.equal(lines[1].client, '');
+    assert.equal(lines[1].queueId, undefined);
     client.close();
   });
 
@@ -281,7 +323,7 @@ describe('milter session', function () {
     client.send(...messagePackets(simple('two rcpts'), { leadingSpace: true }), packet('E'));
     assert.deepEqual((await client.readFinal()).map(show), ['c']);
     const [line] = await m.waitEvent('message');
-    assert.deepEqual(line!.rcpt, ['yes@outside.test']);
+    assert.deepEqual(line.rcpt, ['yes@outside.test']);
     // the next MAIL: RCPT-stage macros of the last message are gone, CONNECT's stay
     client.send(ABORT, ABORT, macro('M'), packet('M', z('<suspended@internal.test>')));
     assert.deepEqual((await client.readFinal()).map(show), ['y 451 4.7.1 Sender suspended, 100%% sure']);
@@ -354,8 +396,8 @@ describe('milter session', function () {
       await new Promise((r) => setTimeout(r, 50));
       client.close();
       const [abandoned] = await m.waitEvent('transaction_abandoned');
-      assert.equal(abandoned!.front, 'milter');
-      assert.equal(abandoned!.from, 'alice@src.test');
+      assert.equal(abandoned.front, 'milter');
+      assert.equal(abandoned.from, 'alice@src.test');
       assert.equal(m.events('message').length, 0);
       await stillServes();
     });

@@ -29,10 +29,13 @@ describe('policy file', function () {
     const undocumented = lines
       .map((line, i) => ({ line, i }))
       .filter(({ line }) => /^\s*[a-zA-Z]+:/.test(line))
-      .filter(({ i }) => !/^\s*#/.test(lines[i - 1] ?? '') && !/^\s*[a-zA-Z]+:\s*$/.test(lines[i]!) && !/#/.test(lines[i]!))
+      .filter(({ i }) => !/^\s*#/.test(lines[i - 1] ?? '') && !/^\s*[a-zA-Z]+:\s*$/.test(lines[i]) && !/#/.test(lines[i]))
       .map(({ line }) => line.trim());
     // sub-keys of a documented block (host/port, cert/key) are self-explanatory
-    assert.deepEqual(undocumented.filter((l) => !/^(host|port|tag|quarantine|reject|defer):/.test(l)), []);
+    assert.deepEqual(
+      undocumented.filter((l) => !/^(host|port|tag|quarantine|reject|defer):/.test(l)),
+      [],
+    );
   });
 
   it('parses durations and sizes', () => {
@@ -53,7 +56,9 @@ describe('policy file', function () {
   });
 
   it('lists the allowed values of an enumeration, and checks CIDRs and regular expressions', () => {
-    const p = problems('downstream: { host: mta, port: 25, starttls: maybe }\nnetwork:\n  internalNetworks: [10.0.0.0/33]\nrules:\n  headers:\n    - { symbol: X, header: Subject, match: "(" }\n');
+    const p = problems(
+      'downstream: { host: mta, port: 25, starttls: maybe }\nnetwork:\n  internalNetworks: [10.0.0.0/33]\nrules:\n  headers:\n    - { symbol: X, header: Subject, match: "(" }\n',
+    );
     assert.deepEqual(
       p.map((x) => `${x.where} ${x.key}: ${x.message}`),
       [
@@ -66,8 +71,8 @@ describe('policy file', function () {
 
   it('refuses actions the gateway does not know, listing those it does', () => {
     const p = problems('rules:\n  size:\n    - { symbol: BIG, over: 1MB, action: bounce }\n');
-    assert.equal(p[0]!.key, 'rules.size.0.action');
-    assert.match(p[0]!.message, /"relay", "tag", "quarantine", "defer", "reject"/);
+    assert.equal(p[0].key, 'rules.size.0.action');
+    assert.match(p[0].message, /"relay", "tag", "quarantine", "defer", "reject"/);
   });
 
   it('verdict.symbols refines the built-in symbol defaults instead of replacing them', () => {
@@ -79,7 +84,7 @@ describe('policy file', function () {
 
   it('reports YAML syntax errors with their position', () => {
     const p = problems('listen:\n  host: [unclosed\n');
-    assert.match(p[0]!.where, /^p\.yaml:\d+:\d+$/);
+    assert.match(p[0].where, /^p\.yaml:\d+:\d+$/);
   });
 
   it('--set overrides are validated by the same schema and named as such', () => {

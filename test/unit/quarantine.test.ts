@@ -22,7 +22,10 @@ function tempStore(): QuarantineStore {
   return new QuarantineStore(path.join(mkdtempSync(path.join(tmpdir(), 'mailmoat-qu-')), 'q'));
 }
 
-async function putItem(store: QuarantineStore, options: { id?: string; subject?: string; from?: string; rcpt?: string[]; symbol?: string } = {}): Promise<QuarantineMetadata> {
+async function putItem(
+  store: QuarantineStore,
+  options: { id?: string; subject?: string; from?: string; rcpt?: string[]; symbol?: string } = {},
+): Promise<QuarantineMetadata> {
   const id = options.id ?? ulid();
   const message = Buffer.from(`From: a@b.test\r\nSubject: ${options.subject ?? 'hold me'}\r\n\r\nbody\r\n`);
   const rcpt = options.rcpt ?? ['bob@outside.test'];
@@ -30,9 +33,16 @@ async function putItem(store: QuarantineStore, options: { id?: string; subject?:
     id,
     receivedAt: new Date(ulidTime(id)).toISOString(),
     client: { address: '192.0.2.7', helo: 'pc17' },
-    envelope: { mailFrom: options.from ?? 'alice@internal.test', mailLine: `MAIL FROM:<${options.from ?? 'alice@internal.test'}> SIZE=100`, rcptTo: rcpt, rcptLines: rcpt.map((r) => `RCPT TO:<${r}> NOTIFY=FAILURE`) },
+    envelope: {
+      mailFrom: options.from ?? 'alice@internal.test',
+      mailLine: `MAIL FROM:<${options.from ?? 'alice@internal.test'}> SIZE=100`,
+      rcptTo: rcpt,
+      rcptLines: rcpt.map((r) => `RCPT TO:<${r}> NOTIFY=FAILURE`),
+    },
     size: message.length,
-    findings: [{ symbol: options.symbol ?? 'OFFICE_MACRO', score: 10, part: 'invoice.zip > invoice.docm > word/vbaProject.bin', detail: 'Document_Open calls Shell' }],
+    findings: [
+      { symbol: options.symbol ?? 'OFFICE_MACRO', score: 10, part: 'invoice.zip > invoice.docm > word/vbaProject.bin', detail: 'Document_Open calls Shell' },
+    ],
     verdict: { action: 'quarantine', score: 10, reason: 'OFFICE_MACRO' },
     policyVersion: 'abcdef123456',
   });
@@ -55,10 +65,13 @@ describe('quarantine store', function () {
     writeFileSync(path.join(store.dir, 'README'), 'not an item');
     writeFileSync(path.join(store.dir, 'notes.json'), '{}');
     const { items, problems } = await store.list();
-    assert.deepEqual(items.map((m) => m.id), [older.id, newer.id]);
+    assert.deepEqual(
+      items.map((m) => m.id),
+      [older.id, newer.id],
+    );
     assert.deepEqual(problems, []);
-    assert.equal(items[1]!.headers?.subject, 'second');
-    assert.equal(items[0]!.state, 'held');
+    assert.equal(items[1].headers?.subject, 'second');
+    assert.equal(items[0].state, 'held');
     assert.deepEqual(await store.ids(Date.now() - DAY), [newer.id], 'since: older ids skipped by name');
     // a second store object over the same directory (another node) sees the same
     assert.equal((await new QuarantineStore(store.dir).list()).items.length, 2);
@@ -70,17 +83,32 @@ describe('quarantine store', function () {
     const bad = ulid();
     writeFileSync(path.join(store.dir, `${bad}.json`), '{"id": "' + bad + '", "state": "held"');
     const { items, problems } = await store.list();
-    assert.deepEqual(items.map((m) => m.id), [good.id]);
+    assert.deepEqual(
+      items.map((m) => m.id),
+      [good.id],
+    );
     assert.equal(problems.length, 1);
-    assert.equal(problems[0]!.kind, 'corrupt');
-    assert.ok(problems[0]!.message.includes(path.join(store.dir, `${bad}.json`)), problems[0]!.message);
+    assert.equal(problems[0].kind, 'corrupt');
+    assert.ok(problems[0].message.includes(path.join(store.dir, `${bad}.json`)), problems[0].message);
   });
 
   it('metadata is parsed, never evaluated: wrong shapes, ids and prototype keys are refused or inert', () => {
     const meta = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as unknown;
     assert.throws(() => parseMetadata(JSON.stringify(meta), 'x.json'), /x\.json: corrupt metadata/);
     const id = ulid();
-    const item = { id, receivedAt: 'now', client: { address: '1', helo: 'h' }, envelope: { mailFrom: '', mailLine: 'MAIL FROM:<>', rcptTo: [], rcptLines: [] }, size: 1, sha256: 'a'.repeat(64), findings: [], verdict: { action: 'quarantine', score: 0, reason: '' }, policyVersion: 'v', state: 'held', history: [] };
+    const item = {
+      id,
+      receivedAt: 'now',
+      client: { address: '1', helo: 'h' },
+      envelope: { mailFrom: '', mailLine: 'MAIL FROM:<>', rcptTo: [], rcptLines: [] },
+      size: 1,
+      sha256: 'a'.repeat(64),
+      findings: [],
+      verdict: { action: 'quarantine', score: 0, reason: '' },
+      policyVersion: 'v',
+      state: 'held',
+      history: [],
+    };
     assert.throws(() => parseMetadata(JSON.stringify(item), 'y.json', ulid()), /holds id/);
     assert.throws(() => parseMetadata(JSON.stringify({ ...item, state: 'eval' }), 'y.json'), /state/);
     const parsed = parseMetadata(JSON.stringify(item).replace('{', '{"__proto__": {"polluted": true}, "toString": "() => 1",'), 'y.json');
@@ -90,8 +118,22 @@ describe('quarantine store', function () {
 
   it('accepts only ULIDs as ids: no path traversal, no globs, no other names', async () => {
     const store = tempStore();
-    for (const bad of ['../../etc/passwd', '*', '01J9Z3K4M5N6P7Q8R9S0T1V2W*', '01j9z3k4m5n6p7q8r9s0t1v2w3', '01J9Z3K4M5N6P7Q8R9S0T1V2W', '01J9Z3K4M5N6P7Q8R9S0T1V2WIL', '01J9Z3K4M5N6P7Q8R9S0T1V2W3/..', '', 'audit']) {
-      assert.throws(() => checkId(bad), (err: unknown) => err instanceof QuarantineError && err.kind === 'invalid-id', bad);
+    for (const bad of [
+      '../../etc/passwd',
+      '*',
+      '01J9Z3K4M5N6P7Q8R9S0T1V2W*',
+      '01j9z3k4m5n6p7q8r9s0t1v2w3',
+      '01J9Z3K4M5N6P7Q8R9S0T1V2W',
+      '01J9Z3K4M5N6P7Q8R9S0T1V2WIL',
+      '01J9Z3K4M5N6P7Q8R9S0T1V2W3/..',
+      '',
+      'audit',
+    ]) {
+      assert.throws(
+        () => checkId(bad),
+        (err: unknown) => err instanceof QuarantineError && err.kind === 'invalid-id',
+        bad,
+      );
       await rejects(store.get(bad), 'invalid-id');
       await rejects(deleteItem(store, bad, { operator: 't' }), 'invalid-id');
     }
@@ -106,12 +148,24 @@ describe('quarantine store', function () {
     assert.ok(!existsSync(store.emlFile(item.id)));
     const meta = await store.get(item.id);
     assert.equal(meta.state, 'deleted');
-    assert.deepEqual(meta.history.map((h) => [h.event, h.by]), [['quarantined', 'gateway'], ['deleted', 'carol']]);
+    assert.deepEqual(
+      meta.history.map((h) => [h.event, h.by]),
+      [
+        ['quarantined', 'gateway'],
+        ['deleted', 'carol'],
+      ],
+    );
     await rejects(deleteItem(store, item.id, { operator: 'carol' }), 'state', /already deleted/);
     const policy = policySchema.parse({ downstream: { host: '127.0.0.1', port: 9 } });
     await rejects(release(store, item.id, policy, { operator: 'carol' }), 'state', /was deleted by carol/);
-    const audit = readFileSync(store.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(audit.map((a) => [a.action, a.id, a.operator, a.result]), [['delete', item.id, 'carol', 'deleted']]);
+    const audit = readFileSync(store.auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      audit.map((a) => [a.action, a.id, a.operator, a.result]),
+      [['delete', item.id, 'carol', 'deleted']],
+    );
     assert.ok(!readdirSync(store.dir).some((f) => f.endsWith('.tmp') || f.endsWith('.lock')), readdirSync(store.dir).join(' '));
   });
 
@@ -138,7 +192,10 @@ describe('quarantine store', function () {
     const meta = await store.get(item.id);
     assert.equal(meta.state, 'held');
     assert.equal(meta.pendingRelease, undefined);
-    assert.deepEqual(meta.history.map((h) => h.event), ['quarantined', 'release-started', 'release-failed']);
+    assert.deepEqual(
+      meta.history.map((h) => h.event),
+      ['quarantined', 'release-started', 'release-failed'],
+    );
   });
 
   it('the lock is exclusive; a lock left by a dead process on this host is broken', async () => {
@@ -196,7 +253,13 @@ describe('quarantine store', function () {
     writeFileSync(freshStray, 'being written by another node');
 
     const plan = await planPurge(store, 30 * DAY);
-    assert.deepEqual(plan.expired.map((e) => [e.id, e.state]), [[old.id, 'held'], [oldDeleted.id, 'deleted']]);
+    assert.deepEqual(
+      plan.expired.map((e) => [e.id, e.state]),
+      [
+        [old.id, 'held'],
+        [oldDeleted.id, 'deleted'],
+      ],
+    );
     assert.deepEqual(plan.stray, [stray]);
     assert.ok(existsSync(store.jsonFile(old.id)), 'planning removes nothing');
     assert.deepEqual((await planPurge(store, 0)).expired, [], 'retention 0 keeps everything');
@@ -214,7 +277,7 @@ describe('quarantine store', function () {
     const lock = await store.lock(old.id, 'releaser');
     const result = await executePurge(store, await planPurge(store, 30 * DAY), 'cron');
     assert.deepEqual(result.removed, []);
-    assert.match(result.skipped[0]!.reason, /locked by releaser/);
+    assert.match(result.skipped[0].reason, /locked by releaser/);
     await store.unlock(lock);
   });
 });
@@ -257,7 +320,15 @@ describe('quarantine display', function () {
     assert.equal(parseSince('2d', now), now - 2 * DAY);
     assert.equal(parseSince('2024-05-01'), Date.parse('2024-05-01'));
     assert.equal(parseSince('yesterday'), undefined);
-    const meta = { receivedAt: new Date(now - DAY).toISOString(), state: 'held', findings: [{ symbol: 'OFFICE_MACRO', score: 1 }, { symbol: 'X', score: 1, excepted: 'ok' }], envelope: { mailFrom: 'Alice@Example.com', rcptTo: ['bob@corp.test'] } } as unknown as QuarantineMetadata;
+    const meta = {
+      receivedAt: new Date(now - DAY).toISOString(),
+      state: 'held',
+      findings: [
+        { symbol: 'OFFICE_MACRO', score: 1 },
+        { symbol: 'X', score: 1, excepted: 'ok' },
+      ],
+      envelope: { mailFrom: 'Alice@Example.com', rcptTo: ['bob@corp.test'] },
+    } as unknown as QuarantineMetadata;
     assert.ok(matches(meta, { since: now - 2 * DAY, symbols: ['office_macro'], sender: '@example.com', recipient: 'bob', states: ['held'] }));
     assert.ok(!matches(meta, { since: now - DAY / 2 }));
     assert.ok(!matches(meta, { symbols: ['X'] }), 'an excepted finding does not count');

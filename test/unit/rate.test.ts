@@ -85,7 +85,11 @@ describe('sender rates: policy section', function () {
         ['RATE_MACRO_FINDINGS', 1, false, false],
       ],
     );
-    assert.equal(planFor(policy(['rate.suspend.action=quarantine', 'rate.thresholds=[{metric: messages, window: 1h, limit: 5, action: suspend}]']).rate).thresholds[0]!.blocks, false);
+    assert.equal(
+      planFor(policy(['rate.suspend.action=quarantine', 'rate.thresholds=[{metric: messages, window: 1h, limit: 5, action: suspend}]']).rate).thresholds[0]
+        .blocks,
+      false,
+    );
   });
 
   it('a threshold must name one of rate.windows, with file:line:column', () => {
@@ -94,7 +98,10 @@ describe('sender rates: policy section', function () {
       assert.fail('accepted');
     } catch (err) {
       assert.ok(err instanceof PolicyError);
-      assert.deepEqual(err.problems.map((p) => `${p.key}: ${p.message}`), ['rate.thresholds.0.window: not one of rate.windows']);
+      assert.deepEqual(
+        err.problems.map((p) => `${p.key}: ${p.message}`),
+        ['rate.thresholds.0.window: not one of rate.windows'],
+      );
     }
   });
 
@@ -108,7 +115,10 @@ describe('sender rates: policy section', function () {
     assert.equal(sentinel.options.db, 2);
     assert.equal(sentinel.options.commandTimeout, 500);
     sentinel.disconnect();
-    assert.throws(() => parsePolicy('state: { backend: redis, url: "redis://x", sentinels: ["a:1"], cluster: ["b:2"] }\n', 'p.yaml'), /either sentinels or cluster/);
+    assert.throws(
+      () => parsePolicy('state: { backend: redis, url: "redis://x", sentinels: ["a:1"], cluster: ["b:2"] }\n', 'p.yaml'),
+      /either sentinels or cluster/,
+    );
   });
 });
 
@@ -127,8 +137,11 @@ describe('sender rates: verdicts and fail modes (in-memory store)', function () 
       assert.equal((await limiter.afterVerdict(message(p), relay)).action, 'relay');
       const v = await limiter.afterVerdict(message(p), relay);
       assert.equal(v.action, expected, action);
-      assert.deepEqual(v.findings.map((f) => f.symbol), action === 'suspend' ? ['RATE_MESSAGES', 'SENDER_SUSPENDED'] : ['RATE_MESSAGES']);
-      assert.match(v.findings[0]!.detail!, /^sender:alice@corp\.test: messages 2 > 1 in 1h$/);
+      assert.deepEqual(
+        v.findings.map((f) => f.symbol),
+        action === 'suspend' ? ['RATE_MESSAGES', 'SENDER_SUSPENDED'] : ['RATE_MESSAGES'],
+      );
+      assert.match(v.findings[0].detail!, /^sender:alice@corp\.test: messages 2 > 1 in 1h$/);
       assert.equal(logs.filter((l) => l.event === 'rate_alert').length, 1);
       if (action === 'suspend') assert.equal(logs.filter((l) => l.event === 'sender_suspended').length, 1);
     }
@@ -147,7 +160,7 @@ describe('sender rates: verdicts and fail modes (in-memory store)', function () 
     const deferred: Verdict = { ...relay, action: 'defer' };
     assert.equal(await limiter.afterVerdict(message(p), deferred), deferred);
     const [peek] = await rateStoreFor(state).peek(['sender:alice@corp.test'], planFor(p.rate));
-    assert.equal(peek!.counts[0]![0], 0);
+    assert.equal(peek.counts[0][0], 0);
   });
 
   it('state unreachable: open relays and logs loudly; closed answers 451 4.3.0 at MAIL and DATA', async () => {
@@ -167,7 +180,7 @@ describe('sender rates: verdicts and fail modes (in-memory store)', function () 
       } else {
         assert.ok(mail instanceof RateRefusal && data instanceof RateRefusal);
         assert.equal(`${mail.responseCode} ${mail.message}`, '451 4.3.0 Sender rate state unavailable, try again later [ID1]');
-        assert.equal((data as RateRefusal).responseCode, 451);
+        assert.equal(data.responseCode, 451);
       }
       assert.equal(logs.filter((l) => l.event === 'rate_state_unavailable' && l.level === 50).length, 2);
       // inbound mail never touches the state
@@ -189,9 +202,9 @@ describe('sender rates: verdicts and fail modes (in-memory store)', function () 
       const p = policy(['rate.thresholds=[{metric: messages, window: 1h, limit: 0, action: alert}]', `rate.alert.webhook="http://127.0.0.1:${port}/hook"`]);
       await limiter.afterVerdict(message(p), relay);
       for (let i = 0; i < 50 && !got.length; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(got[0]!.symbol, 'RATE_MESSAGES');
-      assert.equal(got[0]!.subject, 'sender:alice@corp.test');
-      assert.equal(got[0]!.action, 'alert');
+      assert.equal(got[0].symbol, 'RATE_MESSAGES');
+      assert.equal(got[0].subject, 'sender:alice@corp.test');
+      assert.equal(got[0].action, 'alert');
     } finally {
       server.close();
     }

@@ -22,7 +22,12 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
 
     it('remembers a thread by Message-ID (case-insensitive) with its participants', async () => {
       await env.memory.update(update, 60_000);
-      const facts = await env.memory.lookup({ messageIds: ['other@x', 'orig-1@MAIL.example.com'], name: '', address: 'bob@partner.example', domain: 'partner.example' });
+      const facts = await env.memory.lookup({
+        messageIds: ['other@x', 'orig-1@MAIL.example.com'],
+        name: '',
+        address: 'bob@partner.example',
+        domain: 'partner.example',
+      });
       assert.deepEqual(facts.threads, [record]);
       assert.equal(facts.addressKnown, true);
       assert.equal(facts.domainKnown, true);
@@ -52,13 +57,23 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
     it('forgets after the TTL', async () => {
       await env.memory.update(update, 50);
       await (env.advance ? env.advance(100) : new Promise((r) => setTimeout(r, 120)));
-      const facts = await env.memory.lookup({ messageIds: ['orig-1@mail.example.com'], name: 'bob smith', address: 'bob@partner.example', domain: 'partner.example' });
+      const facts = await env.memory.lookup({
+        messageIds: ['orig-1@mail.example.com'],
+        name: 'bob smith',
+        address: 'bob@partner.example',
+        domain: 'partner.example',
+      });
       assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false });
     });
 
     it('an empty update and an empty lookup are fine', async () => {
       await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [] }, 1000);
-      assert.deepEqual(await env.memory.lookup({ messageIds: [], name: '', address: '', domain: '' }), { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false });
+      assert.deepEqual(await env.memory.lookup({ messageIds: [], name: '', address: '', domain: '' }), {
+        threads: [],
+        nameAddresses: [],
+        addressKnown: false,
+        domainKnown: false,
+      });
     });
   });
 }
@@ -90,10 +105,15 @@ describe('thread memory: redis specifics', () => {
     try {
       let roundTrips = 0;
       const original = redis.pipeline.bind(redis);
-      (redis as unknown as { pipeline: typeof redis.pipeline }).pipeline = ((...args: Parameters<typeof redis.pipeline>) => (roundTrips++, original(...args))) as typeof redis.pipeline;
+      (redis as unknown as { pipeline: typeof redis.pipeline }).pipeline = (...args: Parameters<typeof redis.pipeline>) => (roundTrips++, original(...args));
       const memory = new RedisThreadMemory(redis, prefix);
       await memory.update(update, 60_000);
-      await memory.lookup({ messageIds: ['orig-1@mail.example.com', 'b@x', 'c@x'], name: 'bob smith', address: 'bob@partner.example', domain: 'partner.example' });
+      await memory.lookup({
+        messageIds: ['orig-1@mail.example.com', 'b@x', 'c@x'],
+        name: 'bob smith',
+        address: 'bob@partner.example',
+        domain: 'partner.example',
+      });
       assert.equal(roundTrips, 2);
       const keys = await redis.keys(`${prefix}*`);
       assert.equal(keys.length, 4);
@@ -109,7 +129,12 @@ describe('thread memory: redis specifics', () => {
   });
 
   it('Redis down: ThreadMemoryUnavailable at once, never a hang', async () => {
-    const redis = new Redis(`redis://127.0.0.1:${await freePort()}`, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const redis = new Redis(`redis://127.0.0.1:${await freePort()}`, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     redis.on('error', () => undefined);
     await redis.connect().catch(() => undefined);
     const memory = new RedisThreadMemory(redis, 'x:');

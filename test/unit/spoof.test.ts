@@ -8,14 +8,43 @@ import { addressesInName, normaliseName, orgDomain } from '../../src/inspect/spo
 import { MemoryThreadMemory, ThreadMemoryUnavailable, type ThreadMemory } from '../../src/state/thread-memory.js';
 import type { StateBackend } from '../../src/state/index.js';
 import { runCase, runMessage, symbols, testPolicy } from '../fixtures/mail/run.js';
-import { buildMessage, FIXTURE_ZONE, genuine, GENUINE_SHAPES, hijack, HIJACK_SHAPES, ORIGINAL_ID, originalMessage, PEOPLE, type Format, type Lang } from '../fixtures/mail/threads.js';
+import {
+  buildMessage,
+  FIXTURE_ZONE,
+  genuine,
+  GENUINE_SHAPES,
+  hijack,
+  HIJACK_SHAPES,
+  ORIGINAL_ID,
+  originalMessage,
+  PEOPLE,
+  type Format,
+  type Lang,
+} from '../fixtures/mail/threads.js';
 import { nxdomainResolver, zoneResolver } from '../fixtures/mail/zone.js';
 
 const flagged = (s: string[]) => s.includes('SPOOF_HIJACK') || s.includes('SPOOF_SUSPECT');
 
 describe('spoof: reply markers', () => {
   it('subject prefixes in many languages, stacked, full-width, behind a list tag', () => {
-    for (const s of ['Re: x', 'RE: RE: x', 'AW: x', 'SV: x', 'VS: x', 'RIF: x', 'ODP: x', 'Antw: x', '回复: x', '答复：x', '返信: x', 'Ｒｅ：x', '[dev] Re: x', 'Re[2]: x', 'RES: x', 'YNT: x']) {
+    for (const s of [
+      'Re: x',
+      'RE: RE: x',
+      'AW: x',
+      'SV: x',
+      'VS: x',
+      'RIF: x',
+      'ODP: x',
+      'Antw: x',
+      '回复: x',
+      '答复：x',
+      '返信: x',
+      'Ｒｅ：x',
+      '[dev] Re: x',
+      'Re[2]: x',
+      'RES: x',
+      'YNT: x',
+    ]) {
       assert.equal(subjectPrefix(s)?.kind, 'reply', s);
     }
     for (const s of ['Fwd: x', 'FW: x', 'WG: x', 'TR: x', '転送: x', '转发: x', 'Enc: x']) assert.equal(subjectPrefix(s)?.kind, 'forward', s);
@@ -24,18 +53,32 @@ describe('spoof: reply markers', () => {
   });
 
   it('quoted blocks: Original Message, From/Sent/To/Subject, Japanese Outlook, On … wrote:, Gmail Japanese, nested >', () => {
-    const en = quotedThread('hi\n\n-----Original Message-----\nFrom: Bob Smith [mailto:bob@partner.example]\nSent: Monday\nTo: Alice <alice@example.com>\nSubject: x\n');
-    assert.deepEqual(en.bindings.map((b) => [b.name, b.address]), [['bob smith', 'bob@partner.example'], ['alice', 'alice@example.com']]);
+    const en = quotedThread(
+      'hi\n\n-----Original Message-----\nFrom: Bob Smith [mailto:bob@partner.example]\nSent: Monday\nTo: Alice <alice@example.com>\nSubject: x\n',
+    );
+    assert.deepEqual(
+      en.bindings.map((b) => [b.name, b.address]),
+      [
+        ['bob smith', 'bob@partner.example'],
+        ['alice', 'alice@example.com'],
+      ],
+    );
     const de = quotedThread('Von: Müller, Jörg <joerg@firma.example>\nGesendet: Montag\nAn: x@y.example\nBetreff: z');
     assert.deepEqual(de.bindings[0], { name: 'jorg muller', address: 'joerg@firma.example', display: 'Müller, Jörg' });
     const ja = quotedThread('差出人: 山田 太郎 <yamada@torihiki.co.jp>\n送信日時: 2024年6月3日 10:02\n宛先: 鈴木 花子 <hanako@example.com>\n件名: 見積もり');
-    assert.equal(ja.bindings[0]!.name, '山田太郎');
+    assert.equal(ja.bindings[0].name, '山田太郎');
     const on = quotedThread('> On Mon, 3 Jun 2024 at 10:02, Bob Smith <bob@partner.example> wrote:\n> > hello');
-    assert.deepEqual(on.bindings.map((b) => b.address), ['bob@partner.example']);
+    assert.deepEqual(
+      on.bindings.map((b) => b.address),
+      ['bob@partner.example'],
+    );
     const gmailJa = quotedThread('2024年6月3日(月) 10:02 山田太郎 <yamada@torihiki.co.jp>:\n> こんにちは');
-    assert.deepEqual(gmailJa.bindings.map((b) => [b.name, b.address]), [['山田太郎', 'yamada@torihiki.co.jp']]);
+    assert.deepEqual(
+      gmailJa.bindings.map((b) => [b.name, b.address]),
+      [['山田太郎', 'yamada@torihiki.co.jp']],
+    );
     const html = quotedThread(htmlToText('<p><b>From:</b> Bob Smith &lt;bob@partner.example&gt;<br><b>Sent:</b> Monday<br><b>To:</b> a@example.com</p>'));
-    assert.equal(html.bindings[0]!.address, 'bob@partner.example');
+    assert.equal(html.bindings[0].address, 'bob@partner.example');
     assert.equal(quotedThread('From: the sales team we met\nand nothing else').blocks.length, 0);
   });
 });
@@ -43,7 +86,8 @@ describe('spoof: reply markers', () => {
 describe('spoof: names and domains', () => {
   it('one key per person: case, diacritics, Last, First, titles, full-width, CJK spaces and honorifics', () => {
     const key = normaliseName('Bob Smith');
-    for (const n of ['BOB SMITH', 'Smith, Bob', 'Dr. Bob Smith', 'Mr Bob  Smith', 'Ｂｏｂ　Ｓｍｉｔｈ', '"Bob Smith"', 'Bob Smith (Sales)']) assert.equal(normaliseName(n), key, n);
+    for (const n of ['BOB SMITH', 'Smith, Bob', 'Dr. Bob Smith', 'Mr Bob  Smith', 'Ｂｏｂ　Ｓｍｉｔｈ', '"Bob Smith"', 'Bob Smith (Sales)'])
+      assert.equal(normaliseName(n), key, n);
     assert.equal(normaliseName('José Álvarez'), normaliseName('jose alvarez'));
     assert.equal(normaliseName('山田 太郎'), normaliseName('山田太郎様'));
     assert.equal(normaliseName('Info'), '');
@@ -88,8 +132,15 @@ describe('spoof: hijack shapes and genuine counterparts (no memory, offline DNS 
   });
 
   it('a plain new message skips the body parse', async () => {
-    const bytes = buildMessage({ from: '"Bob" <bob@partner.example>', to: 'a@example.com', subject: 'Hello', body: 'From: X <x@y.example>\nSent: today\nTo: z' });
-    const v = await runMessage(bytes, { mailFrom: 'bob@partner.example', rcptTo: ['a@example.com'] }, { address: '192.0.2.1', helo: 'h' }, policy, { resolver });
+    const bytes = buildMessage({
+      from: '"Bob" <bob@partner.example>',
+      to: 'a@example.com',
+      subject: 'Hello',
+      body: 'From: X <x@y.example>\nSent: today\nTo: z',
+    });
+    const v = await runMessage(bytes, { mailFrom: 'bob@partner.example', rcptTo: ['a@example.com'] }, { address: '192.0.2.1', helo: 'h' }, policy, {
+      resolver,
+    });
     assert.equal(v.text, undefined);
   });
 
@@ -102,7 +153,9 @@ describe('spoof: hijack shapes and genuine counterparts (no memory, offline DNS 
 
   it('an address in the display name naming the recipient organisation is strong on its own', async () => {
     const bytes = buildMessage({ from: '"alice.walker@example.com" <x@elsewhere.example>', to: 'alice.walker@example.com', subject: 'Payroll', body: 'hi' });
-    const v = await runMessage(bytes, { mailFrom: 'x@elsewhere.example', rcptTo: ['alice.walker@example.com'] }, { address: '192.0.2.1', helo: 'h' }, policy, { resolver });
+    const v = await runMessage(bytes, { mailFrom: 'x@elsewhere.example', rcptTo: ['alice.walker@example.com'] }, { address: '192.0.2.1', helo: 'h' }, policy, {
+      resolver,
+    });
     assert.ok(symbols(v).includes('SPOOF_DISPLAY_NAME_RCPT_DOMAIN'));
     assert.equal(v.action, 'quarantine');
   });
@@ -118,8 +171,11 @@ describe('spoof: thread memory signals', () => {
     const { parseHeaderBlock } = await import('../../src/message/parsed.js');
     const raw = buildMessage(originalMessage('en')).toString('utf8');
     const headers = parseHeaderBlock(raw.slice(0, raw.indexOf('\r\n\r\n')));
-    const update = learnFromRelayed({ headers, envelope: { mailFrom: PEOPLE.en.us.address, rcptTo: [PEOPLE.en.them.address] }, client: { address: '127.0.0.1', helo: 'pc' }, policy }, []);
-    assert.ok(update && update.threads.length === 1 && update.threads[0]!.messageId === ORIGINAL_ID);
+    const update = learnFromRelayed(
+      { headers, envelope: { mailFrom: PEOPLE.en.us.address, rcptTo: [PEOPLE.en.them.address] }, client: { address: '127.0.0.1', helo: 'pc' }, policy },
+      [],
+    );
+    assert.ok(update && update.threads.length === 1 && update.threads[0].messageId === ORIGINAL_ID);
     await threadMemoryFor(state).update(update, policy.spoof.memoryTtl);
     return { state, policy };
   }
@@ -156,12 +212,21 @@ describe('spoof: thread memory signals', () => {
       update: async () => undefined,
     };
     const c = hijack('name-only', 'en', 'text');
-    const input = { headers: [] as { name: string; value: string }[], envelope: { mailFrom: c.mailFrom, rcptTo: c.rcptTo }, client: { address: '192.0.2.1', helo: 'h' }, findings: [], policy: testPolicy({ spoof: { authentication: false } }) };
+    const input = {
+      headers: [] as { name: string; value: string }[],
+      envelope: { mailFrom: c.mailFrom, rcptTo: c.rcptTo },
+      client: { address: '192.0.2.1', helo: 'h' },
+      findings: [],
+      policy: testPolicy({ spoof: { authentication: false } }),
+    };
     const { parseHeaderBlock } = await import('../../src/message/parsed.js');
     const raw = buildMessage(c.spec).toString('utf8');
     input.headers = parseHeaderBlock(raw.slice(0, raw.indexOf('\r\n\r\n')));
     const open = await analyzeSpoof({ ...input, memory: down, failMode: 'open', text: 'From: Bob Smith <bob.smith@partner.example>\nSent: x\nTo: y' });
-    assert.deepEqual(open.findings.map((f) => f.symbol).filter((s) => s.startsWith('STATE')), ['STATE_UNAVAILABLE']);
+    assert.deepEqual(
+      open.findings.map((f) => f.symbol).filter((s) => s.startsWith('STATE')),
+      ['STATE_UNAVAILABLE'],
+    );
     assert.ok(open.findings.some((f) => f.symbol === 'SPOOF_THREAD_NAME_CONFLICT'));
     const closed = await analyzeSpoof({ ...input, memory: down, failMode: 'closed' });
     assert.ok(closed.findings.some((f) => f.symbol === 'STATE_FAIL_CLOSED'));
@@ -178,14 +243,35 @@ describe('spoof: thread memory signals', () => {
 describe('spoof: authentication offline', () => {
   it('SPF, DMARC from a zone resolver; a SERVFAIL is temperror; a hanging DNS times out', async () => {
     const msg = buildMessage({ from: '"Bob Smith" <bob.smith@partner.example>', to: 'a@example.com', subject: 'x', body: 'y' });
-    const ok = await authenticateMessage(msg, { sender: 'bob.smith@partner.example', ip: '198.51.100.10', helo: 'mail.partner.example', mta: 'mx.test', resolver: zoneResolver(FIXTURE_ZONE), timeoutMs: 500 });
+    const ok = await authenticateMessage(msg, {
+      sender: 'bob.smith@partner.example',
+      ip: '198.51.100.10',
+      helo: 'mail.partner.example',
+      mta: 'mx.test',
+      resolver: zoneResolver(FIXTURE_ZONE),
+      timeoutMs: 500,
+    });
     assert.equal(ok.spf, 'pass');
     assert.equal(ok.dmarc?.result, 'pass');
-    const bad = await authenticateMessage(msg, { sender: 'kurt@hacked-shop.example', ip: '203.0.113.66', helo: 'h', mta: 'mx.test', resolver: zoneResolver(FIXTURE_ZONE), timeoutMs: 500 });
+    const bad = await authenticateMessage(msg, {
+      sender: 'kurt@hacked-shop.example',
+      ip: '203.0.113.66',
+      helo: 'h',
+      mta: 'mx.test',
+      resolver: zoneResolver(FIXTURE_ZONE),
+      timeoutMs: 500,
+    });
     assert.equal(bad.spf, 'pass');
     assert.equal(bad.dmarc?.result, 'fail');
     assert.equal(bad.dmarc?.policy, 'reject');
-    const fail = await authenticateMessage(msg, { sender: 'bob.smith@partner.example', ip: '198.51.100.10', helo: 'h', mta: 'mx.test', resolver: zoneResolver(FIXTURE_ZONE, { fail: ['partner.example'] }), timeoutMs: 500 });
+    const fail = await authenticateMessage(msg, {
+      sender: 'bob.smith@partner.example',
+      ip: '198.51.100.10',
+      helo: 'h',
+      mta: 'mx.test',
+      resolver: zoneResolver(FIXTURE_ZONE, { fail: ['partner.example'] }),
+      timeoutMs: 500,
+    });
     assert.ok(fail.temperror);
     const started = Date.now();
     const hang = await authenticateMessage(msg, {

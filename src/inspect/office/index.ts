@@ -27,7 +27,7 @@ function mismatch(kind: Kind, bytes: Buffer, ctx: ScanContext): Finding | null {
   const d = ctx.declared;
   if (!d || !isOfficeKind(kind)) return null;
   const name = d.filename ?? '';
-  const ct = (d.contentType ?? '').split(';')[0]!.trim();
+  const ct = (d.contentType ?? '').split(';')[0].trim();
   if (NON_OFFICE_EXT.test(name) || NON_OFFICE_CT.test(ct)) {
     return finding(OFFICE_SYMBOLS.TYPE_MISMATCH, ctx, `declared ${name && NON_OFFICE_EXT.test(name) ? name : ct} but the content is ${kindLabel(kind)}`);
   }
@@ -40,7 +40,19 @@ function mismatch(kind: Kind, bytes: Buffer, ctx: ScanContext): Finding | null {
 
 function kindLabel(kind: Kind): string {
   return (
-    { cfb: 'an OLE2 compound file', onenote: 'a OneNote file', lnk: 'a Windows shortcut', zip: 'a zip/OOXML archive', rtf: 'RTF', sylk: 'SYLK', word2003: 'Word 2003 XML', flatopc: 'Flat OPC XML', mht: 'MHTML', activemime: 'ActiveMime', other: 'unknown' } as const
+    {
+      cfb: 'an OLE2 compound file',
+      onenote: 'a OneNote file',
+      lnk: 'a Windows shortcut',
+      zip: 'a zip/OOXML archive',
+      rtf: 'RTF',
+      sylk: 'SYLK',
+      word2003: 'Word 2003 XML',
+      flatopc: 'Flat OPC XML',
+      mht: 'MHTML',
+      activemime: 'ActiveMime',
+      other: 'unknown',
+    } as const
   )[kind];
 }
 

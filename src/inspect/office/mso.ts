@@ -106,7 +106,8 @@ export async function scanFlatOpc(text: string, ctx: ScanContext, scanBlob: Blob
       if (formulas.length === 0) findings.push(finding(OFFICE_SYMBOLS.OFFICE_VBA_PROJECT_EMPTY, ctx, 'Excel 4.0 macro sheet without formulas', name));
       else {
         const out = analyzeXlm(formulas, partOf(ctx, name));
-        if (!out.some((f) => f.symbol === OFFICE_SYMBOLS.OFFICE_XLM_MACRO)) out.unshift(finding(OFFICE_SYMBOLS.OFFICE_XLM_MACRO, ctx, `Excel 4.0 macro sheet with ${formulas.length} formula(s)`, name));
+        if (!out.some((f) => f.symbol === OFFICE_SYMBOLS.OFFICE_XLM_MACRO))
+          out.unshift(finding(OFFICE_SYMBOLS.OFFICE_XLM_MACRO, ctx, `Excel 4.0 macro sheet with ${formulas.length} formula(s)`, name));
         findings.push(...out);
       }
     }
@@ -123,7 +124,7 @@ function splitMultipart(text: string): MimePart[] {
   const parts: MimePart[] = [];
   const boundaries = new Set<string>();
   for (const m of text.matchAll(/boundary\s*=\s*(?:"([^"]+)"|([^\s;"]+))/gi)) {
-    boundaries.add(m[1] ?? m[2]!);
+    boundaries.add(m[1] ?? m[2]);
     if (boundaries.size >= 10) break;
   }
   for (const boundary of boundaries) {

@@ -15,7 +15,14 @@ export type EncryptionInfo =
   | { kind: 'standard'; algId: number; keyBits: number; salt: Buffer; verifier: Buffer; verifierHash: Buffer; verifierHashSize: number }
   | { kind: 'unsupported'; reason: string };
 
-interface AgileKeyData { saltValue: Buffer; blockSize: number; keyBits: number; hashAlgorithm: string; cipherAlgorithm: string; cipherChaining: string }
+interface AgileKeyData {
+  saltValue: Buffer;
+  blockSize: number;
+  keyBits: number;
+  hashAlgorithm: string;
+  cipherAlgorithm: string;
+  cipherChaining: string;
+}
 interface AgileEncryptedKey extends AgileKeyData {
   spinCount: number;
   encryptedVerifierHashInput: Buffer;
@@ -159,7 +166,10 @@ function standardKey(info: Extract<EncryptionInfo, { kind: 'standard' }>, passwo
   const hfinal = h('sha1', hv, u32(0));
   const b1 = Buffer.alloc(64, 0x36);
   const b2 = Buffer.alloc(64, 0x5c);
-  for (let i = 0; i < hfinal.length; i++) { b1[i]! ^= hfinal[i]!; b2[i]! ^= hfinal[i]!; }
+  for (let i = 0; i < hfinal.length; i++) {
+    b1[i] ^= hfinal[i];
+    b2[i] ^= hfinal[i];
+  }
   const key = Buffer.concat([h('sha1', b1), h('sha1', b2)]).subarray(0, info.keyBits / 8);
   if (![16, 24, 32].includes(key.length)) return null;
   const verifier = aes('ecb', key, null, info.verifier);
@@ -181,7 +191,14 @@ export interface DecryptResult {
  * Tries `passwords` in order (at most `maxTries`, stopping at `deadline`) on an encrypted OOXML
  * package.
  */
-export function decryptOoxml(encryptionInfo: Buffer, encryptedPackage: Buffer, passwords: string[], maxTries: number, deadline: number, maxBytes: number): DecryptResult {
+export function decryptOoxml(
+  encryptionInfo: Buffer,
+  encryptedPackage: Buffer,
+  passwords: string[],
+  maxTries: number,
+  deadline: number,
+  maxBytes: number,
+): DecryptResult {
   const info = parseEncryptionInfo(encryptionInfo);
   if (info.kind === 'unsupported') return { tries: 0, reason: info.reason };
   let tries = 0;
@@ -215,15 +232,19 @@ export function rc4(key: Buffer, data: Buffer): Buffer {
   const s = new Uint8Array(256);
   for (let i = 0; i < 256; i++) s[i] = i;
   for (let i = 0, j = 0; i < 256; i++) {
-    j = (j + s[i]! + key[i % key.length]!) & 0xff;
-    const t = s[i]!; s[i] = s[j]!; s[j] = t;
+    j = (j + s[i] + key[i % key.length]) & 0xff;
+    const t = s[i];
+    s[i] = s[j]!;
+    s[j] = t;
   }
   const out = Buffer.alloc(data.length);
   for (let n = 0, i = 0, j = 0; n < data.length; n++) {
     i = (i + 1) & 0xff;
-    j = (j + s[i]!) & 0xff;
-    const t = s[i]!; s[i] = s[j]!; s[j] = t;
-    out[n] = data[n]! ^ s[(s[i]! + s[j]!) & 0xff]!;
+    j = (j + s[i]) & 0xff;
+    const t = s[i];
+    s[i] = s[j]!;
+    s[j] = t;
+    out[n] = data[n] ^ s[(s[i] + s[j]) & 0xff];
   }
   return out;
 }

@@ -51,7 +51,10 @@ export class Cfb {
   /** bytes all read() calls may still return: cross-linked chains must not multiply the file */
   private readLeft: number;
 
-  constructor(private readonly buf: Buffer, private readonly maxStreamBytes = 64 * 1024 * 1024) {
+  constructor(
+    private readonly buf: Buffer,
+    private readonly maxStreamBytes = 64 * 1024 * 1024,
+  ) {
     if (!isCfb(buf)) throw new CfbError('not a CFB file');
     this.readLeft = Math.max(8 * buf.length, 32 * 1024 * 1024);
     const shift = buf.readUInt16LE(0x1e);
@@ -77,7 +80,10 @@ export class Cfb {
     }
     const seenDifat = new Set<number>();
     for (let n = 0; n < numDifat && difat !== ENDOFCHAIN && difat !== FREESECT && fatSectors.length < numFat; n++) {
-      if (seenDifat.has(difat) || difat >= sectorCount) { this.damaged = true; break; }
+      if (seenDifat.has(difat) || difat >= sectorCount) {
+        this.damaged = true;
+        break;
+      }
       seenDifat.add(difat);
       const sec = this.sector(difat);
       const per = this.ss / 4 - 1;
@@ -91,7 +97,10 @@ export class Cfb {
     const per = this.ss / 4;
     const fat = new Uint32Array(fatSectors.length * per).fill(FREESECT);
     fatSectors.forEach((s, i) => {
-      if (s >= sectorCount) { this.damaged = true; return; }
+      if (s >= sectorCount) {
+        this.damaged = true;
+        return;
+      }
       const sec = this.sector(s);
       for (let j = 0; j < per && j * 4 + 4 <= sec.length; j++) fat[i * per + j] = sec.readUInt32LE(j * 4);
     });
@@ -104,10 +113,22 @@ export class Cfb {
     for (let i = 0; i < count; i++) {
       const e = dir.subarray(i * 128, i * 128 + 128);
       const nameLen = Math.min(e.readUInt16LE(64), 64);
-      const name = e.subarray(0, Math.max(0, nameLen - 2)).toString('utf16le').replace(/\0+$/, '');
+      const name = e
+        .subarray(0, Math.max(0, nameLen - 2))
+        .toString('utf16le')
+        .replace(/\0+$/, '');
       this.entries.push({
-        id: i, name, type: e[66]!, left: e.readUInt32LE(68), right: e.readUInt32LE(72), child: e.readUInt32LE(76),
-        start: e.readUInt32LE(116), size: e.readUInt32LE(120), parent: -1, path: name, orphan: true,
+        id: i,
+        name,
+        type: e[66],
+        left: e.readUInt32LE(68),
+        right: e.readUInt32LE(72),
+        child: e.readUInt32LE(76),
+        start: e.readUInt32LE(116),
+        size: e.readUInt32LE(120),
+        parent: -1,
+        path: name,
+        orphan: true,
       });
     }
     const root = this.entries[0];
@@ -123,11 +144,11 @@ export class Cfb {
       const [id, parent] = stack.pop()!;
       if (id === NOSTREAM || id >= count || visited[id]) continue;
       visited[id] = 1;
-      const e = this.entries[id]!;
+      const e = this.entries[id];
       if (e.type !== EntryType.Storage && e.type !== EntryType.Stream) continue;
       e.parent = parent;
       e.orphan = false;
-      const pp = this.entries[parent]!.path;
+      const pp = this.entries[parent].path;
       e.path = pp ? `${pp}/${e.name}` : e.name;
       stack.push([e.left, parent], [e.right, parent]);
       if (e.type === EntryType.Storage) stack.push([e.child, id]);
@@ -146,7 +167,10 @@ export class Cfb {
 
   private sector(n: number): Buffer {
     const off = (n + 1) * this.ss;
-    if (off >= this.buf.length) { this.damaged = true; return Buffer.alloc(0); }
+    if (off >= this.buf.length) {
+      this.damaged = true;
+      return Buffer.alloc(0);
+    }
     return this.buf.subarray(off, Math.min(off + this.ss, this.buf.length));
   }
 
@@ -158,7 +182,10 @@ export class Cfb {
     const seen = new Set<number>();
     let s = start;
     while (s !== ENDOFCHAIN && got < limit) {
-      if (s >= this.fat.length || seen.has(s)) { this.damaged = true; break; }
+      if (s >= this.fat.length || seen.has(s)) {
+        this.damaged = true;
+        break;
+      }
       seen.add(s);
       const sec = this.sector(s);
       if (sec.length === 0) break;
@@ -176,10 +203,16 @@ export class Cfb {
     const seen = new Set<number>();
     let s = start;
     while (s !== ENDOFCHAIN && got < size) {
-      if (s >= this.miniFat.length || seen.has(s)) { this.damaged = true; break; }
+      if (s >= this.miniFat.length || seen.has(s)) {
+        this.damaged = true;
+        break;
+      }
       seen.add(s);
       const off = s * 64;
-      if (off >= this.miniStream.length) { this.damaged = true; break; }
+      if (off >= this.miniStream.length) {
+        this.damaged = true;
+        break;
+      }
       const sec = this.miniStream.subarray(off, Math.min(off + 64, this.miniStream.length));
       parts.push(sec);
       got += sec.length;

@@ -76,7 +76,12 @@ export async function scanOle(bytes: Buffer, ctx: ScanContext, scanBlob: BlobSca
     st.findings.push({ symbol: S.OFFICE_ENCRYPTED_UNSCANNABLE, score: 0, part: here, detail: clip(st.encrypted.join('; ')) });
   }
   if (cfb.damaged && !st.findings.some((f) => f.symbol === S.OFFICE_CORRUPT)) {
-    st.findings.push({ symbol: S.OFFICE_CORRUPT, score: 0, part: here, detail: 'damaged OLE2 structure (sector chain out of range or looping); read what was reachable' });
+    st.findings.push({
+      symbol: S.OFFICE_CORRUPT,
+      score: 0,
+      part: here,
+      detail: 'damaged OLE2 structure (sector chain out of range or looping); read what was reachable',
+    });
   }
   return st.findings;
 }
@@ -87,7 +92,10 @@ function reportModules(st: State, where: string, modules: VbaModuleSource[], emp
   try {
     reportCode(st, where, withCode, emptyDetail);
   } finally {
-    spend(st, modules.reduce((n, m) => n + m.code.length, 0));
+    spend(
+      st,
+      modules.reduce((n, m) => n + m.code.length, 0),
+    );
   }
 }
 
@@ -108,7 +116,12 @@ function reportCode(st: State, where: string, withCode: VbaModuleSource[], empty
       sha256: createHash('sha256').update(normaliseSource(m.code), 'utf8').digest('hex'),
     });
   }
-  st.findings.push(...analyzeVba(withCode.map((m) => ({ name: m.name, code: m.code })), partOf(st.ctx, where)));
+  st.findings.push(
+    ...analyzeVba(
+      withCode.map((m) => ({ name: m.name, code: m.code })),
+      partOf(st.ctx, where),
+    ),
+  );
 }
 
 function scanVba(st: State): void {
@@ -141,7 +154,7 @@ function scanOrphans(st: State): void {
     st.consumed.add(e.id);
     found.push({ name: e.name, stream: e.path, code: decodeCodePage(src, 1252), fallback: true });
   }
-  if (found.length) reportModules(st, found.length === 1 ? `${found[0]!.stream}` : 'orphaned VBA streams', found, undefined);
+  if (found.length) reportModules(st, found.length === 1 ? `${found[0].stream}` : 'orphaned VBA streams', found, undefined);
 }
 
 function scanWorkbooks(st: State): void {
@@ -226,7 +239,14 @@ async function scanEncryptedPackage(st: State, scanBlob: BlobScanner): Promise<v
     return;
   }
   const budget = st.ctx.budget;
-  const res = decryptOoxml(st.cfb.read(infoE), st.cfb.read(pkgE), passwords(st.ctx), budget.passwordAttemptsLeft, budget.deadline, Math.max(0, budget.bytesLeft));
+  const res = decryptOoxml(
+    st.cfb.read(infoE),
+    st.cfb.read(pkgE),
+    passwords(st.ctx),
+    budget.passwordAttemptsLeft,
+    budget.deadline,
+    Math.max(0, budget.bytesLeft),
+  );
   budget.passwordAttemptsLeft -= res.tries;
   if (!res.data) {
     st.encrypted.push(`encrypted OOXML package: ${res.reason ?? 'not decrypted'}`);
@@ -251,7 +271,11 @@ export function ole10NativePayload(b: Buffer): Buffer {
   const whole = b.subarray(4, 4 + Math.min(b.length - 4, b.length >= 4 ? b.readUInt32LE(0) : 0));
   try {
     let p = 2;
-    const cstr = () => { const z = whole.indexOf(0, p); if (z < 0) throw new Error('no NUL'); p = z + 1; };
+    const cstr = () => {
+      const z = whole.indexOf(0, p);
+      if (z < 0) throw new Error('no NUL');
+      p = z + 1;
+    };
     cstr();
     cstr();
     p += 4;
@@ -260,7 +284,9 @@ export function ole10NativePayload(b: Buffer): Buffer {
     const size = whole.readUInt32LE(p);
     p += 4;
     if (size > 0 && p + size <= whole.length) return whole.subarray(p, p + size);
-  } catch { /* not the Package layout */ }
+  } catch {
+    /* not the Package layout */
+  }
   return whole;
 }
 

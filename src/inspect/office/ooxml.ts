@@ -67,7 +67,7 @@ export function extractBiff12Formulas(bin: Buffer): string[] {
 function describeBiff12Formula(rec: Buffer): string {
   const parts: string[] = [];
   for (let j = 0; j + 2 < rec.length; j++) {
-    const t = rec[j]!;
+    const t = rec[j];
     if ((t === 0x21 || t === 0x41 || t === 0x61) && j + 2 < rec.length) {
       const name = XLM_FUNCTIONS[rec.readUInt16LE(j + 1) & 0x7fff];
       if (name) parts.push(`${name}()`);
@@ -120,7 +120,9 @@ async function scanMacroSheet(m: ZipMember, data: Buffer, ctx: ScanContext): Pro
   const part = partOf(ctx, m.name);
   const out = analyzeXlm(formulas, part);
   if (!out.some((f) => f.symbol === OFFICE_SYMBOLS.OFFICE_XLM_MACRO)) {
-    out.unshift(finding(OFFICE_SYMBOLS.OFFICE_XLM_MACRO, ctx, `Excel 4.0 macro sheet with ${formulas.length} formula(s)${isBin ? ' (binary BIFF12)' : ''}`, m.name));
+    out.unshift(
+      finding(OFFICE_SYMBOLS.OFFICE_XLM_MACRO, ctx, `Excel 4.0 macro sheet with ${formulas.length} formula(s)${isBin ? ' (binary BIFF12)' : ''}`, m.name),
+    );
   }
   return out;
 }
@@ -158,7 +160,7 @@ export async function scanOoxml(archive: ZipArchive, ctx: ScanContext, scanBlob:
 
   // Auto_Open/Auto_Close defined names run the macro sheet when the workbook opens
   if (xlmFound && !findings.some((f) => f.symbol === OFFICE_SYMBOLS.OFFICE_MACRO_AUTOEXEC)) {
-    const names = [...workbookXml.matchAll(/<(?:\w+:)?definedName\b[^>]{0,2000}?\bname\s*=\s*["']([^"']*)["']/gi)].map((m) => m[1]!);
+    const names = [...workbookXml.matchAll(/<(?:\w+:)?definedName\b[^>]{0,2000}?\bname\s*=\s*["']([^"']*)["']/gi)].map((m) => m[1]);
     findings.push(...xlmAutoexec(names, partOf(ctx, 'xl/workbook.xml')));
   }
 
@@ -167,7 +169,13 @@ export async function scanOoxml(archive: ZipArchive, ctx: ScanContext, scanBlob:
   if (declared && (NON_MACRO_OOXML_EXT.test(declared.filename ?? '') || NON_MACRO_OOXML_CT.test(declared.contentType ?? ''))) {
     const macroContent = findings.some((f) => MACRO_SYMBOLS.has(f.symbol));
     if (macroContent || ct.vbaProject || ct.macroEnabledMain || ct.macroSheetParts.size > 0) {
-      const why = macroContent ? 'holds macros' : ct.vbaProject ? 'declares a VBA project' : ct.macroSheetParts.size > 0 ? 'declares a macro sheet' : 'has a macro-enabled main part';
+      const why = macroContent
+        ? 'holds macros'
+        : ct.vbaProject
+          ? 'declares a VBA project'
+          : ct.macroSheetParts.size > 0
+            ? 'declares a macro sheet'
+            : 'has a macro-enabled main part';
       findings.push(finding(OFFICE_SYMBOLS.TYPE_MISMATCH, ctx, `named ${declared.filename ?? declared.contentType} but the package ${why}`));
     }
   }

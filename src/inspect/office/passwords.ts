@@ -3,10 +3,43 @@
 // encrypted zip in the body; trying these is how such a zip becomes scannable instead of opaque.
 
 const KEYWORDS = [
-  'passwords?', 'passwort', 'kennwort', 'passcode', 'pass', 'pwd', 'pw', 'pin',
-  'mot de passe', 'mdp', 'contraseña', 'contrasena', 'clave', 'senha', 'parola d\'ordine', 'parola', 'wachtwoord',
-  'hasło', 'haslo', 'heslo', 'jelszó', 'lösenord', 'adgangskode', 'passord', 'salasana', 'şifre', 'sifre', 'пароль',
-  'パスワード', 'ﾊﾟｽﾜｰﾄﾞ', '暗証番号', '解凍パスワード', '密码', '密碼', '口令', '비밀번호', '암호',
+  'passwords?',
+  'passwort',
+  'kennwort',
+  'passcode',
+  'pass',
+  'pwd',
+  'pw',
+  'pin',
+  'mot de passe',
+  'mdp',
+  'contraseña',
+  'contrasena',
+  'clave',
+  'senha',
+  "parola d'ordine",
+  'parola',
+  'wachtwoord',
+  'hasło',
+  'haslo',
+  'heslo',
+  'jelszó',
+  'lösenord',
+  'adgangskode',
+  'passord',
+  'salasana',
+  'şifre',
+  'sifre',
+  'пароль',
+  'パスワード',
+  'ﾊﾟｽﾜｰﾄﾞ',
+  '暗証番号',
+  '解凍パスワード',
+  '密码',
+  '密碼',
+  '口令',
+  '비밀번호',
+  '암호',
 ];
 /** the keywords are regex sources ('passwords?') */
 const KW = `(?:${KEYWORDS.join('|')})`;
@@ -17,7 +50,29 @@ const WITH_VERB = new RegExp(`(?<![\\p{L}\\p{N}])${KW}(?![\\p{L}])\\s*(?:is|ist|
 /** a line that is only the keyword (+ separator): the password is on the next line */
 const KEYWORD_LINE = new RegExp(`^\\s*[\\p{P}\\s]*${KW}[^\\p{L}\\p{N}\\n]{0,5}\\s*$`, 'iu');
 const QUOTED = /["'“”‘’「『【«]([^"'“”‘’「」『』【】«»\s]{2,64})["'“”‘’」』】»]/gu;
-const STOP = new Set(['is', 'ist', 'est', 'es', 'the', 'for', 'to', 'of', 'and', 'below', 'above', 'attached', 'protected', 'file', 'zip', 'same', 'as', 'usual', 'required', 'none', 'n/a']);
+const STOP = new Set([
+  'is',
+  'ist',
+  'est',
+  'es',
+  'the',
+  'for',
+  'to',
+  'of',
+  'and',
+  'below',
+  'above',
+  'attached',
+  'protected',
+  'file',
+  'zip',
+  'same',
+  'as',
+  'usual',
+  'required',
+  'none',
+  'n/a',
+]);
 const MAX = 10;
 
 /**
@@ -27,7 +82,7 @@ const MAX = 10;
 function tokensOf(rest: string): string[] {
   const s = rest.trim();
   const q = /^["'“”‘’「『【«]([^"'“”‘’」』】»\n]{1,64})["'“”‘’」』】»]/u.exec(s);
-  if (q) return q[1]!.trim() ? [q[1]!.trim()] : [];
+  if (q) return q[1].trim() ? [q[1].trim()] : [];
   const raw = (s.split(/[\s　]+/u)[0] ?? '').replace(/^[<(\[（「]+/u, '');
   const stripped = raw.replace(/[.,;:!?)\]>。、，．！？）」』】]+$/u, '');
   return [...new Set([stripped, raw])].filter((t) => t && t.length <= 64 && !STOP.has(t.toLowerCase()));
@@ -54,14 +109,14 @@ export function findPasswords(input: string): string[] {
   for (const line of lines) {
     for (const re of [WITH_SEPARATOR, WITH_VERB]) {
       re.lastIndex = 0;
-      for (const m of line.matchAll(re)) add(...tokensOf(m[1]!));
+      for (const m of line.matchAll(re)) add(...tokensOf(m[1]));
     }
   }
   for (let i = 0; i < lines.length - 1; i++) {
-    if (!KEYWORD_LINE.test(lines[i]!)) continue;
+    if (!KEYWORD_LINE.test(lines[i])) continue;
     const next = lines.slice(i + 1).find((l) => l.trim() !== '');
     if (next) add(...tokensOf(next));
   }
-  if (new RegExp(KW, 'iu').test(text)) for (const m of text.matchAll(QUOTED)) add(m[1]!);
+  if (new RegExp(KW, 'iu').test(text)) for (const m of text.matchAll(QUOTED)) add(m[1]);
   return found;
 }

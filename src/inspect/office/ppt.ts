@@ -35,7 +35,10 @@ export function pptOleAtoms(stream: Buffer, maxBytes: number, maxAtoms = 256): P
     }
     const size = rec.readUInt32LE(0);
     if (rec[4] !== 0x78) continue; // zlib header
-    if (size > maxBytes) { out.push({ offset: i - 2, compressed: true, error: 'declared size over budget' }); continue; }
+    if (size > maxBytes) {
+      out.push({ offset: i - 2, compressed: true, error: 'declared size over budget' });
+      continue;
+    }
     try {
       const data = inflateSync(rec.subarray(4), { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: Math.max(1, Math.min(maxBytes, size + 4096)) });
       out.push({ offset: i - 2, compressed: true, data });

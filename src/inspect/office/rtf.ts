@@ -56,7 +56,7 @@ export function extractObjdata(rtf: Buffer): Buffer[] {
 
   let i = 0;
   while (i < rtf.length && out.length < MAX_OBJECTS) {
-    const c = rtf[i]!;
+    const c = rtf[i];
     if (c === 0x7b /* { */) {
       depth++;
       i++;
@@ -91,7 +91,7 @@ export function extractObjdata(rtf: Buffer): Buffer[] {
           const count = Math.max(0, Math.min(parseInt(param || '0', 10) || 0, rtf.length - i));
           if (capturing()) {
             nib = -1;
-            for (let k = 0; k < count; k++) push(rtf[i + k]!);
+            for (let k = 0; k < count; k++) push(rtf[i + k]);
           }
           i += count;
         }

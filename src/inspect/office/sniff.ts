@@ -73,7 +73,8 @@ export function sniff(bytes: Buffer): Kind {
   const trimmed = head.replace(/^[\s\ufeff]+/, '');
   if (trimmed.startsWith('<')) {
     if (head.includes('http://schemas.microsoft.com/office/word/2003/wordml') || /<\w*:?wordDocument[\s>]/.test(head)) return 'word2003';
-    if (head.includes('http://schemas.microsoft.com/office/2006/xmlPackage') || /<\w*:?package[\s>][^>]*xmlPackage/.test(head) || head.includes('<pkg:package')) return 'flatopc';
+    if (head.includes('http://schemas.microsoft.com/office/2006/xmlPackage') || /<\w*:?package[\s>][^>]*xmlPackage/.test(head) || head.includes('<pkg:package'))
+      return 'flatopc';
   }
   const lower = head.slice(0, 8192).toLowerCase();
   const mv = lower.indexOf('mime-version');

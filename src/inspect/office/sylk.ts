@@ -7,7 +7,8 @@ import { analyzeXlm, xlmAutoexec } from './xlm.js';
 
 const MAX_LINES = 200_000;
 /** functions that only make sense in a macro sheet, or that run code / DDE from a worksheet */
-const MACRO_FUNCTION = /\b(EXEC|CALL|REGISTER|RUN|HALT|FOPEN|FWRITE|FWRITELN|URLDownloadToFile|SHELL|FORMULA(?:\.FILL)?|GOTO|WHILE|NEXT|SET\.VALUE|SET\.NAME|ALERT|RETURN|ON\.TIME|APP\.MAXIMIZE|GET\.WORKSPACE)\s*\(/i;
+const MACRO_FUNCTION =
+  /\b(EXEC|CALL|REGISTER|RUN|HALT|FOPEN|FWRITE|FWRITELN|URLDownloadToFile|SHELL|FORMULA(?:\.FILL)?|GOTO|WHILE|NEXT|SET\.VALUE|SET\.NAME|ALERT|RETURN|ON\.TIME|APP\.MAXIMIZE|GET\.WORKSPACE)\s*\(/i;
 const DDE = /^=?\s*[\w.-]+\|'?[^']*'?!/;
 
 export interface SylkInfo {
@@ -31,7 +32,11 @@ export function parseSylk(text: string): SylkInfo {
         if (f.startsWith('E') && f.length > 1) info.formulas.push(f.slice(1).startsWith('=') ? f.slice(1) : `=${f.slice(1)}`);
       }
     } else if (rec === 'NN') {
-      const name = fields.slice(1).find((f) => f.startsWith('N'))?.slice(1) ?? '';
+      const name =
+        fields
+          .slice(1)
+          .find((f) => f.startsWith('N'))
+          ?.slice(1) ?? '';
       if (/^(_xlnm\.)?auto_(open|close|activate|deactivate)/i.test(name)) info.autoNames.push(name);
     }
   }

@@ -13,13 +13,36 @@ export interface VbaModuleText {
 const AUTOEXEC_NAMES = new Set(
   [
     // Word
-    'AutoExec', 'AutoOpen', 'AutoClose', 'AutoExit', 'AutoNew', 'DocumentOpen', 'DocumentBeforeClose', 'DocumentChange',
-    'Document_Open', 'Document_Close', 'Document_New', 'Document_BeforeClose', 'Document_ContentControlOnEnter', 'NewDocument',
+    'AutoExec',
+    'AutoOpen',
+    'AutoClose',
+    'AutoExit',
+    'AutoNew',
+    'DocumentOpen',
+    'DocumentBeforeClose',
+    'DocumentChange',
+    'Document_Open',
+    'Document_Close',
+    'Document_New',
+    'Document_BeforeClose',
+    'Document_ContentControlOnEnter',
+    'NewDocument',
     // Excel
-    'Auto_Open', 'Auto_Close', 'Auto_Ope', 'Workbook_Open', 'Workbook_Activate', 'Workbook_Close', 'Workbook_BeforeClose',
-    'Workbook_Deactivate', 'Workbook_WindowActivate', 'Worksheet_Calculate', 'Worksheet_Activate',
+    'Auto_Open',
+    'Auto_Close',
+    'Auto_Ope',
+    'Workbook_Open',
+    'Workbook_Activate',
+    'Workbook_Close',
+    'Workbook_BeforeClose',
+    'Workbook_Deactivate',
+    'Workbook_WindowActivate',
+    'Worksheet_Calculate',
+    'Worksheet_Activate',
     // PowerPoint / Publisher / Access-ish
-    'Auto_Exec', 'OnSlideShowPageChange', 'OnSlideShowTerminate',
+    'Auto_Exec',
+    'OnSlideShowPageChange',
+    'OnSlideShowTerminate',
   ].map((s) => s.toLowerCase()),
 );
 
@@ -47,8 +70,13 @@ export function cleanVba(code: string): Cleaned {
     let outA = '';
     let outB = '';
     for (let i = 0; i < line.length; i++) {
-      const c = line[i]!;
-      if (c === '"') { inStr = !inStr; outA += c; outB += c; continue; }
+      const c = line[i];
+      if (c === '"') {
+        inStr = !inStr;
+        outA += c;
+        outB += c;
+        continue;
+      }
       if (!inStr) {
         if (c === "'") break;
         if ((c === 'R' || c === 'r') && /^rem(?:\s|$)/i.test(line.slice(i)) && /(?:^|:)\s*$/.test(line.slice(0, i))) break;
@@ -69,7 +97,7 @@ export function procedureNames(code: string): string[] {
   const { noStrings } = cleanVba(code);
   const re = /^[ \t]*(?:(?:Public|Private|Friend)[ \t]+)?(?:Static[ \t]+)?(?:Sub|Function|Property[ \t]+(?:Get|Let|Set))[ \t]+([A-Za-z_][\w]*)/gim;
   const out: string[] = [];
-  for (const m of noStrings.matchAll(re)) out.push(m[1]!);
+  for (const m of noStrings.matchAll(re)) out.push(m[1]);
   return out;
 }
 
@@ -92,7 +120,10 @@ const RULES: Rule[] = [
   { label: 'Win32_Process', text: /Win32_Process(?:Startup)?\b/i },
   { label: 'PowerShell', text: /\bpowershell(?:\.exe)?\b/i },
   { label: 'cmd.exe', text: /\bcmd(?:\.exe)?\s+\/[ck]\b/i },
-  { label: 'mshta/rundll32/regsvr32/certutil', text: /\b(?:mshta|rundll32|regsvr32|certutil|bitsadmin|wmic)(?:\.exe)?\b|\b[cw]script(?:\.exe)?\s+(?:\/\/|"|\S+\.(?:js|vbs|jse|vbe|wsf))/i },
+  {
+    label: 'mshta/rundll32/regsvr32/certutil',
+    text: /\b(?:mshta|rundll32|regsvr32|certutil|bitsadmin|wmic)(?:\.exe)?\b|\b[cw]script(?:\.exe)?\s+(?:\/\/|"|\S+\.(?:js|vbs|jse|vbe|wsf))/i,
+  },
   { label: 'URLDownloadToFile', text: /\bURLDownloadToFile[AW]?\b/i },
   { label: 'XMLHTTP', text: /\b(?:Msxml2|Microsoft|MSXML2\.Server)\.?XMLHTTP\b|\bServerXMLHTTP\b|\bWinHttp\.WinHttpRequest\b/i },
   { label: 'ADODB.Stream', text: /\bADODB\.Stream\b/i },
@@ -107,7 +138,10 @@ const RULES: Rule[] = [
   { label: 'CallByName', code: /\bCallByName\b/i },
   { label: 'ExecuteExcel4Macro', code: /\bExecuteExcel4Macro\b/i },
   { label: 'Declare Lib', code: /^[ \t]*(?:(?:Public|Private)[ \t]+)?Declare[ \t]+(?:PtrSafe[ \t]+)?(?:Sub|Function)\b[^\n]*\bLib\b/im },
-  { label: 'VirtualAlloc/WriteProcessMemory/CreateThread', code: /\b(?:VirtualAlloc(?:Ex)?|VirtualProtect|RtlMoveMemory|WriteProcessMemory|CreateThread|CreateRemoteThread|QueueUserAPC)\b/i },
+  {
+    label: 'VirtualAlloc/WriteProcessMemory/CreateThread',
+    code: /\b(?:VirtualAlloc(?:Ex)?|VirtualProtect|RtlMoveMemory|WriteProcessMemory|CreateThread|CreateRemoteThread|QueueUserAPC)\b/i,
+  },
   { label: 'SendKeys', code: /\bSendKeys\b/i },
   { label: 'VBProject access', code: /\b(?:VBProject|VBComponents|CodeModule|AddFromString)\b/i },
   { label: 'macro security tampering', text: /\b(?:AccessVBOM|VBAWarnings|DisableAttachementsInPV|DisableInternetFilesInPV|DisableUnsafeLocationsInPV)\b/i },
@@ -139,7 +173,7 @@ export function analyzeVba(modules: VbaModuleText[], part: string): Finding[] {
     const { noComments, noStrings } = cleanVba(m.code);
     codeLen += noStrings.length;
     for (const d of noStrings.matchAll(DECL)) {
-      const name = d[1]!;
+      const name = d[1];
       const lower = name.toLowerCase();
       if (AUTOEXEC_NAMES.has(lower) || AUTO_EVENT_SUFFIX.test(name)) auto.push(name);
       else if (lower === 'main' && AUTO_MODULE_NAMES.has(m.name.toLowerCase())) auto.push(`${m.name}.Main`);

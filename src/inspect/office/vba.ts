@@ -28,27 +28,40 @@ export function decompressOvba(data: Buffer, offset = 0, maxOut = 16 * 1024 * 10
     } else {
       let bad = false;
       while (pos < chunkEnd && !bad) {
-        const flags = data[pos++]!;
+        const flags = data[pos++];
         for (let bit = 0; bit < 8 && pos < chunkEnd; bit++) {
           if ((flags & (1 << bit)) === 0) {
-            if (n >= 4096) { bad = true; break; }
+            if (n >= 4096) {
+              bad = true;
+              break;
+            }
             out[n++] = data[pos++]!;
           } else {
-            if (pos + 2 > chunkEnd) { bad = true; break; }
+            if (pos + 2 > chunkEnd) {
+              bad = true;
+              break;
+            }
             const token = data.readUInt16LE(pos);
             pos += 2;
             let bitCount = 4;
-            while ((1 << bitCount) < n) bitCount++;
+            while (1 << bitCount < n) bitCount++;
             const lengthMask = 0xffff >> bitCount;
             const length = (token & lengthMask) + 3;
             const dist = (token >> (16 - bitCount)) + 1;
-            if (dist > n || n + length > 4096) { bad = true; break; }
+            if (dist > n || n + length > 4096) {
+              bad = true;
+              break;
+            }
             for (let k = 0; k < length; k++, n++) out[n] = out[n - dist]!;
           }
         }
       }
       pos = chunkEnd;
-      if (bad) { chunks.push(out.subarray(0, n)); total += n; break; }
+      if (bad) {
+        chunks.push(out.subarray(0, n));
+        total += n;
+        break;
+      }
     }
     chunks.push(out.subarray(0, n));
     total += n;
@@ -60,14 +73,27 @@ export function decompressOvba(data: Buffer, offset = 0, maxOut = 16 * 1024 * 10
 /** Node's ICU TextDecoder labels for the Windows code pages VBA projects use. */
 export function decodeCodePage(bytes: Buffer, codePage: number): string {
   const labels: Record<number, string> = {
-    874: 'windows-874', 932: 'shift_jis', 936: 'gbk', 949: 'euc-kr', 950: 'big5', 1200: 'utf-16le', 1201: 'utf-16be',
-    10000: 'macintosh', 20866: 'koi8-r', 28591: 'iso-8859-1', 28592: 'iso-8859-2', 54936: 'gb18030', 65001: 'utf-8',
+    874: 'windows-874',
+    932: 'shift_jis',
+    936: 'gbk',
+    949: 'euc-kr',
+    950: 'big5',
+    1200: 'utf-16le',
+    1201: 'utf-16be',
+    10000: 'macintosh',
+    20866: 'koi8-r',
+    28591: 'iso-8859-1',
+    28592: 'iso-8859-2',
+    54936: 'gb18030',
+    65001: 'utf-8',
   };
   const label = labels[codePage] ?? (codePage >= 1250 && codePage <= 1258 ? `windows-${codePage}` : undefined);
   if (label) {
     try {
       return new TextDecoder(label).decode(bytes);
-    } catch { /* unknown to this ICU build */ }
+    } catch {
+      /* unknown to this ICU build */
+    }
   }
   return bytes.toString('latin1');
 }
@@ -106,20 +132,44 @@ export function parseDir(dir: Buffer): DirInfo {
     let size = dir.readUInt32LE(pos + 2);
     pos += 6;
     if (id === 0x0009) size = 6; // PROJECTVERSION: Reserved(4)=4, then 6 bytes
-    if (pos + size > dir.length) { info.damaged = true; break; }
+    if (pos + size > dir.length) {
+      info.damaged = true;
+      break;
+    }
     const data = dir.subarray(pos, pos + size);
     pos += size;
     switch (id) {
-      case 0x0003: if (size >= 2) info.codePage = data.readUInt16LE(0); break;
-      case 0x0004: info.projectName = data.toString('latin1'); break;
-      case 0x0019: finish(); raw = { name: data, offset: 0 }; break;
-      case 0x0047: if (raw) raw.nameU = data; break;
-      case 0x001a: if (raw) raw.stream = data; break;
-      case 0x0032: if (raw) raw.streamU = data; break;
-      case 0x0031: if (raw && size >= 4) raw.offset = data.readUInt32LE(0); break;
-      case 0x0021: case 0x0022: if (raw) raw.kind = id; break;
-      case 0x002b: finish(); break;
-      default: break;
+      case 0x0003:
+        if (size >= 2) info.codePage = data.readUInt16LE(0);
+        break;
+      case 0x0004:
+        info.projectName = data.toString('latin1');
+        break;
+      case 0x0019:
+        finish();
+        raw = { name: data, offset: 0 };
+        break;
+      case 0x0047:
+        if (raw) raw.nameU = data;
+        break;
+      case 0x001a:
+        if (raw) raw.stream = data;
+        break;
+      case 0x0032:
+        if (raw) raw.streamU = data;
+        break;
+      case 0x0031:
+        if (raw && size >= 4) raw.offset = data.readUInt32LE(0);
+        break;
+      case 0x0021:
+      case 0x0022:
+        if (raw) raw.kind = id;
+        break;
+      case 0x002b:
+        finish();
+        break;
+      default:
+        break;
     }
     if (id === 0x0010) break; // dir terminator
   }
@@ -205,7 +255,10 @@ export function extractProject(cfb: Cfb, vba: CfbEntry, maxModuleBytes: number):
     let fallback = false;
     if (!src || !looksLikeVbaSource(src)) {
       const fb = decompressFromAttribut(bytes, maxModuleBytes);
-      if (fb) { src = fb; fallback = true; }
+      if (fb) {
+        src = fb;
+        fallback = true;
+      }
     }
     if (!src) continue;
     project.consumed.add(entry.id);

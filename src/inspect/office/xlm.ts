@@ -5,13 +5,53 @@ import { OFFICE_SYMBOLS } from './types.js';
 
 /** Functions worth naming in a finding; the first group also makes the sheet suspicious. */
 const DANGEROUS = [
-  'EXEC', 'CALL', 'REGISTER', 'REGISTER.ID', 'URLDownloadToFileA', 'URLDownloadToFileW', 'ShellExecuteA', 'ShellExecuteW',
-  'CreateProcessA', 'WinExec', 'VirtualAlloc', 'WriteProcessMemory', 'CreateThread', 'FOPEN', 'FWRITE', 'FWRITELN', 'FILE.DELETE',
+  'EXEC',
+  'CALL',
+  'REGISTER',
+  'REGISTER.ID',
+  'URLDownloadToFileA',
+  'URLDownloadToFileW',
+  'ShellExecuteA',
+  'ShellExecuteW',
+  'CreateProcessA',
+  'WinExec',
+  'VirtualAlloc',
+  'WriteProcessMemory',
+  'CreateThread',
+  'FOPEN',
+  'FWRITE',
+  'FWRITELN',
+  'FILE.DELETE',
 ];
 const NOTABLE = [
-  'RUN', 'FORMULA', 'FORMULA.FILL', 'FORMULA.ARRAY', 'HALT', 'GOTO', 'RETURN', 'SET.VALUE', 'SET.NAME', 'DEFINE.NAME', 'CHAR',
-  'GET.WORKSPACE', 'GET.DOCUMENT', 'GET.WINDOW', 'GET.CELL', 'ON.TIME', 'WAIT', 'ALERT', 'APP.MAXIMIZE', 'CLOSE', 'SAVE.AS',
-  'SELECT', 'EVALUATE', 'INDIRECT', 'WORKBOOK.HIDE', 'FILES', 'DIRECTORY', 'SEND.KEYS',
+  'RUN',
+  'FORMULA',
+  'FORMULA.FILL',
+  'FORMULA.ARRAY',
+  'HALT',
+  'GOTO',
+  'RETURN',
+  'SET.VALUE',
+  'SET.NAME',
+  'DEFINE.NAME',
+  'CHAR',
+  'GET.WORKSPACE',
+  'GET.DOCUMENT',
+  'GET.WINDOW',
+  'GET.CELL',
+  'ON.TIME',
+  'WAIT',
+  'ALERT',
+  'APP.MAXIMIZE',
+  'CLOSE',
+  'SAVE.AS',
+  'SELECT',
+  'EVALUATE',
+  'INDIRECT',
+  'WORKBOOK.HIDE',
+  'FILES',
+  'DIRECTORY',
+  'SEND.KEYS',
 ];
 
 const esc = (s: string) => s.replace(/\./g, '\\.');
@@ -21,7 +61,8 @@ const DANGER = new Set(DANGEROUS.map((n) => n.toUpperCase()));
 /** Win32 APIs named as strings in CALL/REGISTER arguments */
 const API_RE = /\b(URLDownloadToFile[AW]|ShellExecute[AW]|CreateProcess[AW]|WinExec|VirtualAlloc|WriteProcessMemory|CreateThread)\b/gi;
 const URL_RE = /\b(?:https?|ftps?):\/\/[^\s"'<>()]{3,}/gi;
-const EXE_RE = /\b(?:powershell|mshta|rundll32|regsvr32|certutil|wscript|cscript|bitsadmin)(?:\.exe)?\b|\bcmd(?:\.exe\b|\s+\/[ck]\b)|\b[\w-]+\.(?:exe|dll|scr|hta|vbs|ps1|bat)\b/gi;
+const EXE_RE =
+  /\b(?:powershell|mshta|rundll32|regsvr32|certutil|wscript|cscript|bitsadmin)(?:\.exe)?\b|\bcmd(?:\.exe\b|\s+\/[ck]\b)|\b[\w-]+\.(?:exe|dll|scr|hta|vbs|ps1|bat)\b/gi;
 
 function clip(s: string, max = 290): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
@@ -39,11 +80,11 @@ export function analyzeXlm(formulas: string[], part: string): Finding[] {
   const iocs = new Set<string>();
   for (const f of cells) {
     for (const m of f.matchAll(FUNC_RE)) {
-      const name = CANON.get(m[1]!.toUpperCase()) ?? m[1]!.toUpperCase();
+      const name = CANON.get(m[1].toUpperCase()) ?? m[1].toUpperCase();
       funcs.set(name, (funcs.get(name) ?? 0) + 1);
     }
     for (const m of f.matchAll(API_RE)) {
-      const name = CANON.get(m[1]!.toUpperCase()) ?? m[1]!;
+      const name = CANON.get(m[1].toUpperCase()) ?? m[1];
       if (!funcs.has(name)) funcs.set(name, 1);
     }
     for (const u of f.match(URL_RE) ?? []) iocs.add(u);

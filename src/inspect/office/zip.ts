@@ -14,7 +14,10 @@ zipjs.configure({ useWebWorkers: false });
 const RATIO_FLOOR = 1024 * 1024;
 
 class CapExceeded extends Error {
-  constructor(readonly bytes: number, readonly reason: 'ratio' | 'budget') {
+  constructor(
+    readonly bytes: number,
+    readonly reason: 'ratio' | 'budget',
+  ) {
     super(`cap exceeded (${reason})`);
   }
 }
@@ -36,7 +39,10 @@ export class ZipArchive {
   /** set once the byte/time budget is gone: stop reading members */
   stopped = false;
 
-  private constructor(readonly members: ZipMember[], private readonly reader: zipjs.ZipReader<unknown>) {}
+  private constructor(
+    readonly members: ZipMember[],
+    private readonly reader: zipjs.ZipReader<unknown>,
+  ) {}
 
   static async open(bytes: Buffer): Promise<ZipArchive> {
     const reader = new zipjs.ZipReader(new zipjs.Uint8ArrayReader(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)), {
@@ -125,8 +131,19 @@ export class ZipArchive {
   encryptionFindings(ctx: ScanContext): Finding[] {
     if (this.unopened.length === 0) return [];
     const list = this.unopened.slice(0, 5).join(', ') + (this.unopened.length > 5 ? ', …' : '');
-    const why = ctx.passwords.length === 0 ? 'no candidate password in the message' : this.passwordsExhausted ? 'password attempts exhausted' : `none of ${ctx.passwords.length} candidate password(s) opened it`;
-    return [finding(OFFICE_SYMBOLS.ARCHIVE_ENCRYPTED_UNSCANNABLE, ctx, `${this.unopened.length} encrypted entr${this.unopened.length === 1 ? 'y' : 'ies'} (${list}): ${why}`)];
+    const why =
+      ctx.passwords.length === 0
+        ? 'no candidate password in the message'
+        : this.passwordsExhausted
+          ? 'password attempts exhausted'
+          : `none of ${ctx.passwords.length} candidate password(s) opened it`;
+    return [
+      finding(
+        OFFICE_SYMBOLS.ARCHIVE_ENCRYPTED_UNSCANNABLE,
+        ctx,
+        `${this.unopened.length} encrypted entr${this.unopened.length === 1 ? 'y' : 'ies'} (${list}): ${why}`,
+      ),
+    ];
   }
 
   private capFinding(e: CapExceeded, ctx: ScanContext, name: string): Finding {

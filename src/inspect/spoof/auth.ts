@@ -24,7 +24,7 @@ const TEMPORARY = new Set(['ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED', 'EREFUSED', 
  * A resolver with a per-query deadline and a cache (positive answers and NXDOMAIN/NODATA, for
  * `ttlMs`). A timeout rejects with code ETIMEOUT, which mailauth reports as temperror.
  */
-export function cachingResolver(inner: DNSResolver = dns.resolve as unknown as DNSResolver, timeoutMs = 2000, ttlMs = 300_000, max = 10_000): DNSResolver {
+export function cachingResolver(inner: DNSResolver = dns.resolve, timeoutMs = 2000, ttlMs = 300_000, max = 10_000): DNSResolver {
   const cache = new Map<string, { expires: number; answer: Promise<string[][] | string[]> }>();
   return (name, type) => {
     const key = `${type}:${name.toLowerCase()}`;
@@ -90,9 +90,10 @@ export async function authenticateMessage(
     : null;
   const arc = result.arc ? result.arc.status.result : 'none';
   if ([spf, arc, dmarc?.result, ...dkim.map((d) => d.result)].some((r) => r === 'temperror' || r === 'temperr')) temperror = true;
-  const header = result.headers
-    .split(/\r?\n(?![ \t])/)
-    .find((h) => /^Authentication-Results:/i.test(h))
-    ?.replace(/\r?\n[ \t]+/g, ' ') ?? '';
+  const header =
+    result.headers
+      .split(/\r?\n(?![ \t])/)
+      .find((h) => /^Authentication-Results:/i.test(h))
+      ?.replace(/\r?\n[ \t]+/g, ' ') ?? '';
   return { spf, dkim, dmarc, arc, temperror, header };
 }

@@ -54,11 +54,13 @@ export function looksLikeReply(headers: HeaderField[]): boolean {
 
 /** Outbound: an internal client sending as an internal domain (envelope sender or header From). */
 export function isOutbound(policy: Policy, client: ClientInfo, mailFrom: string, from: string): boolean {
-  return inNetworks(policy.network.internalNetworks, client.address) && (isInternalDomain(policy, domainOf(mailFrom)) || isInternalDomain(policy, domainOf(from)));
+  return (
+    inNetworks(policy.network.internalNetworks, client.address) && (isInternalDomain(policy, domainOf(mailFrom)) || isInternalDomain(policy, domainOf(from)))
+  );
 }
 
 function messageIds(value: string | undefined): string[] {
-  return value ? [...value.matchAll(/<([^<>\s]+)>/g)].map((m) => m[1]!) : [];
+  return value ? [...value.matchAll(/<([^<>\s]+)>/g)].map((m) => m[1]) : [];
 }
 
 /** List or forwarder evidence: the usual reasons why header From and envelope differ legitimately. */
@@ -99,7 +101,11 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
 
   if (isOutbound(policy, client, mailFrom, from.address)) {
     // an internal host sending as someone of another organisation: infected, or misconfigured
-    if (orgMismatch) signals.push({ symbol: 'SPOOF_OUTBOUND_FROM_MISMATCH', detail: `internal client ${client.address} sends From ${from.address} with envelope ${mailFrom}` });
+    if (orgMismatch)
+      signals.push({
+        symbol: 'SPOOF_OUTBOUND_FROM_MISMATCH',
+        detail: `internal client ${client.address} sends From ${from.address} with envelope ${mailFrom}`,
+      });
     return { findings: score(signals, input) };
   }
 
@@ -133,8 +139,8 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   if (from.address && quoted.bindings.length) {
     const conflict =
       (isPersonalName(senderName) &&
-        quoted.bindings.find((b) => b.name === senderName && b.address !== from.address && orgOf(b.address) !== fromOrg) &&
-        !quoted.bindings.some((b) => b.name === senderName && orgOf(b.address) === fromOrg)
+      quoted.bindings.find((b) => b.name === senderName && b.address !== from.address && orgOf(b.address) !== fromOrg) &&
+      !quoted.bindings.some((b) => b.name === senderName && orgOf(b.address) === fromOrg)
         ? quoted.bindings.find((b) => b.name === senderName && orgOf(b.address) !== fromOrg)
         : undefined) ?? quoted.bindings.find((b) => nameAddresses.includes(b.address));
     if (conflict) {
@@ -178,7 +184,8 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   }
 
   // fake reply
-  if (prefix?.kind === 'reply' && !hasThreadHeaders) signals.push({ symbol: 'SPOOF_FAKE_REPLY', detail: `subject "${prefix.text}" without In-Reply-To/References` });
+  if (prefix?.kind === 'reply' && !hasThreadHeaders)
+    signals.push({ symbol: 'SPOOF_FAKE_REPLY', detail: `subject "${prefix.text}" without In-Reply-To/References` });
 
   // memory: thread participants, known correspondents (replies), the new-domain booster (next to a
   // positive signal). Plain new mail with nothing suspicious needs no lookup: no round trip.
@@ -201,14 +208,26 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
       if (participant) {
         // the genuine reply bonus needs the envelope to back the From up
         if (!orgMismatch || evidence || dmarcPass) {
-          signals.push({ symbol: 'SPOOF_THREAD_PARTICIPANT', detail: `${from.address} took part in the thread (${facts.threads.length} remembered message(s))` });
+          signals.push({
+            symbol: 'SPOOF_THREAD_PARTICIPANT',
+            detail: `${from.address} took part in the thread (${facts.threads.length} remembered message(s))`,
+          });
         }
       } else {
         const namesake = people.find((p) => (isPersonalName(senderName) && p.name === senderName) || nameAddresses.includes(p.address));
         signals.push(
           namesake
-            ? { symbol: 'SPOOF_THREAD_IMPERSONATION', detail: `reply to our thread as "${from.name}" from ${from.address}; the thread has that person as ${namesake.address}` }
-            : { symbol: 'SPOOF_THREAD_OUTSIDER', detail: `reply to our thread from ${from.address}, who was not in it (${people.map((p) => p.address).slice(0, 5).join(', ')})` },
+            ? {
+                symbol: 'SPOOF_THREAD_IMPERSONATION',
+                detail: `reply to our thread as "${from.name}" from ${from.address}; the thread has that person as ${namesake.address}`,
+              }
+            : {
+                symbol: 'SPOOF_THREAD_OUTSIDER',
+                detail: `reply to our thread from ${from.address}, who was not in it (${people
+                  .map((p) => p.address)
+                  .slice(0, 5)
+                  .join(', ')})`,
+              },
         );
       }
     }
@@ -217,7 +236,10 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
     const direct = !listEvidence(headers, mailFrom, from.address, auth);
     if (isReply && direct && known.length && !facts.nameAddresses.includes(from.address) && !known.some((a) => orgOf(a) === fromOrg) && !facts.addressKnown) {
       if (!signals.some((s) => s.symbol === 'SPOOF_THREAD_IMPERSONATION')) {
-        signals.push({ symbol: 'SPOOF_KNOWN_NAME_NEW_ADDRESS', detail: `"${from.name}" is known as ${known.slice(0, 3).join(', ')}; now from new address ${from.address}` });
+        signals.push({
+          symbol: 'SPOOF_KNOWN_NAME_NEW_ADDRESS',
+          detail: `"${from.name}" is known as ${known.slice(0, 3).join(', ')}; now from new address ${from.address}`,
+        });
       }
     }
   }
@@ -228,7 +250,9 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
     const risky = input.findings.find((f) => /^(OFFICE_|ARCHIVE_ENCRYPTED|ARCHIVE_LIMIT)/.test(f.symbol) && f.symbol !== 'OFFICE_CORRUPT');
     if (risky) signals.push({ symbol: 'SPOOF_CONTEXT_MACRO', detail: `next to ${risky.symbol}` });
     // a password in the body matters next to an attachment it could open
-    const attached = /^\s*multipart\/(mixed|related)/i.test(header(headers, 'content-type') ?? '') || input.findings.some((f) => /^(OFFICE_|ARCHIVE_|TYPE_MISMATCH)/.test(f.symbol));
+    const attached =
+      /^\s*multipart\/(mixed|related)/i.test(header(headers, 'content-type') ?? '') ||
+      input.findings.some((f) => /^(OFFICE_|ARCHIVE_|TYPE_MISMATCH)/.test(f.symbol));
     const body = [input.text ?? '', input.html ? htmlToText(input.html) : ''].join('\n');
     const passwords = attached && body.trim() ? findPasswords(body) : [];
     if (passwords.length) signals.push({ symbol: 'SPOOF_CONTEXT_PASSWORD', detail: 'the body gives a password for an attachment' });
@@ -252,7 +276,10 @@ function score(signals: Signal[], input: SpoofInput, extra: Finding[] = []): Fin
   const scoreOf = (f: Finding) => policy.verdict.symbols[f.symbol]?.score ?? f.score;
   const total = Math.round(findings.reduce((sum, f) => sum + scoreOf(f), 0) * 100) / 100;
   const { tag, quarantine } = policy.spoof.thresholds;
-  const named = findings.filter((f) => scoreOf(f) > 0).map((f) => f.symbol).join(', ');
+  const named = findings
+    .filter((f) => scoreOf(f) > 0)
+    .map((f) => f.symbol)
+    .join(', ');
   if (quarantine !== null && total >= quarantine) findings.push(finding('SPOOF_HIJACK', `spoof score ${total} >= ${quarantine}: ${named}`, policy));
   else if (tag !== null && total >= tag) findings.push(finding('SPOOF_SUSPECT', `spoof score ${total} >= ${tag}: ${named}`, policy));
   return findings;

@@ -6,16 +6,84 @@
 import { normaliseName, parseMailboxes, type Mailbox } from './names.js';
 
 const REPLY_WORDS = [
-  're', 'aw', 'sv', 'vs', 'rif', 'odp', 'antw', 'antwort', 'atb', 'ynt', 'res', 'r', 'ref', 'rv', 'réf', 'vá', 'válasz', 'odg', 'odgovor', 'yanıt',
-  'απ', 'σχετ', 'отв', 'ответ', 'відп', 'השב', 'رد', '回复', '答复', '回覆', '答覆', '返信', '返事', '답장', '회신', 'trả lời', 'tl',
+  're',
+  'aw',
+  'sv',
+  'vs',
+  'rif',
+  'odp',
+  'antw',
+  'antwort',
+  'atb',
+  'ynt',
+  'res',
+  'r',
+  'ref',
+  'rv',
+  'réf',
+  'vá',
+  'válasz',
+  'odg',
+  'odgovor',
+  'yanıt',
+  'απ',
+  'σχετ',
+  'отв',
+  'ответ',
+  'відп',
+  'השב',
+  'رد',
+  '回复',
+  '答复',
+  '回覆',
+  '答覆',
+  '返信',
+  '返事',
+  '답장',
+  '회신',
+  'trả lời',
+  'tl',
 ];
 const FORWARD_WORDS = [
-  'fw', 'fwd', 'wg', 'tr', 'enc', 'i', 'doorst', 'vb', 'vs', 'vl', 'rv', 'pd', 'prz', 'přeposlat', 'továbbítás', 'fs', 'ilt', 'İlt', 'προωθ',
-  'пересл', 'הועבר', 'إعادة توجيه', '转发', '轉寄', '转寄', '転送', '전달', 'chuyển tiếp',
+  'fw',
+  'fwd',
+  'wg',
+  'tr',
+  'enc',
+  'i',
+  'doorst',
+  'vb',
+  'vs',
+  'vl',
+  'rv',
+  'pd',
+  'prz',
+  'přeposlat',
+  'továbbítás',
+  'fs',
+  'ilt',
+  'İlt',
+  'προωθ',
+  'пересл',
+  'הועבר',
+  'إعادة توجيه',
+  '转发',
+  '轉寄',
+  '转寄',
+  '転送',
+  '전달',
+  'chuyển tiếp',
 ];
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const word = (list: string[]) => list.map(escape).sort((a, b) => b.length - a.length).join('|');
-const PREFIX = new RegExp(`^\\s*(?:\\[[^\\]]{1,60}\\]\\s*)?(?:(${word(REPLY_WORDS)})|(${word(FORWARD_WORDS)}))\\s*(?:\\[\\d+\\]|\\(\\d+\\)|\\^\\d+)?\\s*:\\s*`, 'iu');
+const word = (list: string[]) =>
+  list
+    .map(escape)
+    .sort((a, b) => b.length - a.length)
+    .join('|');
+const PREFIX = new RegExp(
+  `^\\s*(?:\\[[^\\]]{1,60}\\]\\s*)?(?:(${word(REPLY_WORDS)})|(${word(FORWARD_WORDS)}))\\s*(?:\\[\\d+\\]|\\(\\d+\\)|\\^\\d+)?\\s*:\\s*`,
+  'iu',
+);
 
 export interface SubjectPrefix {
   kind: 'reply' | 'forward';
@@ -47,21 +115,120 @@ export function subjectPrefix(subject: string | undefined): SubjectPrefix | null
 }
 
 // Localised labels of Outlook-style quoted header blocks.
-const FROM_LABELS = ['from', 'von', 'de', 'da', 'od', 'från', 'fra', 'van', 'lähettäjä', 'feladó', 'від', 'от', 'kimden', 'apo', 'από', '差出人', '送信者', '发件人', '發件人', '寄件者', '寄件人', '보낸 사람', 'expéditeur', 'remitente', 'mittente'];
-const SENT_LABELS = ['sent', 'date', 'gesendet', 'datum', 'envoyé', 'date d\'envoi', 'enviado', 'enviada', 'fecha', 'inviato', 'data', 'wysłano', 'wysłane', 'skickat', 'sendt', 'verzonden', 'verstuurd', 'lähetetty', 'elküldve', 'отправлено', 'дата', 'tarih', 'gönderildi', '送信日時', '日付', '日時', '发送时间', '發送時間', '时间', '日期', '보낸 날짜'];
-const TO_LABELS = ['to', 'an', 'à', 'a', 'para', 'aan', 'do', 'til', 'till', 'vastaanottaja', 'címzett', 'кому', 'kime', 'προς', '宛先', '收件人', '收件者', '받는 사람'];
+const FROM_LABELS = [
+  'from',
+  'von',
+  'de',
+  'da',
+  'od',
+  'från',
+  'fra',
+  'van',
+  'lähettäjä',
+  'feladó',
+  'від',
+  'от',
+  'kimden',
+  'apo',
+  'από',
+  '差出人',
+  '送信者',
+  '发件人',
+  '發件人',
+  '寄件者',
+  '寄件人',
+  '보낸 사람',
+  'expéditeur',
+  'remitente',
+  'mittente',
+];
+const SENT_LABELS = [
+  'sent',
+  'date',
+  'gesendet',
+  'datum',
+  'envoyé',
+  "date d'envoi",
+  'enviado',
+  'enviada',
+  'fecha',
+  'inviato',
+  'data',
+  'wysłano',
+  'wysłane',
+  'skickat',
+  'sendt',
+  'verzonden',
+  'verstuurd',
+  'lähetetty',
+  'elküldve',
+  'отправлено',
+  'дата',
+  'tarih',
+  'gönderildi',
+  '送信日時',
+  '日付',
+  '日時',
+  '发送时间',
+  '發送時間',
+  '时间',
+  '日期',
+  '보낸 날짜',
+];
+const TO_LABELS = [
+  'to',
+  'an',
+  'à',
+  'a',
+  'para',
+  'aan',
+  'do',
+  'til',
+  'till',
+  'vastaanottaja',
+  'címzett',
+  'кому',
+  'kime',
+  'προς',
+  '宛先',
+  '收件人',
+  '收件者',
+  '받는 사람',
+];
 const CC_LABELS = ['cc', 'kopie', 'copie', 'cc', 'kopia', 'kopio', 'másolat', 'копия', 'bilgi', 'κοιν', '写し', '抄送', '副本', '참조'];
-const SUBJECT_LABELS = ['subject', 'betreff', 'objet', 'asunto', 'oggetto', 'onderwerp', 'assunto', 'temat', 'ämne', 'emne', 'aihe', 'tárgy', 'тема', 'konu', 'θέμα', '件名', '主题', '主旨', '제목'];
+const SUBJECT_LABELS = [
+  'subject',
+  'betreff',
+  'objet',
+  'asunto',
+  'oggetto',
+  'onderwerp',
+  'assunto',
+  'temat',
+  'ämne',
+  'emne',
+  'aihe',
+  'tárgy',
+  'тема',
+  'konu',
+  'θέμα',
+  '件名',
+  '主题',
+  '主旨',
+  '제목',
+];
 const label = (list: string[]) => new RegExp(`^\\s*\\**\\s*(?:${word(list)})\\s*\\**\\s*[:：]\\s*(.*)$`, 'iu');
 const FROM_LINE = label(FROM_LABELS);
 const SENT_LINE = label(SENT_LABELS);
 const TO_LINE = label(TO_LABELS);
 const CC_LINE = label(CC_LABELS);
 const SUBJECT_LINE = label(SUBJECT_LABELS);
-const SEPARATOR = /^\s*-{2,}\s*(original message|ursprüngliche nachricht|originalnachricht|message d'origine|mensaje original|messaggio originale|oorspronkelijk bericht|mensagem original|oryginalna wiadomość|původní zpráva|originalmeddelande|opprinnelig melding|oprindelig meddelelse|alkuperäinen viesti|eredeti üzenet|исходное сообщение|元のメッセージ|原始邮件|原始郵件|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|転送メッセージ|转发邮件)\s*-{2,}\s*$/iu;
+const SEPARATOR =
+  /^\s*-{2,}\s*(original message|ursprüngliche nachricht|originalnachricht|message d'origine|mensaje original|messaggio originale|oorspronkelijk bericht|mensagem original|oryginalna wiadomość|původní zpráva|originalmeddelande|opprinnelig melding|oprindelig meddelelse|alkuperäinen viesti|eredeti üzenet|исходное сообщение|元のメッセージ|原始邮件|原始郵件|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|転送メッセージ|转发邮件)\s*-{2,}\s*$/iu;
 // "On Mon, 3 Jun 2024 at 10:02, Bob Smith <bob@x.example> wrote:" and its translations; Japanese
 // Gmail: "2024年6月3日(月) 10:02 山田太郎 <taro@x.example>:"; Chinese: "… 写道："
-const ATTRIBUTION = /(?:^|\s)(?:on|am|le|el|il|op|em|w dniu|den|på|kello|dne)\s.{3,120}?(?:wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|napisał\(a\)|napisał|skrev|kirjoitti|napsal|írta)\s*[:：]\s*$|<[^<>\s]+@[^<>\s]+>\s*(?:wrote|写道|寫道|のメッセージ|さんは書きました)?\s*[:：]\s*$/iu;
+const ATTRIBUTION =
+  /(?:^|\s)(?:on|am|le|el|il|op|em|w dniu|den|på|kello|dne)\s.{3,120}?(?:wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|napisał\(a\)|napisał|skrev|kirjoitti|napsal|írta)\s*[:：]\s*$|<[^<>\s]+@[^<>\s]+>\s*(?:wrote|写道|寫道|のメッセージ|さんは書きました)?\s*[:：]\s*$/iu;
 
 export interface QuotedBlock {
   /** which marker: 'separator', 'header', 'attribution' */
@@ -124,7 +291,7 @@ export function quotedThread(...bodies: (string | undefined)[]): QuotedThread {
     if (!body) continue;
     const lines = body.split(/\r?\n/, MAX_LINES).map((l) => l.replace(/^(?:\s*>)+\s?/, '').normalize('NFKC'));
     for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
+      const line = lines[i];
       if (SEPARATOR.test(line)) {
         const header = headerBlock(lines, i + 1);
         blocks.push({ kind: 'separator', from: header?.from ?? [], to: header?.to ?? [], line: line.trim().slice(0, 80) });
@@ -187,13 +354,13 @@ function headerBlock(lines: string[], start: number): { from: Mailbox[]; to: Mai
   let other = false;
   let end = start;
   for (let i = start; i < Math.min(lines.length, start + 16); i++) {
-    const line = lines[i]!;
+    const line = lines[i];
     if (!line.trim()) continue; // HTML paragraphs leave blank lines between the header lines
     let m: RegExpExecArray | null;
-    if (!from && (m = FROM_LINE.exec(line))) from = mailboxes(m[1]!);
+    if (!from && (m = FROM_LINE.exec(line))) from = mailboxes(m[1]);
     else if ((m = SENT_LINE.exec(line))) sent = true;
     else if ((m = TO_LINE.exec(line)) || (m = CC_LINE.exec(line))) {
-      to = to.concat(mailboxes(m[1]!));
+      to = to.concat(mailboxes(m[1]));
       other = true;
     } else if (SUBJECT_LINE.test(line)) other = true;
     else if (from) break;

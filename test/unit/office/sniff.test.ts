@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { sniff } from '../../../src/inspect/office/sniff.js';
 import {
-  buildDocx, buildFlatOpc, buildMht, buildOneNote, buildPlainCfb, buildRtf, buildSylk, buildWord2003Xml, buildZip, activeMime, ole1Object,
+  buildDocx,
+  buildFlatOpc,
+  buildMht,
+  buildOneNote,
+  buildPlainCfb,
+  buildRtf,
+  buildSylk,
+  buildWord2003Xml,
+  buildZip,
+  activeMime,
+  ole1Object,
 } from '../../fixtures/office/container-builders.js';
 
 describe('office sniff: kind by magic bytes only', () => {

