@@ -75,7 +75,7 @@ export async function quarantineMessage(spool: Spool, facts: MessageFacts, verdi
       policyVersion: facts.policyVersion,
     });
   } catch (err) {
-    throw new QuarantineWriteError(`quarantine write to ${facts.policy.quarantine.dir} failed: ${(err as Error).message}`);
+    throw new QuarantineWriteError(`quarantine write to ${facts.policy.quarantine.dir} failed: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../observe/log.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
 import { PolicyHolder } from '../policy/watch.js';
 import { closeState, openState } from '../state/index.js';
+import { cleanSpoolDir, disposeAllSpools } from '../message/spool.js';
 import { defaultPolicyFile } from './paths.js';
 import { collect } from './policy.js';
 
@@ -77,6 +78,10 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  // spool files of a gateway killed outright (kill -9, power loss): nobody will finish those messages
+  const orphans = await cleanSpoolDir(holder.policy.spool.dir);
+  if (orphans.length)
+    log.warn({ event: 'spool_cleaned', dir: holder.policy.spool.dir, files: orphans.length }, 'removed spool files left by a process that is gone');
   // the SMTP proxy and the milter: either or both, onto the same pipeline
   const gateway = smtp.enabled ? new Gateway(holder, log, { state, log }) : undefined;
   if (gateway) {
@@ -119,6 +124,9 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
     );
     holder.close();
     await Promise.all([gateway?.drain(), milter?.drain()]);
+    // whatever a front end could not unwind in time: no spool file outlives the process
+    const left = await disposeAllSpools();
+    if (left) log.warn({ event: 'spool_disposed', spools: left }, 'spools of messages cut short by the drain removed');
     await closeScanPool();
     metricsServer?.close();
     await closeState(state);
@@ -126,6 +134,13 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
     log.flush();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  const stopOrDie = (signal: string): void => {
+    stop(signal).catch((err: unknown) => {
+      log.fatal({ event: 'stop_failed', err: String(err) }, 'stopping failed');
+      log.flush();
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stopOrDie('SIGTERM'));
+  process.on('SIGINT', () => stopOrDie('SIGINT'));
 }

@@ -26,8 +26,8 @@ import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
 import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
-import { Spool } from '../message/spool.js';
-import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
+import { Spool, SpoolDisposedError } from '../message/spool.js';
+import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
 
 export interface PolicySource {
   readonly policy: Policy;
@@ -41,6 +41,8 @@ export class Gateway {
   private readonly transactions = new Map<SMTPServerSession, Transaction>();
   private readonly seenSessions = new WeakSet<SMTPServerSession>();
   private readonly pool = new DownstreamPool();
+  /** hook work in progress (MAIL, RCPT, DATA): drain waits for it to unwind */
+  private readonly handlers = new Set<Promise<void>>();
   private draining = false;
   /** outbound sender rates: MAIL-time holds, counting after the verdict (src/rate/) */
   readonly rate: RateLimiter;
@@ -71,9 +73,9 @@ export class Gateway {
       logger: false,
       ...this.limits(policy),
       onConnect: (session, cb) => this.onConnect(session, cb),
-      onMailFrom: (address, session, cb) => void this.onMailFrom(address, session, cb),
-      onRcptTo: (address, session, cb) => void this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => void this.onData(stream, session, cb),
+      onMailFrom: (address, session, cb) => this.track(this.onMailFrom(address, session, cb), cb),
+      onRcptTo: (address, session, cb) => this.track(this.onRcptTo(address, session, cb), cb),
+      onData: (stream, session, cb) => this.track(this.onData(stream, session, cb), cb),
       onClose: (session) => this.onClose(session),
     });
     this.server.on('error', (err) => this.log.error({ event: 'smtp_error', err }, 'smtp server error'));
@@ -86,7 +88,8 @@ export class Gateway {
       maxClients: policy.limits.maxClients,
       maxRecipients: policy.limits.maxRecipients,
       socketTimeout: policy.timeouts.client,
-      closeTimeout: policy.timeouts.drain,
+      // drain() ends transactions at its own deadline and logs them; smtp-server's own cut-off comes later
+      closeTimeout: policy.timeouts.drain + DRAIN_UNWIND_MS,
       greetingDelay: policy.timeouts.greetingDelay,
     };
   }
@@ -123,9 +126,26 @@ export class Gateway {
     cb();
   }
 
+  /**
+   * A hook's work, known to drain() until it settles. The hooks answer the client themselves; one
+   * that fails unexpectedly (a bug) still answers 451 and is logged, never an unhandled rejection.
+   */
+  private track(work: Promise<void>, cb: Callback): void {
+    this.handlers.add(work);
+    work
+      .catch((err: unknown) => {
+        this.log.error({ event: 'hook_error', err: errText(err) }, 'SMTP hook failed');
+        cb(new SmtpError(451, '4.3.0 Temporary gateway error, try again later'));
+      })
+      .finally(() => this.handlers.delete(work))
+      .catch(() => undefined);
+  }
+
   private async onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): Promise<void> {
-    this.transactions.get(session)?.abandon(); // the client sent RSET, or a new MAIL after a failed one
+    // the client sent RSET, or a new MAIL after a failed one: RSET downstream, the connection is reused
+    const previous = this.transactions.get(session);
     this.transactions.delete(session);
+    await previous?.abandon('client_reset');
     if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
     const tx = new Transaction(this.source.policy, this.source.version);
     tx.mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : _address.address;
@@ -140,7 +160,7 @@ export class Gateway {
       this.transactions.set(session, tx);
       cb();
     } catch (err) {
-      tx.abandon();
+      await tx.abandon('downstream_failed');
       const reply = clientErrorFor(err, tx.id);
       this.log.warn(
         { event: 'mail_refused', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, reply: reply.reply, err: errText(err) },
@@ -166,7 +186,7 @@ export class Gateway {
       cb();
     } catch (err) {
       this.transactions.delete(session);
-      tx.abandon();
+      await tx.abandon('downstream_failed');
       cb(clientErrorFor(err, tx.id));
     }
   }
@@ -184,6 +204,10 @@ export class Gateway {
     let downstreamReply: SmtpReply | undefined;
     let outcome: SmtpError | undefined;
     let quarantined = false;
+    // smtp-server fails the DATA stream when the connection closes mid-message, before onClose runs
+    stream.once('error', () => {
+      if (!tx.done) this.abandon(tx, 'client_gone', session.remoteAddress).catch(() => undefined);
+    });
     try {
       await spool.receive(stream);
       if (spool.exceeded) {
@@ -191,6 +215,7 @@ export class Gateway {
       }
       const facts = this.facts(tx, session);
       const judged = await judge(spool, facts, this.services);
+      if (tx.signal.aborted) throw new SpoolDisposedError(); // nobody is waiting for this message: nothing is held or relayed
       const { headers, attachmentKinds } = judged.inspected;
       verdict = await this.rate
         .afterVerdict({ id: tx.id, policy, client: session.remoteAddress, mailFrom: tx.mailFrom, rcptTo: tx.recipients, headers, attachmentKinds }, judged)
@@ -205,7 +230,7 @@ export class Gateway {
         tx.done = true;
         quarantined = true;
         cb(null, `2.0.0 Ok: quarantined as ${tx.id}`);
-        void sendQuarantineNotice(held, policy, this.log); // after the 250; logs its own failures
+        sendQuarantineNotice(held, policy, this.log).catch(() => undefined); // after the 250; logs its own failures
         return;
       }
       downstreamReply = await tx.downstream!.data(this.relayBody(spool, verdict, tx));
@@ -216,6 +241,11 @@ export class Gateway {
       tx.done = true;
       cb(null, downstreamReply.lines.join(' '));
     } catch (err) {
+      if (tx.abandonReason) {
+        // the client is gone or the drain deadline passed: its own log line says so, nobody to answer
+        cb(new SmtpError(421, '4.4.2 Transaction abandoned'));
+        return;
+      }
       if (err instanceof QuarantineWriteError) {
         this.log.error({ event: 'quarantine_failed', id: tx.id, err: err.message }, 'quarantine write failed');
       }
@@ -223,7 +253,7 @@ export class Gateway {
       await tx.downstream?.reset();
       tx.done = true;
       cb(outcome);
-      if (!(err instanceof SmtpError)) {
+      if (!(err instanceof SmtpError) && !(err instanceof QuarantineWriteError)) {
         this.log.error({ event: 'message_error', id: tx.id, err: errText(err) }, 'message failed');
       }
     } finally {
@@ -268,12 +298,19 @@ export class Gateway {
     const tx = this.transactions.get(session);
     if (!tx) return;
     this.transactions.delete(session);
-    if (!tx.done) {
-      tx.abandon();
-      this.log.warn(
-        { event: 'transaction_abandoned', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: tx.recipients },
-        'client disconnected mid-transaction; downstream transaction dropped without "."',
-      );
+    if (!tx.done) this.abandon(tx, 'client_gone', session.remoteAddress).catch(() => undefined);
+  }
+
+  /** Ends a transaction nobody will get an answer for, with the log line that says so. */
+  private async abandon(tx: Transaction, reason: AbandonReason, client: string): Promise<void> {
+    this.log.warn(
+      { event: 'transaction_abandoned', id: tx.id, reason, client, from: tx.mailFrom, rcpt: tx.recipients },
+      reason === 'shutdown' ? 'drain deadline passed mid-transaction; nothing relayed or held' : 'client disconnected mid-transaction; nothing relayed or held',
+    );
+    try {
+      await tx.abandon(reason);
+    } catch (err) {
+      this.log.error({ event: 'abandon_failed', id: tx.id, err: errText(err) }, 'cleaning up an abandoned transaction failed');
     }
   }
 
@@ -286,7 +323,7 @@ export class Gateway {
     outcome: SmtpError | undefined,
     quarantined: boolean,
   ): void {
-    countMessage('smtp', verdict?.action ?? 'error', verdict?.findings);
+    countMessage('smtp', verdict?.action ?? (tx.abandonReason ? 'abandoned' : 'error'), verdict?.findings);
     this.log.info(
       {
         event: 'message',
@@ -296,7 +333,7 @@ export class Gateway {
         from: tx.mailFrom,
         rcpt: tx.recipients,
         size: spool.received,
-        verdict: verdict?.action ?? 'error',
+        verdict: verdict?.action ?? (tx.abandonReason ? 'abandoned' : 'error'),
         score: verdict?.score ?? 0,
         symbols: verdict?.findings.map((f) => f.symbol) ?? [],
         reason: verdict?.reason,
@@ -334,11 +371,14 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 50));
       closeIdle();
     }
-    for (const tx of this.transactions.values()) tx.abandon();
+    const cut = [...this.transactions].filter(([, tx]) => !tx.done);
+    await Promise.all(cut.map(([session, tx]) => this.abandon(tx, 'shutdown', session.remoteAddress)));
     for (const connection of connections) {
       connection.send(421, '4.3.2 Service shutting down');
       connection.close();
     }
+    // the hooks of abandoned transactions unwind (their spool gone, their log line written)
+    await settleWithin([...this.handlers], DRAIN_UNWIND_MS);
     await this.pool.closeAll();
     await this.rate.close();
     await closed;
@@ -358,6 +398,16 @@ function identity(session: SMTPServerSession): ClientIdentity {
 /** No open relay: internal clients may send anywhere; everyone else only to the internal domains. */
 export function relayAllowed(policy: Policy, clientAddress: string, recipient: string): boolean {
   return inNetworks(policy.network.internalNetworks, clientAddress) || isInternalAddress(policy, recipient);
+}
+
+/** How long drain waits, after the deadline, for abandoned transactions' hooks to unwind. */
+const DRAIN_UNWIND_MS = 5000;
+
+async function settleWithin(work: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  await Promise.race([Promise.allSettled(work), timeout]);
+  clearTimeout(timer);
 }
 
 function errText(err: unknown): string {

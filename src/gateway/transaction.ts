@@ -5,7 +5,10 @@ import { QuarantineWriteError } from '../pipeline.js';
 import type { Policy } from '../policy/schema.js';
 import { DownstreamRefused, type DownstreamSession } from '../relay/downstream.js';
 import { SmtpClientError, type SmtpReply } from '../relay/smtp-client.js';
-import type { Spool } from '../message/spool.js';
+import { isStorageFull, SpoolDisposedError, type Spool } from '../message/spool.js';
+
+/** Why a transaction ended without a verdict acted on: in the log line it gets. */
+export type AbandonReason = 'client_reset' | 'client_gone' | 'shutdown' | 'timeout' | 'downstream_failed';
 
 export class Transaction {
   readonly id = messageId();
@@ -17,20 +20,38 @@ export class Transaction {
   downstream: DownstreamSession | undefined;
   spool: Spool | undefined;
   mailFrom = '';
+  /** a verdict was acted on, or the transaction was abandoned: nothing more may happen to it */
   done = false;
+  /** aborted when the transaction is abandoned: work on its message stops, nothing is quarantined */
+  private readonly aborter = new AbortController();
+  private abandoning: Promise<void> | undefined;
 
   constructor(
     readonly policy: Policy,
     readonly policyVersion: string,
   ) {}
 
-  /** Ends the transaction without relaying: the downstream is dropped, never sent `.`. */
-  abandon(): void {
-    if (this.done) return;
-    this.done = true;
-    this.downstream?.abandon();
-    this.spool?.destroy(new Error('transaction abandoned'));
-    void this.spool?.dispose();
+  get signal(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  get abandonReason(): AbandonReason | undefined {
+    return this.aborter.signal.aborted ? (this.aborter.signal.reason as AbandonReason) : undefined;
+  }
+
+  /**
+   * Ends the transaction without relaying: the downstream transaction is reset (RSET, the connection
+   * back to the pool) or, mid-DATA, dropped, never sent `.`; the spool is disposed. Resolves once
+   * the spool file is gone. Idempotent: the first reason counts.
+   */
+  abandon(reason: AbandonReason): Promise<void> {
+    this.abandoning ??= (async () => {
+      this.done = true;
+      this.aborter.abort(reason);
+      this.spool?.destroy(new SpoolDisposedError());
+      await Promise.all([this.downstream?.reset(), this.spool?.dispose()]);
+    })();
+    return this.abandoning;
   }
 }
 
@@ -67,6 +88,9 @@ export function clientErrorFor(err: unknown, id: string): SmtpError {
     return new SmtpError(451, `4.4.1 Downstream not accepting mail (${err.step}: ${err.reply.code}) [${id}]`);
   }
   if (err instanceof SmtpClientError) return new SmtpError(451, `4.4.1 Downstream unavailable, try again later [${id}]`);
+  if (isStorageFull(err) || (err instanceof QuarantineWriteError && isStorageFull(err.cause))) {
+    return new SmtpError(452, `4.3.1 Insufficient system storage, try again later [${id}]`);
+  }
   if (err instanceof QuarantineWriteError) return new SmtpError(451, `4.3.0 Temporary failure storing the message, try again later [${id}]`);
   return new SmtpError(451, `4.3.0 Temporary gateway error, try again later [${id}]`);
 }

@@ -2,17 +2,41 @@
 // spool.memoryLimit, then in a private temp file, so a 20 MB attachment costs no 20 MB of heap per client.
 // Past limits.maxMessageSize it stops storing (and only counts), so an oversized message is refused
 // with 552 without ever being buffered whole.
+//
+// A spool file never outlives its message: dispose() waits for a write still opening or filling the
+// file (a client that vanishes while the message spills to disk), every live spool is disposed at
+// shutdown (disposeAllSpools), and a file left by a process killed outright is removed at the next
+// start (cleanSpoolDir: file names carry the owning process's pid).
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+
+/** Spools of this process that still hold bytes (or a file): disposed at shutdown whatever their owner does. */
+const live = new Set<Spool>();
+
+/** No space left (ENOSPC, EDQUOT): the client is told the mail system is full (452 4.3.1), not a generic failure. */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export class SpoolDisposedError extends Error {
+  override name = 'SpoolDisposedError';
+  constructor() {
+    super('spool: the message was abandoned');
+  }
+}
 
 export class Spool extends Writable {
   private chunks: Buffer[] = [];
   private memoryBytes = 0;
   private file: { path: string; handle: FileHandle | undefined } | undefined;
+  /** the file operation under way (opening the file, a write, the final close): dispose() waits for it */
+  private pending: Promise<void> | undefined;
+  private disposing: Promise<void> | undefined;
   /** bytes received, including any past the size limit */
   received = 0;
   exceeded = false;
@@ -23,6 +47,7 @@ export class Spool extends Writable {
     private readonly maxSize: number,
   ) {
     super();
+    live.add(this);
   }
 
   /**
@@ -38,6 +63,7 @@ export class Spool extends Writable {
     } catch (err) {
       // pipe() left the source paused: let it run to its end, for smtp-server answers the client
       // only once the DATA stream has ended (a disk that fails mid-message must not hang the client)
+      source.unpipe(this);
       source.resume();
       throw err;
     }
@@ -51,13 +77,18 @@ export class Spool extends Writable {
     return this.file !== undefined;
   }
 
+  get disposed(): boolean {
+    return this.disposing !== undefined;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.disposing) return callback(new SpoolDisposedError());
     this.received += chunk.length;
     if (this.exceeded) return callback();
     if (this.received > this.maxSize) {
       this.exceeded = true;
       this.chunks = [];
-      this.discardFile().then(() => callback(), callback);
+      this.track(this.discardFile(), callback);
       return;
     }
     if (!this.file && this.memoryBytes + chunk.length <= this.memoryLimit) {
@@ -65,15 +96,26 @@ export class Spool extends Writable {
       this.memoryBytes += chunk.length;
       return callback();
     }
-    this.toFile(chunk).then(() => callback(), callback);
+    this.track(this.toFile(chunk), callback);
+  }
+
+  /** Runs a file operation so that dispose() can wait for it, and reports its outcome to the stream. */
+  private track(operation: Promise<void>, callback: (error?: Error | null) => void): void {
+    const settled = operation.then(
+      () => (this.disposing ? callback(new SpoolDisposedError()) : callback()),
+      (err: Error) => callback(err),
+    );
+    this.pending = settled;
   }
 
   private async toFile(chunk: Buffer): Promise<void> {
     if (!this.file) {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      const file = path.join(this.dir, `${randomUUID()}.eml`);
-      this.file = { path: file, handle: await open(file, 'wx', 0o600) };
-      for (const held of this.chunks) await this.file.handle!.write(held);
+      const file = path.join(this.dir, `${process.pid}-${randomUUID()}.eml`);
+      // recorded before the open resolves, so a dispose() racing the open still knows what to remove
+      this.file = { path: file, handle: undefined };
+      this.file.handle = await open(file, 'wx', 0o600);
+      for (const held of this.chunks) await this.file.handle.write(held);
       this.chunks = [];
       this.memoryBytes = 0;
     }
@@ -84,24 +126,24 @@ export class Spool extends Writable {
     const handle = this.file?.handle;
     if (!handle) return callback();
     this.file!.handle = undefined;
-    handle.close().then(() => callback(), callback);
+    this.track(handle.close(), callback);
   }
 
   /** A fresh stream of the stored bytes; call after the spool has finished. */
   read(): Readable {
-    if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');
+    this.assertReadable();
     return this.file ? createReadStream(this.file.path) : Readable.from(this.chunks, { objectMode: false });
   }
 
   /** The stored bytes when they are held in memory (no copy), else undefined: read() streams the file. */
   inMemory(): Buffer[] | undefined {
-    if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');
+    this.assertReadable();
     return this.file ? undefined : this.chunks;
   }
 
   /** The first `max` bytes (the header block lives there): no full read for a large message. */
   async head(max: number): Promise<Buffer> {
-    if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');
+    this.assertReadable();
     if (!this.file) {
       const first: Buffer[] = [];
       let length = 0;
@@ -122,6 +164,11 @@ export class Spool extends Writable {
     }
   }
 
+  private assertReadable(): void {
+    if (this.exceeded) throw new Error('spool: message exceeded the size limit and was not stored');
+    if (this.disposing) throw new SpoolDisposedError();
+  }
+
   private async discardFile(): Promise<void> {
     const file = this.file;
     this.file = undefined;
@@ -130,9 +177,77 @@ export class Spool extends Writable {
     await rm(file.path, { force: true });
   }
 
-  /** Frees memory and removes the temp file. */
-  async dispose(): Promise<void> {
-    this.chunks = [];
-    await this.discardFile();
+  /**
+   * Frees memory and removes the temp file, once any file operation under way has settled; later
+   * writes fail with SpoolDisposedError. Safe to call more than once (the same promise).
+   */
+  dispose(): Promise<void> {
+    this.disposing ??= (async () => {
+      this.chunks = [];
+      this.memoryBytes = 0;
+      // a write may be opening the file right now: wait, then remove what it made
+      while (this.pending) {
+        const pending = this.pending;
+        await pending;
+        if (this.pending === pending) this.pending = undefined;
+      }
+      await this.discardFile();
+      live.delete(this);
+    })();
+    return this.disposing;
   }
+}
+
+/** Shutdown: every spool of this process disposed, whoever holds it (a transaction cut short by the drain deadline). */
+export async function disposeAllSpools(): Promise<number> {
+  const spools = [...live];
+  await Promise.all(spools.map((s) => s.dispose().catch(() => undefined)));
+  return spools.length;
+}
+
+/** A process that still exists (EPERM: it exists, as another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Files in the spool directory whose owner is gone: older than this when the name carries no pid (an older version's). */
+const UNOWNED_GRACE_MS = 3_600_000;
+
+/**
+ * Start-up: removes spool files that no running process owns. A file is named `<pid>-<uuid>.eml`;
+ * it is left alone while that process runs (another gateway sharing the directory), removed when
+ * the process is gone or is this one (a pid reused after a restart, as pid 1 in a container).
+ */
+export async function cleanSpoolDir(dir: string, now = Date.now()): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.eml')) continue;
+    const file = path.join(dir, name);
+    const owner = /^(\d+)-/.exec(name);
+    let orphan: boolean;
+    if (owner) {
+      const pid = Number(owner[1]);
+      orphan = pid === process.pid || !processAlive(pid);
+    } else {
+      const info = await stat(file).catch(() => undefined);
+      orphan = !!info && now - info.mtimeMs > UNOWNED_GRACE_MS;
+    }
+    if (orphan) {
+      await rm(file, { force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
 }

@@ -6,10 +6,9 @@
 // (the leading space kept with SMFIP_HDR_LEADSPC, else Postfix removed one and we put it back),
 // folded lines with CRLF, an empty line, then the body bytes exactly as received (Postfix sends them
 // dot-unstuffed with CRLF). Postfix hides its own topmost Received: header from milters.
-import { once } from 'node:events';
 import type net from 'node:net';
 import { finished } from 'node:stream/promises';
-import { Spool } from '../message/spool.js';
+import { isStorageFull, Spool } from '../message/spool.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
 import {
@@ -80,8 +79,8 @@ export interface EnvelopeContext {
  * present the milter negotiates replies for that stage; without one, MAIL and RCPT need no round trip.
  */
 export interface EnvelopeHooks {
-  mail?(ctx: EnvelopeContext): Promise<EnvelopeDecision | undefined> | EnvelopeDecision | undefined;
-  rcpt?(ctx: EnvelopeContext, rcpt: { address: string; args: string[] }): Promise<EnvelopeDecision | undefined> | EnvelopeDecision | undefined;
+  mail?: (ctx: EnvelopeContext) => Promise<EnvelopeDecision | undefined> | EnvelopeDecision | undefined;
+  rcpt?: (ctx: EnvelopeContext, rcpt: { address: string; args: string[] }) => Promise<EnvelopeDecision | undefined> | EnvelopeDecision | undefined;
 }
 
 /** Macro lists asked for in the OPTNEG reply (the MTA sends only these; at most 5 per stage). */
@@ -157,7 +156,7 @@ export class MilterSession {
       this.queuedBytes += packet.data.length + 5;
     }
     if (this.queuedBytes > HIGH_WATER) this.socket.pause();
-    if (!this.running) void this.run();
+    if (!this.running) this.run().catch((err: unknown) => this.protocolError(err)); // run() handles its own errors; this is the last net
   }
 
   private async run(): Promise<void> {
@@ -384,7 +383,9 @@ export class MilterSession {
     this.message = undefined;
     if (message) {
       message.spool.destroy();
-      void message.spool.dispose();
+      message.spool
+        .dispose()
+        .catch((err: unknown) => this.log.error({ event: 'spool_cleanup_failed', front: 'milter', id: message.id, err: String(err) }, 'spool cleanup failed'));
     }
     if (this.busy) {
       this.busy = false;
@@ -477,8 +478,18 @@ export class MilterSession {
 
   /** Writes to the spool with back-pressure: the next packet waits while the spool is full. */
   private spoolWrite(message: Message, bytes: Buffer): Promise<void> | void {
-    if (message.spool.write(bytes)) return;
-    return once(message.spool, 'drain').then(() => undefined);
+    const { spool } = message;
+    // a failed spool (disk full) takes no more bytes: end of message answers the failure (finished rejects)
+    if (spool.destroyed || spool.write(bytes)) return;
+    return new Promise<void>((resolve) => {
+      const go = () => {
+        spool.off('drain', go);
+        spool.off('close', go);
+        resolve();
+      };
+      spool.on('drain', go);
+      spool.on('close', go);
+    });
   }
 
   private header(data: Buffer): Promise<void> | void {
@@ -559,7 +570,10 @@ export class MilterSession {
         }
       }
     } catch (err) {
-      if (err instanceof QuarantineWriteError) {
+      if (isStorageFull(err) || (err instanceof QuarantineWriteError && isStorageFull(err.cause))) {
+        this.log.error({ event: 'storage_full', front: 'milter', id: message.id, err: (err as Error).message }, 'no space left for the message');
+        reply = replyText(452, '4.3.1', `Insufficient system storage, try again later [${message.id}]`);
+      } else if (err instanceof QuarantineWriteError) {
         this.log.error({ event: 'quarantine_failed', front: 'milter', id: message.id, err: err.message }, 'quarantine write failed');
         reply = replyText(451, '4.3.0', `Temporary failure storing the message, try again later [${message.id}]`);
       } else if (err instanceof RateRefusal) {
@@ -580,7 +594,7 @@ export class MilterSession {
     } else if (quarantined === 'ours') {
       this.write(encode.discard());
       given = `discard: quarantined as ${message.id}`;
-      if (held) void sendQuarantineNotice(held, policy, this.log); // after the reply; logs its own failures
+      if (held) sendQuarantineNotice(held, policy, this.log).catch(() => undefined); // after the reply; logs its own failures
     } else {
       for (const p of packets) this.write(p);
       this.write(encode.continue());

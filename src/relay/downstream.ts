@@ -40,7 +40,7 @@ export class DownstreamPool {
 
   release(client: SmtpClient, policy: Policy): void {
     if (!client.usable || this.idle.length >= policy.downstream.idleConnections) {
-      void client.quit();
+      client.quit().catch(() => undefined); // QUIT, then closed whatever the answer
       return;
     }
     const entry = { client, key: poolKey(policy), timer: setTimeout(() => this.expire(entry), policy.timeouts.downstreamIdle) };
@@ -50,7 +50,7 @@ export class DownstreamPool {
 
   private expire(entry: (typeof this.idle)[number]): void {
     this.idle = this.idle.filter((e) => e !== entry);
-    void entry.client.quit();
+    entry.client.quit().catch(() => undefined); // QUIT, then closed whatever the answer
   }
 
   async closeAll(): Promise<void> {
@@ -80,6 +80,7 @@ function poolKey(policy: Policy): string {
 export class DownstreamSession {
   /** DATA was answered 354 and the final reply is not in: only closing the connection ends this safely */
   private inData = false;
+  private ended = false;
 
   private constructor(
     private readonly client: SmtpClient,
@@ -146,15 +147,18 @@ export class DownstreamSession {
 
   /** The transaction is over (the final dot was answered): the connection may serve the next one. */
   finish(): void {
-    this.pool.release(this.client, this.policy);
+    if (this.end()) this.pool.release(this.client, this.policy);
   }
 
   /**
-   * Ends a transaction that was not relayed, or whose DATA failed: RSET and back to the pool. Mid-DATA
-   * an RSET would be message text, so then the connection is dropped instead (never a `.`).
+   * Ends a transaction that was not relayed, or whose DATA failed: RSET and back to the pool (the
+   * MTA logs no lost connection, and the client's next transaction reuses it). Mid-DATA, or with a
+   * command still awaiting its reply (DATA's 354 may be on its way), an RSET could become message
+   * text, so then the connection is dropped instead (never a `.`).
    */
   async reset(): Promise<void> {
-    if (this.inData) return this.client.close();
+    if (!this.end()) return;
+    if (this.inData || !this.client.usable) return this.client.close();
     try {
       const reply = await this.client.command('RSET');
       if (reply.code === 250) return this.pool.release(this.client, this.policy);
@@ -166,7 +170,18 @@ export class DownstreamSession {
 
   /** Drops the connection at once, without `.`: the downstream discards the transaction. */
   abandon(): void {
-    this.client.close();
+    if (this.end()) this.client.close();
+  }
+
+  /**
+   * The first of finish/reset/abandon ends the session; the others are then no-ops. A connection
+   * back in the pool may already carry another client's transaction: a second RSET or close here
+   * would break that one.
+   */
+  private end(): boolean {
+    if (this.ended) return false;
+    this.ended = true;
+    return true;
   }
 }
 

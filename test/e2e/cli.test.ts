@@ -1,76 +1,17 @@
 // The `mailmoat` command as an admin runs it: a real process, real signals, real files.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { text, transaction } from '../helpers/client.js';
 import { repoRoot } from '../helpers/gateway.js';
 import { freePort } from '../helpers/global.js';
 import { startScripted } from '../helpers/scripted.js';
 import { startSink } from '../helpers/sink.js';
+import { mainScript, serve, tempPolicy } from '../helpers/served.js';
 import * as messages from '../fixtures/messages.js';
 
-const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-
-function tempPolicy(text: string): string {
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'mailmoat-cli-')), 'policy.yaml');
-  writeFileSync(file, text);
-  return file;
-}
-
-interface Served {
-  child: ChildProcess;
-  port: number;
-  logs: Record<string, unknown>[];
-  waitFor(predicate: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
-  exited: Promise<number | null>;
-}
-
-async function serve(policyFile: string, downstreamPort: number, extra: string[] = []): Promise<Served> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      main,
-      'serve',
-      '--policy',
-      policyFile,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--downstream',
-      `127.0.0.1:${downstreamPort}`,
-      '--set',
-      `spool.dir=${path.join(repoRoot, 'var', 'test-spool')}`,
-      ...extra,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const logs: Record<string, unknown>[] = [];
-  const waiters: (() => void)[] = [];
-  let buffer = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buffer += d.toString();
-    let eol;
-    while ((eol = buffer.indexOf('\n')) !== -1) {
-      logs.push(JSON.parse(buffer.slice(0, eol)) as Record<string, unknown>);
-      buffer = buffer.slice(eol + 1);
-      waiters.splice(0).forEach((w) => w());
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const waitFor = async (predicate: (l: Record<string, unknown>) => boolean) => {
-    for (;;) {
-      const hit = logs.find(predicate);
-      if (hit) return hit;
-      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited.then(() => assert.fail('gateway exited'))]);
-    }
-  };
-  await waitFor((l) => l.event === 'listening' && l.front === 'smtp');
-  return { child, port, logs, waitFor, exited };
-}
+const main = mainScript;
 
 describe('mailmoat policy check', function () {
   it('exits 0 and prints the version for a valid file', () => {

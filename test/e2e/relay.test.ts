@@ -1,6 +1,6 @@
 // The relay path end to end: a real client, the gateway, a real downstream, over loopback sockets.
 import assert from 'node:assert/strict';
-import { rawExchange, text, transaction } from '../helpers/client.js';
+import { connect, rawExchange, sendData, text, transaction } from '../helpers/client.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { sha256, startSink, type Sink } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
@@ -106,6 +106,55 @@ describe('relay: added headers', function () {
       const eol = received.indexOf('\r\n') + 2;
       assert.match(received.subarray(0, eol).toString(), /^X-Mailmoat-Verdict: relay; score=0; symbols=none; id=[0-9A-Z]{26}\r\n$/);
       assert.equal(sha256(received.subarray(eol)), sha256(message));
+    } finally {
+      await gw.close();
+      await sink.close();
+    }
+  });
+});
+
+describe('relay: downstream connections', function () {
+  it('300 MAIL/RSET pairs on one client connection reuse one downstream connection (RSET, never a dropped one)', async () => {
+    const sink = await startSink();
+    const gw = await startGateway(sink.port);
+    try {
+      const client = await connect(gw.port);
+      for (let i = 0; i < 300; i++) {
+        assert.equal((await client.command(`MAIL FROM:<alice${i}@internal.test>`)).code, 250);
+        if (i % 3 === 0) assert.equal((await client.command('RCPT TO:<bob@outside.test>')).code, 250);
+        assert.equal((await client.command('RSET')).code, 250);
+      }
+      assert.equal((await client.command('MAIL FROM:<alice@internal.test>')).code, 250);
+      assert.equal((await client.command('RCPT TO:<bob@outside.test>')).code, 250);
+      assert.equal((await sendData(client, messages.simpleMessage())).code, 250);
+      await client.quit();
+      assert.equal(sink.connections, 1, 'one downstream connection for all of them');
+      assert.equal(sink.closedConnections, 0, 'none dropped mid-transaction');
+      assert.equal(sink.mails.length, 301);
+      assert.ok(sink.resets >= 300, `RSET downstream for each abandoned transaction (${sink.resets})`);
+      assert.equal(sink.messages.length, 1);
+    } finally {
+      await gw.close();
+      await sink.close();
+    }
+  });
+
+  it('a client that disconnects after RCPT leaves the downstream connection pooled (RSET), not dropped', async () => {
+    const sink = await startSink();
+    const gw = await startGateway(sink.port);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const client = await connect(gw.port);
+        assert.equal((await client.command('MAIL FROM:<alice@internal.test>')).code, 250);
+        assert.equal((await client.command('RCPT TO:<bob@outside.test>')).code, 250);
+        client.close();
+        for (let w = 0; w < 100 && gw.gateway.activeTransactions; w++) await new Promise((r) => setTimeout(r, 10));
+      }
+      const r = await transaction(gw.port, 'MAIL FROM:<alice@internal.test>', ['RCPT TO:<bob@outside.test>'], messages.simpleMessage());
+      assert.equal(r.data?.code, 250);
+      assert.equal(sink.connections, 1);
+      assert.equal(sink.closedConnections, 0);
+      assert.equal(gw.events('transaction_abandoned').length, 5);
     } finally {
       await gw.close();
       await sink.close();
