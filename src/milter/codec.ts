@@ -374,5 +374,5 @@ export function negotiate(offer: OptnegOffer, wanted: Wanted): Negotiated {
   const withMacros = wanted.macros.size > 0 && (offeredActions & Act.SETSYMLIST) !== 0 && version >= 6;
   if (withMacros) actions |= Act.SETSYMLIST;
   const protocol = wanted.protocol & offer.protocol;
-  return { version, actions, protocol, macros: withMacros ? wanted.macros : new Map() };
+  return { version, actions, protocol, macros: withMacros ? wanted.macros : new Map<number, string[]>() };
 }

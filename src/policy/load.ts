@@ -76,7 +76,7 @@ export function parsePolicy(text: string, file: string, overrides: string[] = []
       doc.errors.map((e) => ({ where: at(e.pos[0]), key: '', message: e.message.split('\n')[0] })),
     );
   }
-  const raw = doc.toJS() ?? {};
+  const raw: unknown = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new PolicyError(file, [{ where: `${file}:1:1`, key: '', message: 'expected a mapping of policy options' }]);
   }

@@ -48,7 +48,7 @@ const domain = z
 const hostPort = { host: z.string().min(1), port: z.number().int().min(1).max(65535) };
 
 /** Where the milter listens, in Postfix's notation: `inet:HOST:PORT` (`inet:[::1]:PORT`) or `unix:/path`. */
-export const MILTER_LISTEN = /^(?:inet:(?:\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}|unix:\/\S+)$/;
+export const MILTER_LISTEN = /^(?:inet:(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):\d{1,5}|unix:\/\S+)$/;
 
 /**
  * What the gateway does with a message, least to most severe: relay it; tag it (relay with an

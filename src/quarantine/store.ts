@@ -294,7 +294,7 @@ export class QuarantineStore {
    */
   async list(since?: number): Promise<{ items: QuarantineMetadata[]; problems: QuarantineError[] }> {
     const ids = await this.ids(since);
-    const items: (QuarantineMetadata | undefined)[] = new Array(ids.length);
+    const items = new Array<QuarantineMetadata | undefined>(ids.length);
     const problems: QuarantineError[] = [];
     let next = 0;
     const worker = async () => {

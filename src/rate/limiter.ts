@@ -197,7 +197,7 @@ export class RateLimiter {
     }).then(
       (res) => {
         if (!res.ok) this.log.warn({ event: 'rate_webhook_failed', status: res.status }, 'alert webhook refused');
-        void res.body?.cancel();
+        res.body?.cancel().catch(() => undefined); // only frees the connection
       },
       (err: Error) => this.log.warn({ event: 'rate_webhook_failed', err: err.message }, 'alert webhook failed'),
     );

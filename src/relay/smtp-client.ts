@@ -199,7 +199,7 @@ export class SmtpClient {
         clearTimeout(timer);
         resolve();
       });
-      secured.once('error', (err) => {
+      secured.once('error', (err: Error) => {
         clearTimeout(timer);
         reject(new SmtpClientError(`TLS handshake with downstream: ${err.message}`, 'ETLS'));
       });
@@ -230,8 +230,8 @@ export class SmtpClient {
     // corked while chunks come in, so a small message and its final dot leave in one write
     socket.cork();
     try {
-      for await (const chunk of stuffed) {
-        if (this.failure) throw this.failure;
+      for await (const chunk of stuffed as AsyncIterable<Buffer>) {
+        this.throwIfFailed(); // the socket's handlers may have failed the connection meanwhile
         if (!socket.write(chunk)) {
           socket.uncork();
           await this.drained(socket);
@@ -242,6 +242,10 @@ export class SmtpClient {
       socket.uncork();
     }
     return this.read(finalTimeout);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
   }
 
   /** Waits for 'drain', or fails when the connection fails first. */

@@ -139,7 +139,7 @@ export class RedisThreadMemory implements ThreadMemory {
     let i = messageIds.length;
     const nameAddresses = query.name ? ((values[i++] as string[]) ?? []) : [];
     const addressKnown = values[i++] === 1;
-    const domainKnown = values[i++] === 1;
+    const domainKnown = values[i] === 1;
     return { threads, nameAddresses, addressKnown, domainKnown };
   }
 
@@ -239,7 +239,7 @@ const embedded = new WeakMap<StateBackend, Map<string, ThreadMemory>>();
 /** The thread memory of a state backend: one embedded twin per in-memory backend, or Redis under `prefix`. */
 export function threadMemoryFor(state: StateBackend, prefix = '{mailmoat:thread}:'): ThreadMemory {
   let byPrefix = embedded.get(state);
-  if (!byPrefix) embedded.set(state, (byPrefix = new Map()));
+  if (!byPrefix) embedded.set(state, (byPrefix = new Map<string, ThreadMemory>()));
   const key = state.kind === 'redis' ? prefix : '';
   let memory = byPrefix.get(key);
   if (!memory) {

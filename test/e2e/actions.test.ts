@@ -9,6 +9,7 @@ import { startScripted } from '../helpers/scripted.js';
 import { sha256 } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
 import { withRelay } from '../helpers/relay.js';
+import type { QuarantineMetadata } from '../../src/quarantine/store.js';
 
 const MAIL = 'MAIL FROM:<alice@internal.test> SIZE=500';
 const RCPT = 'RCPT TO:<bob@outside.test> NOTIFY=FAILURE';
@@ -26,7 +27,7 @@ describe('actions', function () {
       assert.ok(match, text(r.data));
       const id = match[1];
       assert.equal(sha256(readFileSync(path.join(dir, `${id}.eml`))), sha256(Buffer.from(message)));
-      const meta = JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8'));
+      const meta = JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')) as QuarantineMetadata;
       assert.equal(meta.id, id);
       assert.equal(meta.state, 'held');
       assert.equal(meta.sha256, sha256(Buffer.from(message)));

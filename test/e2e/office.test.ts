@@ -9,6 +9,7 @@ import { startGateway } from '../helpers/gateway.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { buildDocx, buildVbaCfb, buildZip } from '../fixtures/office/container-builders.js';
 import { emailWith, forwarded } from '../fixtures/office/emails.js';
+import type { QuarantineMetadata } from '../../src/quarantine/store.js';
 
 const MAIL = 'MAIL FROM:<alice@internal.test>';
 const RCPT = 'RCPT TO:<bob@outside.test>';
@@ -36,10 +37,10 @@ describe('office documents through SMTP', function () {
     }
   }
 
-  function quarantined(reply: string): Record<string, unknown> & { findings: { symbol: string; part?: string; detail?: string }[] } {
+  function quarantined(reply: string): QuarantineMetadata {
     const id = /quarantined as ([0-9A-Z]{26})$/.exec(reply)?.[1];
     assert.ok(id, reply);
-    return JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8'));
+    return JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')) as QuarantineMetadata;
   }
 
   it('a .docm with an AutoOpen macro is quarantined, and the findings say where and why', async () => {

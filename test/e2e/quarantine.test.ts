@@ -9,6 +9,7 @@ import { text, transaction } from '../helpers/client.js';
 import { repoRoot, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
+import type { QuarantineMetadata } from '../../src/quarantine/store.js';
 
 const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const MAIL = 'MAIL FROM:<alice@internal.test> SIZE=500 BODY=8BITMIME';
@@ -76,7 +77,7 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
     const json = await cli(['list', '--json', '--symbol', 'SUBJECT_HOLD', '--sender', '@internal.test', '--since', '1h', ...p]);
     const listed = JSON.parse(json.stdout) as { id: string; envelope: { rcptLines: string[] } }[];
     assert.ok(listed.some((m) => m.id === id && m.envelope.rcptLines[0] === RCPTS[0]));
-    assert.equal(JSON.parse((await cli(['list', '--json', '--symbol', 'OFFICE_MACRO', ...p])).stdout).length, 0);
+    assert.equal((JSON.parse((await cli(['list', '--json', '--symbol', 'OFFICE_MACRO', ...p])).stdout) as unknown[]).length, 0);
 
     const show = await cli(['show', id, ...p]);
     assert.equal(show.status, 0, show.stderr);
@@ -99,7 +100,7 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
     assert.ok(got.bytes.subarray(eol).equals(message), 'the original bytes follow the release header unchanged');
     assert.equal(got.xforward?.get('ADDR'), '127.0.0.1', 'the MTA is told the original client');
 
-    const meta = JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8'));
+    const meta = JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')) as QuarantineMetadata;
     assert.equal(meta.state, 'released');
     assert.deepEqual(
       meta.history.map((h: { event: string }) => h.event),
@@ -114,7 +115,7 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
     const audit = readFileSync(path.join(dir, 'audit.log'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l));
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(audit.some((a) => a.action === 'release' && a.id === id && a.operator === 'alice-admin' && a.result === 'released'));
   });
 
@@ -153,7 +154,7 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
         r.stderr,
         new RegExp(`${id}: NOT released \\(still held\\) via 127\\.0\\.0\\.1:${refusing.port}: the downstream refused the message: 554 5\\.7\\.1 Not today`),
       );
-      assert.equal(JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')).state, 'held');
+      assert.equal((JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')) as QuarantineMetadata).state, 'held');
 
       const partial = await cli(['release', id, ...p, '--set', `quarantine.release.downstream={host: 127.0.0.1, port: ${picky.port}}`]);
       assert.equal(partial.status, 3, partial.stdout + partial.stderr);
@@ -171,7 +172,7 @@ describe('quarantine end to end (mailmoat quarantine as a process)', function ()
     const d = await cli(['delete', id, '--operator', 'bob-admin', ...p]);
     assert.equal(d.status, 0, d.stderr);
     assert.ok(!existsSync(path.join(dir, `${id}.eml`)));
-    assert.equal(JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')).state, 'deleted');
+    assert.equal((JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')) as QuarantineMetadata).state, 'deleted');
     assert.equal((await cli(['release', id, ...p])).status, 1);
     assert.ok(!(await cli(['list', ...p])).stdout.includes(id), 'deleted items are not listed by default');
     assert.ok((await cli(['list', '--state', 'deleted', ...p])).stdout.includes(id));

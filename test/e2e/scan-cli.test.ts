@@ -7,6 +7,7 @@ import path from 'node:path';
 import { repoRoot } from '../helpers/gateway.js';
 import { buildDocx, buildVbaCfb } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
+import type { FileResult } from '../../src/cli/scan.js';
 
 const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const scan = (...args: string[]) => spawnSync(process.execPath, [main, 'scan', ...args], { encoding: 'utf8' });
@@ -46,10 +47,10 @@ describe('mailmoat scan', function () {
 
   it('--json prints one object per file, and the policy changes the verdict as in the gateway', () => {
     const r = scan('--json', '--set', 'verdict.symbols={OFFICE_MACRO: {action: reject}}', path.join(dir, 'inbox', 'invoice.docm'));
-    const result = JSON.parse(r.stdout);
+    const result = JSON.parse(r.stdout) as FileResult;
     assert.equal(result.kind, 'file');
-    assert.equal(result.verdict.action, 'reject');
-    assert.ok(result.verdict.findings.some((f: { symbol: string }) => f.symbol === 'OFFICE_MACRO'));
+    assert.equal(result.verdict?.action, 'reject');
+    assert.ok(result.verdict?.findings.some((f: { symbol: string }) => f.symbol === 'OFFICE_MACRO'));
   });
 
   it('takes the envelope sender from Return-Path, or from --envelope-from as the gateway would have seen it', () => {
@@ -58,10 +59,12 @@ describe('mailmoat scan', function () {
       eml,
       'Return-Path: <alice@partner.test>\r\nFrom: Alice <alice@partner.test>\r\nTo: bob@internal.test\r\nSubject: Re: order\r\nIn-Reply-To: <1@partner.test>\r\n\r\nThanks.\r\n',
     );
-    const asArchived = JSON.parse(scan('--json', eml).stdout);
-    assert.ok(!asArchived.verdict.findings.some((f: { symbol: string }) => /FROM_ENVELOPE_MISMATCH/.test(f.symbol)));
-    const spoofed = JSON.parse(scan('--json', '--envelope-from', 'bounce@elsewhere.test', '--client-ip', '203.0.113.9', '--helo', 'pc17', eml).stdout);
-    assert.ok(spoofed.verdict.findings.some((f: { symbol: string }) => f.symbol === 'SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'));
+    const asArchived = JSON.parse(scan('--json', eml).stdout) as FileResult;
+    assert.ok(!asArchived.verdict?.findings.some((f: { symbol: string }) => /FROM_ENVELOPE_MISMATCH/.test(f.symbol)));
+    const spoofed = JSON.parse(
+      scan('--json', '--envelope-from', 'bounce@elsewhere.test', '--client-ip', '203.0.113.9', '--helo', 'pc17', eml).stdout,
+    ) as FileResult;
+    assert.ok(spoofed.verdict?.findings.some((f: { symbol: string }) => f.symbol === 'SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'));
   });
 
   it('exits 2 when a file cannot be read, after scanning the others', () => {

@@ -171,7 +171,7 @@ if mt.getreply(conn) ~= SMFIR_DISCARD then error("eom reply " .. mt.getreply(con
     );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const [line] = await m.waitEvent('message');
-    assert.ok(readdirSync(qdir).includes(`${line.id}.eml`));
+    assert.ok(readdirSync(qdir).includes(`${String(line.id)}.eml`));
   });
 
   it("quarantine (mta-hold): QUARANTINE with the reason (the MTA's hold queue), then CONTINUE", async () => {

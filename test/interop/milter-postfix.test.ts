@@ -86,7 +86,7 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
     assert.deepEqual(line.rcpt, ['bob@outside.test']);
     assert.equal(line.helo, 'client.test');
     assert.match(String(line.queueId), /^[0-9A-F]+$/);
-    await env.postfix.waitLog(new RegExp(`${line.queueId}: .*status=sent`));
+    await env.postfix.waitLog(new RegExp(`${String(line.queueId)}: .*status=sent`));
   });
 
   it('a macro document is quarantined by us (durable copy, DISCARD): the client hears 250, nothing is delivered, the CLI can release it', async function () {
@@ -98,7 +98,7 @@ describe('interop: Postfix with Mailmoat as its milter (smtpd_milters)', functio
     const line = await until('the quarantine log line', () => env.milter.events('message').find((l) => l.verdict === 'quarantine'));
     assert.equal(line.quarantined, true);
     assert.ok((line.symbols as string[]).includes('OFFICE_MACRO'));
-    const eml = path.join(env.quarantineDir, `${line.id}.eml`);
+    const eml = path.join(env.quarantineDir, `${String(line.id)}.eml`);
     assert.ok(existsSync(eml));
     await env.postfix.waitLog(/milter-discard: END-OF-MESSAGE/);
     await new Promise((r) => setTimeout(r, 300));

@@ -25,6 +25,7 @@ import {
   z,
 } from '../helpers/milter-client.js';
 import { startMilter, type RunningMilter } from '../helpers/milter-server.js';
+import type { QuarantineMetadata } from '../../src/quarantine/store.js';
 
 const subjectRule = (action: string) => `rules.headers=[{symbol: SUBJECT_HIT, header: Subject, match: "^hit", action: ${action}}]`;
 
@@ -125,7 +126,7 @@ describe('milter session', function () {
     assert.equal(line.quarantined, true);
     assert.equal(line.reply, `discard: quarantined as ${id}`);
     assert.equal(readFileSync(path.join(quarantineDir, `${id}.eml`)).toString('latin1'), expected.toString('latin1'));
-    const meta = JSON.parse(readFileSync(path.join(quarantineDir, `${id}.json`), 'utf8'));
+    const meta = JSON.parse(readFileSync(path.join(quarantineDir, `${id}.json`), 'utf8')) as QuarantineMetadata;
     assert.equal(meta.sha256, sha256(expected));
     assert.deepEqual(meta.envelope, {
       mailFrom: 'alice@src.test',

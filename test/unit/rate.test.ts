@@ -192,7 +192,7 @@ describe('sender rates: verdicts and fail modes (in-memory store)', function () 
     const got: Record<string, unknown>[] = [];
     const server = http.createServer((req, res) => {
       let body = '';
-      req.on('data', (c: Buffer) => (body += c));
+      req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => (got.push(JSON.parse(body) as Record<string, unknown>), res.end('ok')));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

@@ -22,7 +22,7 @@ export const enum EntryType {
 export interface CfbEntry {
   id: number;
   name: string;
-  type: number;
+  type: EntryType;
   left: number;
   right: number;
   child: number;

@@ -45,7 +45,7 @@ export function extractBiff12Formulas(bin: Buffer): string[] {
   let i = 0;
   while (i < bin.length && out.length < MAX_FORMULAS) {
     let id = 0;
-    let b = 0;
+    let b: number;
     for (let k = 0; k < 2 && i < bin.length; k++) {
       b = bin[i++]!;
       id |= (b & 0x7f) << (7 * k);

@@ -83,7 +83,7 @@ function tokensOf(rest: string): string[] {
   const s = rest.trim();
   const q = /^["'“”‘’「『【«]([^"'“”‘’」』】»\n]{1,64})["'“”‘’」』】»]/u.exec(s);
   if (q) return q[1].trim() ? [q[1].trim()] : [];
-  const raw = (s.split(/[\s　]+/u)[0] ?? '').replace(/^[<(\[（「]+/u, '');
+  const raw = (s.split(/[\s\u3000]+/u)[0] ?? '').replace(/^[<([（「]+/u, '');
   const stripped = raw.replace(/[.,;:!?)\]>。、，．！？）」』】]+$/u, '');
   return [...new Set([stripped, raw])].filter((t) => t && t.length <= 64 && !STOP.has(t.toLowerCase()));
 }

@@ -59,7 +59,6 @@ export function decompressOvba(data: Buffer, offset = 0, maxOut = 16 * 1024 * 10
       pos = chunkEnd;
       if (bad) {
         chunks.push(out.subarray(0, n));
-        total += n;
         break;
       }
     }

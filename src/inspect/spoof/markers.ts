@@ -358,7 +358,7 @@ function headerBlock(lines: string[], start: number): { from: Mailbox[]; to: Mai
     if (!line.trim()) continue; // HTML paragraphs leave blank lines between the header lines
     let m: RegExpExecArray | null;
     if (!from && (m = FROM_LINE.exec(line))) from = mailboxes(m[1]);
-    else if ((m = SENT_LINE.exec(line))) sent = true;
+    else if (SENT_LINE.test(line)) sent = true;
     else if ((m = TO_LINE.exec(line)) || (m = CC_LINE.exec(line))) {
       to = to.concat(mailboxes(m[1]));
       other = true;

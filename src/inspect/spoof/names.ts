@@ -1,5 +1,5 @@
 // Identities as mail shows them: addresses, display names normalised so that "Smith, Bob",
-// "Dr. Bob Smith", "BOB SMITH" and full-width "Ｂｏｂ　Ｓｍｉｔｈ" are one person, and organisational
+// "Dr. Bob Smith", "BOB SMITH" and full-width "Ｂｏｂ\u3000Ｓｍｉｔｈ" (ideographic space) are one person, and organisational
 // domains from the public suffix list (tldts: a maintained PSL snapshot, no network, no I/O).
 import addressparser from 'nodemailer/lib/addressparser';
 import { getDomain } from 'tldts';

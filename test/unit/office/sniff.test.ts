@@ -26,7 +26,7 @@ describe('office sniff: kind by magic bytes only', () => {
   });
 
   it('recognises empty and spanned zip signatures, and zips with prepended data', async () => {
-    const empty = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]);
+    const empty = Buffer.from([0x50, 0x4b, 0x05, 0x06, ...new Array<number>(18).fill(0)]);
     assert.equal(sniff(empty), 'zip');
     const z = await buildZip([{ name: 'a.txt', data: 'x' }]);
     assert.equal(sniff(Buffer.concat([Buffer.from('PK\x07\x08', 'latin1'), z])), 'zip');
