@@ -3,43 +3,15 @@
 // gateway was killed outright (the next start removes what nobody owns).
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { inData } from '../helpers/client.js';
 import { startGateway } from '../helpers/gateway.js';
 import { serve, tempPolicy } from '../helpers/served.js';
 import { startSink } from '../helpers/sink.js';
 
-const ENVELOPE = 'EHLO c\r\nMAIL FROM:<alice@internal.test>\r\nRCPT TO:<bob@outside.test>\r\nDATA\r\n';
-
 function spoolDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'mailmoat-spool-'));
-}
-
-/** Opens a client, sends the envelope and DATA, and resolves once the 354 is in (the socket stays open). */
-function inData(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.on('error', reject);
-    let replies = 0;
-    let buffer = '';
-    const onData = (d: Buffer) => {
-      buffer += d.toString('latin1');
-      let eol;
-      while ((eol = buffer.indexOf('\r\n')) !== -1) {
-        const line = buffer.slice(0, eol);
-        buffer = buffer.slice(eol + 2);
-        if (!/^\d{3} /.test(line)) continue;
-        replies++;
-        if (replies === 1) socket.write(ENVELOPE);
-        if (/^354 /.test(line)) {
-          socket.off('data', onData);
-          resolve(socket);
-        } else if (replies > 1 && !/^2/.test(line)) reject(new Error(line));
-      }
-    };
-    socket.on('data', onData);
-  });
 }
 
 async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {

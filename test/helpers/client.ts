@@ -1,4 +1,5 @@
 // A test SMTP client that sends exactly what the test says: raw command lines and raw message bytes.
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { SmtpClient, type SmtpReply } from '../../src/relay/smtp-client.js';
 
@@ -82,5 +83,38 @@ export async function rawExchange(port: number, input: string | Buffer, count: n
         }
       }
     });
+  });
+}
+
+/**
+ * A raw client in the middle of DATA: greeting, EHLO, MAIL, RCPT and DATA sent, resolved once the 354
+ * is in, with the socket left open for the test to write (part of) a message and vanish.
+ */
+export function inData(port: number, mail = 'MAIL FROM:<alice@internal.test>', rcpt = 'RCPT TO:<bob@outside.test>'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', reject);
+    let replies = 0;
+    let buffer = '';
+    const onData = (d: Buffer) => {
+      buffer += d.toString('latin1');
+      let eol;
+      while ((eol = buffer.indexOf('\r\n')) !== -1) {
+        const line = buffer.slice(0, eol);
+        buffer = buffer.slice(eol + 2);
+        if (!/^\d{3} /.test(line)) continue;
+        replies++;
+        if (replies === 1) socket.write(`EHLO c\r\n${mail}\r\n${rcpt}\r\nDATA\r\n`);
+        if (/^354 /.test(line)) {
+          socket.off('data', onData);
+          socket.off('error', reject);
+          resolve(socket);
+        } else if (replies > 1 && !/^2/.test(line)) {
+          socket.destroy();
+          reject(new Error(line));
+        }
+      }
+    };
+    socket.on('data', onData);
   });
 }

@@ -2,6 +2,7 @@
 // (raw MAIL/RCPT lines, XFORWARD attributes, the message bytes as unstuffed by smtp-server) and can
 // be told to refuse any step.
 import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { applySmtpServerPatches, commandLine, receivedXforward } from '../../src/gateway/smtp-server-patches.js';
 
@@ -24,6 +25,8 @@ export interface SinkBehaviour {
   xforward?: boolean;
   /** offer STARTTLS with this key and certificate */
   tls?: { key: Buffer; cert: Buffer };
+  /** listen on this port (a restarted sink takes its old one); default: a free one */
+  port?: number;
 }
 
 export interface Sink {
@@ -36,6 +39,8 @@ export interface Sink {
   connections: number;
   closedConnections: number;
   close(): Promise<void>;
+  /** dies as a crashed MTA would: every connection cut at once, the port closed */
+  crash(): Promise<void>;
 }
 
 function refusal([code, text]: [number, string]): Error {
@@ -44,7 +49,17 @@ function refusal([code, text]: [number, string]): Error {
 
 export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
   applySmtpServerPatches();
-  const sink: Sink = { port: 0, messages: [], mails: [], resets: 0, connections: 0, closedConnections: 0, close: async () => undefined };
+  const sink: Sink = {
+    port: 0,
+    messages: [],
+    mails: [],
+    resets: 0,
+    connections: 0,
+    closedConnections: 0,
+    close: async () => undefined,
+    crash: async () => undefined,
+  };
+  const sockets = new Set<Socket>();
   const rcptLines = new WeakMap<SMTPServerSession, string[]>();
   const server = new SMTPServer({
     ...(behaviour.tls ?? {}),
@@ -94,10 +109,17 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
     },
   });
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => server.listen(behaviour.port ?? 0, '127.0.0.1', () => resolve()));
   sink.port = (server.server.address() as { port: number }).port;
   sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-  server.server.on('connection', (socket) => {
+  sink.crash = () => {
+    const closed = new Promise<void>((resolve) => server.server.close(() => resolve()));
+    for (const socket of sockets) socket.destroy();
+    return closed;
+  };
+  server.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.on('data', (d: Buffer) => {
       if (/^RSET\r?$/im.test(d.toString('latin1'))) sink.resets++;
     });
