@@ -1,0 +1,132 @@
+// Memory benchmark (`npm run bench:memory`): BENCH_CLIENTS (default 50) clients send a ~25 MB message
+// each, all at once, through a gateway process with the default policy (every analyzer on) to a
+// discarding downstream. Prints the gateway's peak RSS (VmHWM), its RSS once the run is over and the
+// gateway idle, and how long the run took. Target (issue 11): peak under 600 MB, back under 250 MB.
+//
+// The message: a text part, a ~10 MB binary attachment, and a ~8 MB .docx-like package with a large
+// media part and a small document: what a mail client sends, base64-encoded to ~24.6 MB on the wire.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SmtpClient } from '../../src/relay/smtp-client.js';
+import { sendData } from '../helpers/client.js';
+import { freePort } from '../helpers/global.js';
+import { buildZip } from '../fixtures/office/container-builders.js';
+import { emailWith } from '../fixtures/office/emails.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const gatewayMain = path.resolve(here, '../../src/cli/main.js');
+const sinkMain = path.resolve(here, 'smtp-server-alone.js');
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 15_000);
+
+function status(pid: number): { rss: number; hwm: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MB`;
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const c = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 500, commandTimeout: 2000 });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+async function buildMessage(): Promise<Buffer> {
+  const docx = await buildZip([
+    { name: '[Content_Types].xml', data: '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>' },
+    { name: 'word/document.xml', data: '<w:document/>' },
+    { name: 'word/media/image1.png', data: randomBytes(8 * 1024 * 1024), level: 0 },
+  ]);
+  return emailWith([
+    { filename: 'scan.bin', content: randomBytes(10 * 1024 * 1024), contentType: 'application/octet-stream' },
+    { filename: 'report.docx', content: docx, contentType: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document' },
+  ]);
+}
+
+async function send(port: number, message: Buffer): Promise<string> {
+  const client = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 10_000, commandTimeout: 600_000 });
+  try {
+    await client.ehlo('bench.test');
+    const mail = await client.command('MAIL FROM:<sender@internal.test>');
+    if (mail.code !== 250) return `${mail.code}`;
+    const rcpt = await client.command('RCPT TO:<rcpt@outside.test>');
+    if (rcpt.code !== 250) return `${rcpt.code}`;
+    return `${(await sendData(client, message)).code}`;
+  } finally {
+    client.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const message = await buildMessage();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailmoat-bench-memory-'));
+  const policy = path.join(dir, 'policy.yaml');
+  writeFileSync(policy, '');
+  const sinkPort = await freePort();
+  const gatewayPort = await freePort();
+  const children: ChildProcess[] = [];
+  try {
+    children.push(spawn(process.execPath, [sinkMain, String(sinkPort)], { stdio: 'ignore' }));
+    await waitForPort(sinkPort);
+    const gateway = spawn(
+      process.execPath,
+      [
+        gatewayMain,
+        'serve',
+        '--policy',
+        policy,
+        '--listen',
+        `127.0.0.1:${gatewayPort}`,
+        '--downstream',
+        `127.0.0.1:${sinkPort}`,
+        '--set',
+        `spool.dir=${path.join(dir, 'spool')}`,
+        '--set',
+        `quarantine.dir=${path.join(dir, 'quarantine')}`,
+        '--set',
+        'log.level=warn',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    children.push(gateway);
+    await waitForPort(gatewayPort);
+    const idle = status(gateway.pid!).rss;
+    console.log(`bench:memory: ${CLIENTS} clients x ${mb(message.length)} message, gateway pid ${gateway.pid}, RSS idle ${mb(idle)}`);
+    let peakSeen = 0;
+    const sampler = setInterval(() => (peakSeen = Math.max(peakSeen, status(gateway.pid!).rss)), 50);
+    const started = Date.now();
+    const replies = await Promise.all(Array.from({ length: CLIENTS }, () => send(gatewayPort, message).catch((e: Error) => e.message)));
+    const seconds = (Date.now() - started) / 1000;
+    clearInterval(sampler);
+    const counts = replies.reduce<Record<string, number>>((acc, r) => ((acc[r] = (acc[r] ?? 0) + 1), acc), {});
+    const { hwm, rss: atEnd } = status(gateway.pid!);
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const settled = status(gateway.pid!).rss;
+    console.log(`  replies:            ${JSON.stringify(counts)}`);
+    console.log(`  run:                ${seconds.toFixed(1)} s (${((CLIENTS * message.length) / 1024 / 1024 / seconds).toFixed(0)} MB/s)`);
+    console.log(`  peak RSS (VmHWM):   ${mb(Math.max(hwm, peakSeen))}   target < 600 MB`);
+    console.log(`  RSS at the end:     ${mb(atEnd)}`);
+    console.log(`  RSS ${SETTLE_MS / 1000} s later:    ${mb(settled)}   target < 250 MB`);
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
