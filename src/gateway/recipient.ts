@@ -12,6 +12,8 @@
 //   - the domain is plain ASCII letters, digits, `-`, `_` and dots, equal (ASCII case aside) to an
 //     internal domain: no Unicode full stop (U+3002, U+FF0E, U+FF61: smtp-server reads them as dots, a
 //     downstream may not), no trailing dot, no address literal, no U-label or other non-ASCII form.
+// `<postmaster>` (no domain, any case; RFC 5321 §4.5.1) is accepted from anyone and sent downstream
+// as the configured postmaster address (see postmasterAddress).
 import type { Policy } from '../policy/schema.js';
 import { inNetworks, isInternalDomain } from '../policy/network.js';
 import { hex } from './command-line.js';
@@ -20,7 +22,7 @@ import { parsePath, unquote, type SmtpPath } from './smtp-path.js';
 export type RecipientDecision =
   | {
       accepted: true;
-      /** the RCPT line to forward */
+      /** the RCPT line to forward: the client's own, or the postmaster rewrite */
       line: string;
       /** the recipient to record for the message */
       address: string;
@@ -41,6 +43,11 @@ export type RecipientDecision =
 export function judgeRecipient(policy: Policy, clientAddress: string, line: string, parsed: string): RecipientDecision {
   const result = parsePath(line);
   const path = 'path' in result ? result.path : undefined;
+  if (path && !path.route && path.domain === undefined && /^postmaster$/i.test(path.localPart)) {
+    const postmaster = postmasterAddress(policy);
+    if (!postmaster) return { accepted: true, line, address: parsed };
+    return { accepted: true, line: `${path.prefix}${postmaster}>${path.params}`, address: postmaster };
+  }
   if (inNetworks(policy.network.internalNetworks, clientAddress)) return { accepted: true, line, address: parsed };
 
   const shown = path?.inner ?? parsed;
@@ -48,6 +55,16 @@ export function judgeRecipient(policy: Policy, clientAddress: string, line: stri
   if (form) return { accepted: false, code: 554, text: `5.7.1 <${shown}>: Relay access denied: ${form}`, form };
   if (!isInternalDomain(policy, path!.domain!)) return { accepted: false, code: 554, text: `5.7.1 <${shown}>: Relay access denied` };
   return { accepted: true, line, address: parsed };
+}
+
+/**
+ * Where `<postmaster>` goes: network.postmaster, else postmaster at the first internal domain that
+ * is not a wildcard; undefined (forward `<postmaster>` as sent) when the policy names neither.
+ */
+export function postmasterAddress(policy: Policy): string | undefined {
+  if (policy.network.postmaster) return policy.network.postmaster;
+  const domain = policy.network.internalDomains.find((d) => !d.startsWith('*.'));
+  return domain ? `postmaster@${domain}` : undefined;
 }
 
 /** Why this path is not a plain `local@domain` the downstream must read as we do; undefined if it is. */

@@ -1,11 +1,11 @@
 // Through the gateway to a real downstream: every address form that could route an internal-looking
 // recipient elsewhere is refused from an outside client and never reaches the downstream; internal
-// clients keep sending them as written.
+// clients keep sending them as written; <postmaster> is accepted from anyone.
 import assert from 'node:assert/strict';
 import { connect, sendData, text } from '../helpers/client.js';
 import { withRelay } from '../helpers/relay.js';
 import { smtpServerReading } from '../helpers/smtp-server-reading.js';
-import { DOMAINS, plainInternalRecipients, relayForms } from '../fixtures/relay-forms.js';
+import { DOMAINS, plainInternalRecipients, POSTMASTER_FORMS, relayForms } from '../fixtures/relay-forms.js';
 import * as messages from '../fixtures/messages.js';
 
 const INTERNAL_DOMAINS = `network.internalDomains=[${DOMAINS.internal}, ${DOMAINS.lettered}]`;
@@ -73,6 +73,42 @@ describe('relay control: address forms through the gateway', function () {
         sink.messages[0].rcptLines,
         readable.map((f) => `RCPT TO:${f.path}`),
       );
+    });
+  });
+});
+
+describe('relay control: <postmaster> through the gateway', function () {
+  it('from an outside client, in any case: relayed as postmaster at the first internal domain, parameters kept', async () => {
+    await withRelay({ policy: OUTSIDE }, async ({ gw, sink }) => {
+      const client = await connect(gw.port);
+      assert.equal((await client.command('MAIL FROM:<someone@outside.example>')).code, 250);
+      for (const [i, path] of POSTMASTER_FORMS.entries())
+        assert.equal(text(await client.command(`RCPT TO:${path} ORCPT=rfc822;form${i}`)), '250 2.1.5 Accepted');
+      assert.equal((await sendData(client, messages.simpleMessage('to the postmaster'))).code, 250);
+      await client.quit();
+      assert.deepEqual(
+        sink.messages[0].rcptLines,
+        POSTMASTER_FORMS.map((_, i) => `RCPT TO:<postmaster@${DOMAINS.internal}> ORCPT=rfc822;form${i}`),
+      );
+      assert.deepEqual(
+        gw.events('message')[0].rcpt,
+        POSTMASTER_FORMS.map(() => `postmaster@${DOMAINS.internal}`),
+      );
+    });
+  });
+
+  it('to network.postmaster when set; as sent when the policy has neither it nor an internal domain', async () => {
+    await withRelay({ policy: [...OUTSIDE, 'network.postmaster=abuse-desk@mail.corp.example'] }, async ({ gw, sink }) => {
+      await send(gw.port, ['<postmaster>']);
+      assert.deepEqual(sink.messages[0].rcptLines, ['RCPT TO:<abuse-desk@mail.corp.example>']);
+    });
+    await withRelay({ policy: ['network.internalNetworks=[10.0.0.0/8]'] }, async ({ gw, sink }) => {
+      const { replies } = await send(gw.port, ['<PostMaster>', '<bob@corp.example>']);
+      assert.deepEqual(
+        replies.map((r) => r.code),
+        [250, 554],
+      );
+      assert.deepEqual(sink.messages[0].rcptLines, ['RCPT TO:<PostMaster>']);
     });
   });
 });

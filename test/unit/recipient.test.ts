@@ -1,11 +1,11 @@
 // Relay control judges the RCPT line the downstream will read, byte for byte: every address form a
 // downstream may route elsewhere is refused from outside clients, whatever smtp-server made of it.
 import assert from 'node:assert/strict';
-import { judgeRecipient } from '../../src/gateway/recipient.js';
+import { judgeRecipient, postmasterAddress } from '../../src/gateway/recipient.js';
 import { parsePath } from '../../src/gateway/smtp-path.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { isInternalAddress } from '../../src/policy/network.js';
-import { DOMAINS, plainInternalRecipients, relayForms } from '../fixtures/relay-forms.js';
+import { DOMAINS, plainInternalRecipients, POSTMASTER_FORMS, relayForms } from '../fixtures/relay-forms.js';
 import { smtpServerReading } from '../helpers/smtp-server-reading.js';
 
 const OUTSIDE_CLIENT = '203.0.113.9';
@@ -99,6 +99,46 @@ describe('relay control: address forms', function () {
       const decision = judge(INSIDE_CLIENT, form.path, ' NOTIFY=NEVER');
       assert.ok(decision.accepted, form.path);
       assert.equal(decision.line, `RCPT TO:${form.path} NOTIFY=NEVER`);
+    }
+  });
+});
+
+describe('relay control: <postmaster>', function () {
+  it('is accepted from any client in any case and goes to postmaster at the first internal domain, parameters kept', () => {
+    for (const client of [OUTSIDE_CLIENT, INSIDE_CLIENT]) {
+      for (const path of POSTMASTER_FORMS) {
+        const decision = judge(client, path, ' NOTIFY=NEVER');
+        assert.deepEqual(decision, { accepted: true, line: 'RCPT TO:<postmaster@corp.example> NOTIFY=NEVER', address: 'postmaster@corp.example' });
+      }
+    }
+  });
+
+  it('goes to network.postmaster when the policy names one', () => {
+    const named = policyWith('network.internalDomains=[corp.example]', 'network.postmaster=hostmaster@mail.corp.example');
+    const decision = judgeRecipient(named, OUTSIDE_CLIENT, 'rcpt to:<Postmaster>', 'Postmaster');
+    assert.deepEqual(decision, { accepted: true, line: 'rcpt to:<hostmaster@mail.corp.example>', address: 'hostmaster@mail.corp.example' });
+  });
+
+  it('skips wildcard domains; with no internal domain at all it goes downstream as sent', () => {
+    assert.equal(postmasterAddress(policyWith('network.internalDomains=["*.corp.example", other.example]')), 'postmaster@other.example');
+    const none = policyWith('network.internalDomains=[]');
+    assert.equal(postmasterAddress(none), undefined);
+    assert.deepEqual(judgeRecipient(none, OUTSIDE_CLIENT, 'RCPT TO:<postmaster>', 'postmaster'), {
+      accepted: true,
+      line: 'RCPT TO:<postmaster>',
+      address: 'postmaster',
+    });
+  });
+
+  it('only the bare word: routed or decorated postmasters are judged like any address', () => {
+    for (const path of ['<postmaster%evil.example>', '<@hop:postmaster>', '<evil.example!postmaster>', '<postmaster@evil.example>']) {
+      assert.equal(judge(OUTSIDE_CLIENT, path).accepted, false, path);
+    }
+  });
+
+  it('network.postmaster must be a plain address', () => {
+    for (const bad of ['postmaster', 'x%y@corp.example', 'a!b@corp.example', 'postmaster@corp.example.', '"a b"@corp.example', 'postmaster@[127.0.0.1]']) {
+      assert.throws(() => policyWith(`network.postmaster=${JSON.stringify(bad)}`), /postmaster/, bad);
     }
   });
 });
