@@ -8,7 +8,7 @@
 // into `x@evil.example`, and relay it when the gateway in front is trusted. So from outside:
 //   - the local part is dot-atom text (quoted or not) without `%`, `!`, `@`, backslashes, quotes or
 //     anything that compatibility-normalises (NFKC) to them;
-//   - no source route (`@hop1,@hop2:`);
+//   - no source route (`@hop1,@hop2:`), and nothing after the path but ESMTP parameters;
 //   - the domain is plain ASCII letters, digits, `-`, `_` and dots, equal (ASCII case aside) to an
 //     internal domain: no Unicode full stop (U+3002, U+FF0E, U+FF61: smtp-server reads them as dots, a
 //     downstream may not), no trailing dot, no address literal, no U-label or other non-ASCII form.
@@ -70,7 +70,16 @@ export function postmasterAddress(policy: Policy): string | undefined {
 /** Why this path is not a plain `local@domain` the downstream must read as we do; undefined if it is. */
 export function formProblem(path: SmtpPath): string | undefined {
   if (path.route) return 'source route';
-  return localPartProblem(path) ?? domainProblem(path.domain);
+  return localPartProblem(path) ?? domainProblem(path.domain) ?? parametersProblem(path.params);
+}
+
+/** RFC 5321 esmtp-param: keyword[=value], the value printable ASCII without '=' and spaces */
+const ESMTP_PARAM = /^[A-Za-z0-9][A-Za-z0-9-]*(?:=[!-<>-~]+)?$/;
+
+/** smtp-server takes anything after the path as parameters; a downstream might read a second path there */
+function parametersProblem(params: string): string | undefined {
+  const odd = params.split(' ').find((param) => param && !ESMTP_PARAM.test(param));
+  return odd === undefined ? undefined : 'a parameter that is not RFC 5321 syntax';
 }
 
 const ROUTING: Record<string, string> = { '%': 'percent hack (%)', '!': 'bang path (!)', '@': 'an @' };

@@ -48,6 +48,7 @@ describe('relay control: address forms', function () {
       'source route',
       'Unicode full stop in the domain',
       'Unicode case form of a letter',
+      'a second path after the first',
     ]) {
       assert.ok(families.has(family), `${family} is among the forms smtp-server reads as internal`);
     }
@@ -71,6 +72,7 @@ describe('relay control: address forms', function () {
       ['<x@\u212aiosk.example>', /non-ASCII domain/],
       ['<x(c)@corp.example>', /'\(' in the local part$/],
       ['<x%evil.example>', /percent hack/],
+      ['<bob@corp.example> <x%evil.example@corp.example>', /a parameter that is not RFC 5321 syntax$/],
       ['<x@evil.example>', /Relay access denied$/],
     ];
     for (const [path, reason] of cases) {
