@@ -43,16 +43,21 @@ export type RecipientDecision =
 export function judgeRecipient(policy: Policy, clientAddress: string, line: string, parsed: string): RecipientDecision {
   const result = parsePath(line);
   const path = 'path' in result ? result.path : undefined;
+  const internalClient = inNetworks(policy.network.internalNetworks, clientAddress);
+  const shown = path?.inner ?? parsed;
+  const refuse = (form: string): RecipientDecision => ({ accepted: false, code: 554, text: `5.7.1 <${shown}>: Relay access denied: ${form}`, form });
+
   if (path && !path.route && path.domain === undefined && /^postmaster$/i.test(path.localPart)) {
+    const params = internalClient ? undefined : parametersProblem(path.params);
+    if (params) return refuse(params);
     const postmaster = postmasterAddress(policy);
     if (!postmaster) return { accepted: true, line, address: parsed };
     return { accepted: true, line: `${path.prefix}${postmaster}>${path.params}`, address: postmaster };
   }
-  if (inNetworks(policy.network.internalNetworks, clientAddress)) return { accepted: true, line, address: parsed };
+  if (internalClient) return { accepted: true, line, address: parsed };
 
-  const shown = path?.inner ?? parsed;
   const form = path ? formProblem(path) : `not RFC 5321 syntax (${'error' in result ? result.error : ''})`;
-  if (form) return { accepted: false, code: 554, text: `5.7.1 <${shown}>: Relay access denied: ${form}`, form };
+  if (form) return refuse(form);
   if (!isInternalDomain(policy, path!.domain!)) return { accepted: false, code: 554, text: `5.7.1 <${shown}>: Relay access denied` };
   return { accepted: true, line, address: parsed };
 }

@@ -133,7 +133,13 @@ describe('relay control: <postmaster>', function () {
   });
 
   it('only the bare word: routed or decorated postmasters are judged like any address', () => {
-    for (const path of ['<postmaster%evil.example>', '<@hop:postmaster>', '<evil.example!postmaster>', '<postmaster@evil.example>']) {
+    for (const path of [
+      '<postmaster%evil.example>',
+      '<@hop:postmaster>',
+      '<evil.example!postmaster>',
+      '<postmaster@evil.example>',
+      '<postmaster> <x%evil.example@corp.example>',
+    ]) {
       assert.equal(judge(OUTSIDE_CLIENT, path).accepted, false, path);
     }
   });
