@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../observe/log.js';
 import type { Policy } from '../policy/schema.js';
-import { inNetworks, isInternalAddress } from '../policy/network.js';
+import { inNetworks } from '../policy/network.js';
 import { DownstreamPool, DownstreamSession, type ClientIdentity } from '../relay/downstream.js';
 import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
 import {
@@ -28,6 +28,7 @@ import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { Spool, SpoolDisposedError } from '../message/spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
+import { judgeRecipient } from './recipient.js';
 
 export interface PolicySource {
   readonly policy: Policy;
@@ -173,16 +174,19 @@ export class Gateway {
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): Promise<void> {
     const tx = this.transactions.get(session);
     if (!tx || tx.done) return cb(new SmtpError(451, '4.3.0 Transaction lost, start again with MAIL'));
-    const line = commandLine(session);
-    if (!relayAllowed(tx.policy, session.remoteAddress, address.address)) {
-      this.log.warn({ event: 'relay_denied', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: address.address }, 'relay denied');
-      return cb(new SmtpError(554, `5.7.1 <${address.address}>: Relay access denied`));
+    const judged = judgeRecipient(tx.policy, session.remoteAddress, commandLine(session), address.address);
+    if (!judged.accepted) {
+      this.log.warn(
+        { event: 'relay_denied', id: tx.id, client: session.remoteAddress, from: tx.mailFrom, rcpt: address.address, form: judged.form, reply: judged.text },
+        'relay denied',
+      );
+      return cb(new SmtpError(judged.code, judged.text));
     }
     try {
-      const reply = await tx.downstream!.forward(line);
+      const reply = await tx.downstream!.forward(judged.line);
       if (reply.code >= 300) return cb(mirror(reply));
-      tx.recipients.push(address.address);
-      tx.rcptLines.push(line);
+      tx.recipients.push(judged.address);
+      tx.rcptLines.push(judged.line);
       cb();
     } catch (err) {
       this.transactions.delete(session);
@@ -393,11 +397,6 @@ function identity(session: SMTPServerSession): ClientIdentity {
     helo: session.hostNameAppearsAs ?? '',
     proto: session.openingCommand === 'HELO' ? 'SMTP' : 'ESMTP',
   };
-}
-
-/** No open relay: internal clients may send anywhere; everyone else only to the internal domains. */
-export function relayAllowed(policy: Policy, clientAddress: string, recipient: string): boolean {
-  return inNetworks(policy.network.internalNetworks, clientAddress) || isInternalAddress(policy, recipient);
 }
 
 /** How long drain waits, after the deadline, for abandoned transactions' hooks to unwind. */

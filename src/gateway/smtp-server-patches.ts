@@ -8,7 +8,8 @@
 //    to every reply. A proxy must pass the downstream's own code (550 5.1.1) and give exact ones
 //    (554 5.7.1), so a reply text that already starts with an enhanced code is sent as is.
 // 3. raw MAIL/RCPT lines: the hooks get parsed addresses; the proxy forwards the client's command
-//    verbatim (every ESMTP parameter, in order), so the raw line is kept for the hook.
+//    verbatim (every ESMTP parameter, in order), so the raw line is kept for the hook. A line with a
+//    control character (a bare CR, NUL...) or bytes that are not UTF-8 gets 501 5.5.2 before any of it.
 // 4. XFORWARD from Postfix must never get a 501 (it would tempfail all mail): a NAME that is not a
 //    strict hostname (Postfix forwards whatever DNS returned) is treated as unknown, and the values
 //    exactly as received are kept for forwarding downstream (smtp-server lower-cases HELO).
@@ -19,6 +20,7 @@
 import type { SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { decodeXtext } from '../relay/xtext.js';
+import { commandLineFault } from './command-line.js';
 
 export class SmtpServerPatchError extends Error {
   override name = 'SmtpServerPatchError';
@@ -121,6 +123,13 @@ export function applySmtpServerPatches(): void {
   for (const name of ['handler_MAIL', 'handler_RCPT'] as const) {
     const handler = proto[name];
     proto[name] = function (command, callback) {
+      // a line the downstream could read differently (a bare CR ends a command for some MTAs) is a
+      // syntax error here and now, never a downstream round trip
+      const fault = commandLineFault(command);
+      if (fault) {
+        this.send(501, `5.5.2 Syntax error: ${fault}`);
+        return callback();
+      }
       lastCommandLine.set(this.session, command.toString('utf8').trim());
       return handler.call(this, command, callback);
     };

@@ -45,6 +45,14 @@ const domain = z
   .regex(/^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.?$/i, 'a domain name, e.g. example.com')
   .transform((d) => d.toLowerCase().replace(/\.$/, ''));
 
+/** A plain `local@domain` address: dot-atom local part without the routing characters % and !. */
+const mailbox = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9#$&'*+\-/=?^_`{|}~]+(\.[A-Za-z0-9#$&'*+\-/=?^_`{|}~]+)*@([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$/i,
+    'a plain address such as postmaster@example.com',
+  );
+
 const hostPort = { host: z.string().min(1), port: z.number().int().min(1).max(65535) };
 
 /** Where the milter listens, in Postfix's notation: `inet:HOST:PORT` (`inet:[::1]:PORT`) or `unix:/path`. */
@@ -260,6 +268,8 @@ export const policySchema = z.strictObject({
     .strictObject({
       internalNetworks: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
       internalDomains: z.array(domain).default([]),
+      /** where RCPT TO:<postmaster> goes; null: postmaster@ the first internal domain that is not a wildcard */
+      postmaster: mailbox.nullable().default(null),
     })
     .prefault({}),
   state: z

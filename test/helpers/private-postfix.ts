@@ -47,6 +47,8 @@ export async function startPostfix(opts: PostfixOptions): Promise<PrivatePostfix
   mkdirSync(path.join(dir, 'queue'));
   mkdirSync(path.join(dir, 'data'));
   copyFileSync('/etc/postfix/master.cf', path.join(dir, 'master.cf'));
+  // an extra main.cf line replaces the base line of the same name (Postfix would warn about both)
+  const overridden = new Set((opts.main ?? []).map((line) => line.split('=')[0].trim()));
   writeFileSync(
     path.join(dir, 'main.cf'),
     [
@@ -66,9 +68,10 @@ export async function startPostfix(opts: PostfixOptions): Promise<PrivatePostfix
       `maillog_file = ${dir}/maillog`,
       `maillog_file_prefixes = /var, /dev/stdout, ${tmpdir()}`,
       ...(opts.milter ? [`smtpd_milters = ${opts.milter}`, 'milter_default_action = tempfail', 'milter_protocol = 6', 'milter_content_timeout = 60s'] : []),
-      ...(opts.main ?? []),
-      '',
-    ].join('\n'),
+    ]
+      .filter((line) => !overridden.has(line.split('=')[0].trim()))
+      .concat(opts.main ?? [], '')
+      .join('\n'),
   );
   execFileSync(postconf, ['-c', dir, '-F', '*/*/chroot = n']);
   const overrides = (opts.smtpd ?? []).map((o) => ` -o ${o}`).join('');

@@ -23,6 +23,8 @@ export interface SinkBehaviour {
   /** reply to the final dot */
   dot?: (bytes: Buffer) => [number, string] | undefined;
   xforward?: boolean;
+  /** offer DSN (default yes); a Postfix in front then adds ORCPT, which smtp-server refuses for UTF-8 */
+  dsn?: boolean;
   /** offer STARTTLS with this key and certificate */
   tls?: { key: Buffer; cert: Buffer };
   /** listen on this port (a restarted sink takes its old one); default: a free one */
@@ -67,7 +69,7 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
     authOptional: true,
     disableReverseLookup: true,
     hideENHANCEDSTATUSCODES: false,
-    hideDSN: false,
+    hideDSN: behaviour.dsn === false,
     useXForward: behaviour.xforward ?? true,
     logger: false,
     size: 100 * 1024 * 1024,
