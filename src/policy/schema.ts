@@ -48,7 +48,7 @@ const domain = z
 const hostPort = { host: z.string().min(1), port: z.number().int().min(1).max(65535) };
 
 /** Where the milter listens, in Postfix's notation: `inet:HOST:PORT` (`inet:[::1]:PORT`) or `unix:/path`. */
-export const MILTER_LISTEN = /^(?:inet:(?:\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}|unix:\/\S+)$/;
+export const MILTER_LISTEN = /^(?:inet:(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):\d{1,5}|unix:\/\S+)$/;
 
 /**
  * What the gateway does with a message, least to most severe: relay it; tag it (relay with an
@@ -95,6 +95,9 @@ export const DEFAULT_SYMBOLS: Record<string, { score?: number; action?: Action }
   ARCHIVE_LIMIT: { score: 5, action: 'quarantine' },
   OFFICE_CORRUPT: { score: 3, action: 'quarantine' },
   TYPE_MISMATCH: { score: 3 },
+  // the MIME walk (src/inspect/mime/)
+  MIME_UNPARSEABLE: { score: 5, action: 'quarantine' },
+  MIME_AMBIGUOUS: { score: 3 },
   // reply-chain spoofing, identity and authentication (src/inspect/spoof/symbols.ts)
   ...SPOOF_SYMBOLS,
 };
