@@ -1,13 +1,13 @@
 // The one MIME pass of a message: every leaf walked and decoded (src/inspect/mime/), every leaf that
 // is not a real text body scanned by the Office/archive engine in its worker pool, one leaf at a
 // time, and the body text (text, HTML) kept for the reply-chain checks and the passwords.
-import type { Readable } from 'node:stream';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
 import type { Kind } from './office/index.js';
 import { scanAttachmentOffThread } from './office/pool.js';
 import type { OfficeLimits } from './office/types.js';
 import { scanMessage } from './mime/scan.js';
+import type { MessageSource } from './mime/walk.js';
 
 export function officeLimits(policy: Policy): OfficeLimits {
   const { maxDepth, maxEntries, maxBytes, maxRatio, maxPasswordAttempts, timeout } = policy.office;
@@ -21,14 +21,14 @@ export interface PartsOptions {
   reread?: () => Promise<Buffer>;
 }
 
-/** Scans every leaf of a message (raw bytes as a stream); returns the findings. */
-export async function scanMessageParts(source: Readable, policy: Policy, options: PartsOptions = {}): Promise<Finding[]> {
+/** Scans every leaf of a message (its raw bytes, or a stream of them); returns the findings. */
+export async function scanMessageParts(source: MessageSource, policy: Policy, options: PartsOptions = {}): Promise<Finding[]> {
   return (await parseMessageParts(source, policy, options)).findings;
 }
 
 /** The one MIME pass: the leaves' findings, and the decoded body (text, HTML) for the reply-chain checks. */
 export async function parseMessageParts(
-  source: Readable,
+  source: MessageSource,
   policy: Policy,
   options: PartsOptions = {},
 ): Promise<{ findings: Finding[]; text?: string; html?: string; attachmentKinds: Kind[] }> {

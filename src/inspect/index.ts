@@ -34,7 +34,7 @@ export async function inspect(
   }
   for (const analyzer of analyzers) findings.push(...(await analyzer(message, policy)));
   // one MIME pass over every message: the leaves for the engine, the body for the reply-chain checks
-  const parts = await parseMessageParts(spool.read(), policy, { reread: () => readAll(spool) });
+  const parts = await parseMessageParts(spool.inMemory() ?? spool.read(), policy, { reread: () => readAll(spool) });
   findings.push(...parts.findings);
   message.text = parts.text;
   message.html = parts.html;

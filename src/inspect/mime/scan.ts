@@ -10,7 +10,6 @@
 // The text parts give the body (text/html, for the reply-chain checks) and the passwords: a leaf
 // that could not be opened without one is kept, and scanned again once the whole text is known.
 import { hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { Finding } from '../finding.js';
 import { findPasswords } from '../office/passwords.js';
 import { sniff, type Kind } from '../office/sniff.js';
@@ -18,7 +17,7 @@ import { OFFICE_SYMBOLS } from '../office/types.js';
 import { lenientParts } from './lenient.js';
 import { MIME_SCORES, MIME_SYMBOLS } from './limits.js';
 import { decodeBodyText, isPlainText, looksLikeText } from './text.js';
-import { newWalkState, walkMessage, shared, type Leaf } from './walk.js';
+import { newWalkState, walkMessage, shared, type Leaf, type MessageSource } from './walk.js';
 
 export type LeafScanner = (leaf: Leaf, passwords: string[]) => Promise<Finding[]>;
 
@@ -54,7 +53,7 @@ export function needsScan(leaf: Leaf, text = TEXTUAL.test(leaf.contentType) && l
   return !(text && leaf.kind === 'other');
 }
 
-export async function scanMessage(source: Readable | Buffer, options: MessageScanOptions): Promise<MessageScan> {
+export async function scanMessage(source: MessageSource, options: MessageScanOptions): Promise<MessageScan> {
   const findings: Finding[] = [];
   const kinds: Kind[] = [];
   const scanned = new Set<string>();

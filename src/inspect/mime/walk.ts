@@ -17,7 +17,7 @@
 //
 // Leaves come out one at a time and the walk waits until the caller asks for the next one, so one
 // message holds at most one decoded leaf (plus what the caller keeps). An AbortSignal stops it.
-import { Readable, type Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { once } from 'node:events';
 import mailsplit from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
@@ -81,8 +81,14 @@ const TEXT_BODY_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-st
 const UUENCODE = new Set(['x-uuencode', 'uuencode', 'x-uue', 'uue']);
 const KNOWN_ENCODINGS = new Set(['', '7bit', '8bit', 'binary', 'base64', 'quoted-printable', ...UUENCODE]);
 
-/** Walks a message (a stream of its raw bytes, or the bytes). */
-export async function* walkMessage(source: Readable | Buffer, options: WalkOptions, state: WalkState = newWalkState()): AsyncGenerator<WalkItem> {
+export type MessageSource = Readable | Buffer | Buffer[];
+
+function isBytes(source: MessageSource): source is Buffer | Buffer[] {
+  return Buffer.isBuffer(source) || Array.isArray(source);
+}
+
+/** Walks a message: a stream of its raw bytes, or the bytes (one buffer, or the chunks a spool holds). */
+export async function* walkMessage(source: MessageSource, options: WalkOptions, state: WalkState = newWalkState()): AsyncGenerator<WalkItem> {
   yield* walkAt(source, [], 0, options, state);
 }
 
@@ -97,11 +103,17 @@ interface Open {
   ambiguity: Ambiguity | null;
 }
 
-async function* walkAt(source: Readable | Buffer, base: string[], messageDepth: number, options: WalkOptions, state: WalkState): AsyncGenerator<WalkItem> {
+async function* walkAt(source: MessageSource, base: string[], messageDepth: number, options: WalkOptions, state: WalkState): AsyncGenerator<WalkItem> {
   const splitter = new mailsplit.Splitter({ ignoreEmbedded: true, maxHeadSize: options.maxHeaderBytes, maxChildNodes: MIME_LIMITS.maxParts });
-  const input = Buffer.isBuffer(source) ? Readable.from([source]) : source;
-  input.once('error', (err) => splitter.destroy(err));
-  input.pipe(splitter);
+  // bytes already in memory go in at once (no stream hop); a stream is piped, with back-pressure
+  const input = isBytes(source) ? null : source;
+  if (input) {
+    input.once('error', (err) => splitter.destroy(err));
+    input.pipe(splitter);
+  } else {
+    for (const chunk of Buffer.isBuffer(source) ? [source] : (source as Buffer[])) splitter.write(chunk);
+    splitter.end();
+  }
   const numbers = new Map<Node, { id: number[]; children: number; depth: number }>();
   const childless = new Set<Node>();
   let open: Open | null = null;
@@ -142,9 +154,9 @@ async function* walkAt(source: Readable | Buffer, base: string[], messageDepth: 
     if (options.signal?.aborted) throw options.signal.reason;
     yield problem(MIME_SYMBOLS.MIME_UNPARSEABLE, base, unreadable(err));
   } finally {
-    input.unpipe(splitter);
+    input?.unpipe(splitter);
     splitter.destroy();
-    if (!Buffer.isBuffer(source)) input.destroy();
+    input?.destroy();
   }
 }
 
