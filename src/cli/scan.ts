@@ -135,10 +135,12 @@ export async function scanPath(file: string, loaded: LoadedPolicy, origin: Origi
   }
 }
 
-/** An RFC 5322 message (by its .eml name, or a header block where no document format matched). */
+/** An RFC 5322 message (by its .eml name, by its header block, or header-like lines where no document format matched). */
 function looksLikeMessage(bytes: Buffer, file: string): boolean {
   if (/\.(eml|msg822)$/i.test(file)) return true;
-  if (sniff(bytes) !== 'other') return false;
+  const kind = sniff(bytes);
+  if (kind === 'message') return true;
+  if (kind !== 'other') return false;
   const head = bytes.subarray(0, 4096).toString('latin1');
   return /^(?:From [^\n]*\n)?[!-9;-~]+:[^\n]*\r?\n/.test(head) && /\r?\n\r?\n/.test(head);
 }

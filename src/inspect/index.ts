@@ -1,10 +1,10 @@
-// The inspect stage: the header block for every message, the MIME walk into attachments for those
-// that can carry any, every analyzer, one list of findings.
+// The inspect stage: the header block and the MIME walk into every leaf for every message (a text
+// message can carry a document as much as a multipart one), every analyzer, one list of findings.
 import type { Spool } from '../message/spool.js';
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
-import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type InspectedMessage } from '../message/parsed.js';
-import { mayCarryAttachments, parseMessageParts } from './attachments.js';
+import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type HeaderField, type InspectedMessage } from '../message/parsed.js';
+import { parseMessageParts } from './attachments.js';
 import { headerRuleFindings, sizeRuleFindings } from './rules.js';
 import { analyzeSpoof, looksLikeReply } from './spoof/index.js';
 import type { DNSResolver } from './spoof/auth.js';
@@ -33,19 +33,20 @@ export async function inspect(
     findings.push({ symbol: 'HEADER_TOO_LARGE', score: 0, detail: `header block longer than ${MAX_HEADER_BYTES} bytes; rules saw the first part` });
   }
   for (const analyzer of analyzers) findings.push(...(await analyzer(message, policy)));
-  // one MIME pass, for attachments and for the body of replies/forwards; plain new mail skips it
-  if (mayCarryAttachments(message.headers) || (policy.spoof.enabled && looksLikeReply(message.headers))) {
-    const parts = await parseMessageParts(spool.read(), policy);
-    findings.push(...parts.findings);
-    message.text = parts.text;
-    message.html = parts.html;
-    message.attachmentKinds = parts.attachmentKinds;
-  }
+  // one MIME pass over every message: the leaves for the engine, the body for the reply-chain checks
+  const parts = await parseMessageParts(spool.inMemory() ?? spool.read(), policy, { reread: () => readAll(spool) });
+  findings.push(...parts.findings);
+  message.text = parts.text;
+  message.html = parts.html;
+  message.attachmentKinds = parts.attachmentKinds;
   const { state } = services;
+  // the reply-chain checks read the body of multipart mail and of replies; a single text part without
+  // reply markers is not read as a thread (lines in it that look quoted do not make it a reply)
+  const threadBody = !isSingleTextPart(message.headers) || looksLikeReply(message.headers);
   const spoof = await analyzeSpoof({
     headers: message.headers,
-    text: message.text,
-    html: message.html,
+    text: threadBody ? message.text : undefined,
+    html: threadBody ? message.html : undefined,
     envelope: message.envelope,
     client: message.client,
     findings,
@@ -57,4 +58,19 @@ export async function inspect(
   });
   findings.push(...spoof.findings);
   return { message, findings, ...(spoof.authenticationResults ? { authenticationResults: spoof.authenticationResults } : {}) };
+}
+
+function isSingleTextPart(headers: HeaderField[]): boolean {
+  const type = headers.find((h) => h.name === 'content-type')?.value.toLowerCase() ?? 'text/plain';
+  const disposition = headers.find((h) => h.name === 'content-disposition')?.value.toLowerCase() ?? '';
+  return /^\s*text\//.test(type) && !disposition.startsWith('attachment');
+}
+
+/** The whole message in one buffer (only for the rare second reading of a message whose headers disagree). */
+async function readAll(spool: Spool): Promise<Buffer> {
+  const held = spool.inMemory();
+  if (held) return Buffer.concat(held);
+  const chunks: Buffer[] = [];
+  for await (const chunk of spool.read()) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }

@@ -1,6 +1,6 @@
 // What the analyzers read about a message (below both front ends and the analyzers: the gateway, the milter,
 // inspect/ and the pipeline share it). The header block is read from the spool and parsed here
-// (cheap: every message pays for it); the MIME body parse arrives with the analyzers that need it.
+// (cheap: every message pays for it); the MIME walk's results (body, leaf kinds) are added by inspect.
 import libmime from 'libmime';
 import type { Spool } from './spool.js';
 import type { Kind } from '../inspect/office/sniff.js';
@@ -31,10 +31,10 @@ export interface InspectedMessage {
   headers: HeaderField[];
   /** the header block did not end within MAX_HEADER_BYTES */
   headerTruncated: boolean;
-  /** decoded body text and HTML, when the MIME pass ran (attachments possible, or a reply/forward) */
+  /** decoded body text and HTML (the message's own text parts), from the MIME pass every message gets */
   text?: string;
   html?: string;
-  /** each attachment's kind by content (empty when the message cannot carry attachments) */
+  /** the kind by content of each leaf the Office engine scanned */
   attachmentKinds: Kind[];
 }
 

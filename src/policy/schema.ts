@@ -103,6 +103,9 @@ export const DEFAULT_SYMBOLS: Record<string, { score?: number; action?: Action }
   ARCHIVE_LIMIT: { score: 5, action: 'quarantine' },
   OFFICE_CORRUPT: { score: 3, action: 'quarantine' },
   TYPE_MISMATCH: { score: 3 },
+  // the MIME walk (src/inspect/mime/)
+  MIME_UNPARSEABLE: { score: 5, action: 'quarantine' },
+  MIME_AMBIGUOUS: { score: 3 },
   // reply-chain spoofing, identity and authentication (src/inspect/spoof/symbols.ts)
   ...SPOOF_SYMBOLS,
 };

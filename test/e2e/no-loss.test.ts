@@ -99,6 +99,7 @@ describe('no silent loss under faults', function () {
       }
     };
 
+    const progress = setInterval(() => console.log(`      ... ${acked.size} acknowledged, ${attempts} attempts, queue ${queue.length}`), 10_000);
     const at = async (count: number) => {
       while (acked.size < count) await new Promise((r) => setTimeout(r, 10));
     };
@@ -130,6 +131,7 @@ describe('no silent loss under faults', function () {
           `${sinks.reduce((n, s) => n + s.messages.length, 0)} delivered incl. retries of unacknowledged ones)`,
       );
     } finally {
+      clearInterval(progress);
       gw.child.kill('SIGKILL');
       await Promise.all(sinks.map((s) => s.close()));
     }

@@ -94,6 +94,10 @@ export function inData(port: number, mail = 'MAIL FROM:<alice@internal.test>', r
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.on('error', reject);
+    socket.setTimeout(10_000, () => {
+      socket.destroy();
+      reject(new Error('no 354 within 10 s'));
+    });
     let replies = 0;
     let buffer = '';
     const onData = (d: Buffer) => {
@@ -108,6 +112,7 @@ export function inData(port: number, mail = 'MAIL FROM:<alice@internal.test>', r
         if (/^354 /.test(line)) {
           socket.off('data', onData);
           socket.off('error', reject);
+          socket.setTimeout(0);
           resolve(socket);
         } else if (replies > 1 && !/^2/.test(line)) {
           socket.destroy();

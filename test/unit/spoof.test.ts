@@ -131,17 +131,22 @@ describe('spoof: hijack shapes and genuine counterparts (no memory, offline DNS 
     }
   });
 
-  it('a plain new message skips the body parse', async () => {
+  it('a plain new message is not read as a thread: quoted-looking lines in its one text part are no reply', async () => {
     const bytes = buildMessage({
       from: '"Bob" <bob@partner.example>',
       to: 'a@example.com',
       subject: 'Hello',
-      body: 'From: X <x@y.example>\nSent: today\nTo: z',
+      body: 'From: Bob <bob@elsewhere.example>\nSent: today\nTo: z\nSubject: old\n\nhi',
     });
     const v = await runMessage(bytes, { mailFrom: 'bob@partner.example', rcptTo: ['a@example.com'] }, { address: '192.0.2.1', helo: 'h' }, policy, {
       resolver,
     });
-    assert.equal(v.text, undefined);
+    // the MIME walk reads every message (a text message may hide a document), the thread checks do not take it as a reply
+    assert.match(v.text ?? '', /^From: Bob/);
+    assert.deepEqual(
+      symbols(v).filter((s) => /THREAD|REPLY/.test(s)),
+      [],
+    );
   });
 
   it('a macro attachment next to a spoof signal boosts it', async () => {
@@ -206,10 +211,8 @@ describe('spoof: thread memory signals', () => {
 
   it('memory unreachable: STATE_UNAVAILABLE, other signals still run; fail mode closed defers', async () => {
     const down: ThreadMemory = {
-      lookup: async () => {
-        throw new ThreadMemoryUnavailable('connection refused');
-      },
-      update: async () => undefined,
+      lookup: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
+      update: () => Promise.resolve(undefined),
     };
     const c = hijack('name-only', 'en', 'text');
     const input = {

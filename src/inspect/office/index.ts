@@ -12,6 +12,8 @@ import { scanRtf } from './rtf.js';
 import { scanMso } from './mso.js';
 import { scanSylk } from './sylk.js';
 import { scanOneNote } from './c-onenote.js';
+import { scanMessageBlob } from './message.js';
+import { scanTnef } from './tnef.js';
 
 export { findPasswords } from './passwords.js';
 export { sniff, type Kind } from './sniff.js';
@@ -51,6 +53,8 @@ function kindLabel(kind: Kind): string {
       flatopc: 'Flat OPC XML',
       mht: 'MHTML',
       activemime: 'ActiveMime',
+      message: 'an e-mail message',
+      tnef: 'TNEF (winmail.dat)',
       other: 'unknown',
     } as const
   )[kind];
@@ -77,7 +81,6 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
         break;
       case 'word2003':
       case 'flatopc':
-      case 'mht':
       case 'activemime':
         findings.push(...(await scanMso(bytes, kind, ctx, scanBlob)));
         break;
@@ -86,6 +89,13 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
         break;
       case 'onenote':
         findings.push(...(await scanOneNote(bytes, ctx, scanBlob)));
+        break;
+      case 'mht':
+      case 'message':
+        findings.push(...(await scanMessageBlob(bytes, kind, ctx, scanBlob)));
+        break;
+      case 'tnef':
+        findings.push(...(await scanTnef(bytes, ctx, scanBlob)));
         break;
       case 'lnk':
       case 'other':
@@ -98,16 +108,17 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
   return findings;
 };
 
-/** Entry point for one MIME attachment: a fresh budget and a root context named after the file. */
+/** Entry point for one MIME attachment: a fresh budget and a root context named after the file (or `path`, its place in the message). */
 export async function scanAttachment(
   bytes: Buffer,
   filename: string | undefined,
   contentType: string | undefined,
   passwords: string[],
   limits: OfficeLimits = DEFAULT_OFFICE_LIMITS,
+  path?: string[],
 ): Promise<Finding[]> {
   const ctx: ScanContext = {
-    path: [filename || 'attachment'],
+    path: path?.length ? path : [filename || 'attachment'],
     depth: 0,
     budget: newBudget(limits),
     limits,

@@ -1,12 +1,14 @@
 // Word 2003 XML, Flat OPC, MHT and ActiveMime (research §3.7): the macro project of these formats
 // sits base64-encoded in the text, either as a plain CFB (Flat OPC vbaProject, oledata.mso) or
 // wrapped in ActiveMime (editdata.mso, MHT parts): header, then a zlib stream holding the CFB.
+import { hash } from 'node:crypto';
 import { inflateSync } from 'node:zlib';
 import type { Finding } from '../finding.js';
 import { child, OFFICE_SYMBOLS, partOf, type BlobScanner, type ScanContext } from './types.js';
 import { corruptFinding, decodeText, finding, limitFinding, spendBytes, xmlElements, xmlUnescape } from './c-util.js';
 import { extractSheetFormulas } from './ooxml.js';
 import { analyzeXlm } from './xlm.js';
+import { lenientParts } from '../mime/lenient.js';
 
 const ACTIVEMIME = Buffer.from('ActiveMime', 'latin1');
 const ACTIVEMIME_B64 = 'QWN0aXZlTWltZQ';
@@ -115,60 +117,15 @@ export async function scanFlatOpc(text: string, ctx: ScanContext, scanBlob: Blob
   return findings;
 }
 
-interface MimePart {
-  headers: string;
-  body: string;
-}
-
-function splitMultipart(text: string): MimePart[] {
-  const parts: MimePart[] = [];
-  const boundaries = new Set<string>();
-  for (const m of text.matchAll(/boundary\s*=\s*(?:"([^"]+)"|([^\s;"]+))/gi)) {
-    boundaries.add(m[1] ?? m[2]);
-    if (boundaries.size >= 10) break;
-  }
-  for (const boundary of boundaries) {
-    const chunks = text.split(`--${boundary}`);
-    for (const chunk of chunks.slice(1)) {
-      if (parts.length >= MAX_PARTS) break;
-      if (chunk.startsWith('--')) continue;
-      const sep = /\r?\n\r?\n/.exec(chunk);
-      if (!sep) continue;
-      parts.push({ headers: chunk.slice(0, sep.index), body: chunk.slice(sep.index + sep[0].length) });
-    }
-  }
-  return parts;
-}
-
-function decodeQuotedPrintable(s: string): Buffer {
-  const cleaned = s.replace(/=\r?\n/g, '');
-  const out: number[] = [];
-  for (let i = 0; i < cleaned.length; i++) {
-    const c = cleaned.charCodeAt(i);
-    if (c === 0x3d && /^[0-9A-Fa-f]{2}$/.test(cleaned.slice(i + 1, i + 3))) {
-      out.push(parseInt(cleaned.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else out.push(c & 0xff);
-  }
-  return Buffer.from(out);
-}
-
 /** MHT: base64/quoted-printable parts that are ActiveMime or documents; ActiveMime base64 anywhere. */
-export async function scanMht(text: string, ctx: ScanContext, scanBlob: BlobScanner): Promise<Finding[]> {
+export async function scanMht(text: string, ctx: ScanContext, scanBlob: BlobScanner, scanned?: Set<string>): Promise<Finding[]> {
   const findings: Finding[] = [];
   let sawActiveMime = false;
-  let n = 0;
-  for (const part of splitMultipart(text)) {
-    n++;
-    const cte = /content-transfer-encoding\s*:\s*([\w-]+)/i.exec(part.headers)?.[1]?.toLowerCase();
-    const location = /content-location\s*:\s*(\S+)/i.exec(part.headers)?.[1] ?? `part#${n}`;
-    let data: Buffer;
-    if (cte === 'base64') data = b64(part.body);
-    else if (cte === 'quoted-printable') data = decodeQuotedPrintable(part.body);
-    else continue; // 7bit/8bit text parts: HTML, nothing embedded
-    if (isActiveMime(data)) sawActiveMime = true;
-    const name = location.replace(/^.*[\\/]/, '') || `part#${n}`;
-    findings.push(...(await scanDecoded(data, ctx, name, scanBlob)));
+  for (const part of lenientParts(text)) {
+    if (!part.encoded) continue; // 7bit/8bit text parts: HTML, nothing embedded
+    if (isActiveMime(part.bytes)) sawActiveMime = true;
+    if (scanned?.has(hash('sha256', part.bytes))) continue; // the MIME walk read this part the same way
+    findings.push(...(await scanDecoded(part.bytes, ctx, part.name, scanBlob)));
   }
   // malformed MIME (Word is lenient): find ActiveMime base64 runs directly
   if (!sawActiveMime) {
@@ -181,13 +138,12 @@ export async function scanMht(text: string, ctx: ScanContext, scanBlob: BlobScan
   return findings;
 }
 
-export type MsoKind = 'word2003' | 'flatopc' | 'mht' | 'activemime';
+export type MsoKind = 'word2003' | 'flatopc' | 'activemime';
 
 export async function scanMso(bytes: Buffer, kind: MsoKind, ctx: ScanContext, scanBlob: BlobScanner): Promise<Finding[]> {
   if (kind === 'activemime') return scanActiveMime(bytes, ctx, scanBlob);
   const text = decodeText(bytes);
   if (kind === 'word2003') return scanWord2003(text, ctx, scanBlob);
-  if (kind === 'flatopc') return scanFlatOpc(text, ctx, scanBlob);
-  return scanMht(text, ctx, scanBlob);
+  return scanFlatOpc(text, ctx, scanBlob);
 }
 export { ACTIVEMIME_B64 };

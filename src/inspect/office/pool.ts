@@ -22,20 +22,35 @@ function workers(): Piscina {
   return pool;
 }
 
+/**
+ * One attachment's scan in a worker. Bytes in a SharedArrayBuffer (as the MIME walk decodes them)
+ * reach the worker without a copy. `signal` (the client went away) stops the scan: the promise
+ * then rejects with its reason.
+ */
 export async function scanAttachmentOffThread(
   bytes: Buffer,
   filename: string | undefined,
   contentType: string | undefined,
   passwords: string[],
   limits: OfficeLimits,
+  options: { path?: string[]; signal?: AbortSignal } = {},
 ): Promise<Finding[]> {
-  const task: ScanTask = { bytes, filename, contentType, passwords, limits };
+  const task: ScanTask = { bytes, filename, contentType, passwords, limits, path: options.path };
   const hardLimit = limits.timeoutMs * 2 + 5000;
+  const timeout = AbortSignal.timeout(hardLimit);
   try {
-    return (await workers().run(task, { signal: AbortSignal.timeout(hardLimit) })) as Finding[];
+    return (await workers().run(task, { signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout })) as Finding[];
   } catch (err) {
+    if (options.signal?.aborted) throw options.signal.reason;
     if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err;
-    return [{ symbol: OFFICE_SYMBOLS.ARCHIVE_LIMIT, score: 0, part: filename || 'attachment', detail: `scan stopped after ${hardLimit} ms` }];
+    return [
+      {
+        symbol: OFFICE_SYMBOLS.ARCHIVE_LIMIT,
+        score: 0,
+        part: options.path?.join(' > ') || filename || 'attachment',
+        detail: `scan stopped after ${hardLimit} ms`,
+      },
+    ];
   }
 }
 

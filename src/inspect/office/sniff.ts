@@ -1,6 +1,7 @@
 // What a blob is, by its bytes only: never by name or Content-Type (research §3.1 order).
 // OneNote is tested before zip (a .one embedding a .docx passes an end-of-central-directory test).
 import { decodeText } from './c-util.js';
+import { looksLikeMessage } from '../mime/message-sniff.js';
 
 export type Kind =
   | 'cfb' // OLE2 compound file: .doc/.xls/.ppt, vbaProject.bin, encrypted OOXML, OLE objects
@@ -13,6 +14,8 @@ export type Kind =
   | 'flatopc' // Flat OPC (pkg:package) XML
   | 'mht' // MHTML / "Single File Web Page" (Word saves macro documents as MHT with ActiveMime parts)
   | 'activemime' // ActiveMime (editdata.mso), raw or base64
+  | 'message' // an RFC 5322 message (a forwarded .eml): walked by the MIME walker
+  | 'tnef' // TNEF (winmail.dat, application/ms-tnef)
   | 'other';
 
 const CFB = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
@@ -20,6 +23,7 @@ const ONENOTE = Buffer.from([0xe4, 0x52, 0x5c, 0x7b, 0x8c, 0xd8, 0xa7, 0x4d, 0xa
 const LNK = Buffer.from([0x4c, 0, 0, 0, 0x01, 0x14, 0x02, 0, 0, 0, 0, 0, 0xc0, 0, 0, 0, 0, 0, 0, 0x46]);
 const ACTIVEMIME = Buffer.from('ActiveMime', 'latin1');
 const ACTIVEMIME_B64 = 'QWN0aXZlTWltZQ';
+const TNEF = Buffer.from([0x78, 0x9f, 0x3e, 0x22]);
 const HEAD = 64 * 1024;
 
 function startsWith(bytes: Buffer, magic: Buffer, at = 0): boolean {
@@ -63,6 +67,7 @@ export function sniff(bytes: Buffer): Kind {
   if (startsWith(bytes, CFB)) return 'cfb';
   if (startsWith(bytes, ONENOTE)) return 'onenote';
   if (startsWith(bytes, LNK)) return 'lnk';
+  if (startsWith(bytes, TNEF)) return 'tnef';
   if (isZipMagic(bytes)) return 'zip';
   const start = skipBomAndSpace(bytes);
   // Word opens anything starting '{\rt' as RTF ('{\rtf1', '{\rtx', '{\rt0' ...); tolerate a BOM
@@ -79,6 +84,7 @@ export function sniff(bytes: Buffer): Kind {
   const lower = head.slice(0, 8192).toLowerCase();
   const mv = lower.indexOf('mime-version');
   if (mv >= 0 && lower.includes('multipart')) return 'mht';
+  if (looksLikeMessage(bytes)) return 'message';
   if (trimmed.startsWith(ACTIVEMIME_B64)) return 'activemime';
   if (hasZipEocd(bytes)) return 'zip';
   return 'other';
@@ -86,5 +92,5 @@ export function sniff(bytes: Buffer): Kind {
 
 /** Kinds an Office application opens as a document or that carry one (for TYPE_MISMATCH). */
 export function isOfficeKind(kind: Kind): boolean {
-  return kind !== 'other' && kind !== 'lnk';
+  return kind !== 'other' && kind !== 'lnk' && kind !== 'message';
 }
