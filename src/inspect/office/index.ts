@@ -12,6 +12,9 @@ import { scanRtf } from './rtf.js';
 import { scanMso } from './mso.js';
 import { scanSylk } from './sylk.js';
 import { scanOneNote } from './c-onenote.js';
+import { scanContainerKinds } from './containers.js';
+import { dangerousTypeFindings } from './dangerous.js';
+import { CONTAINER_LABELS } from './sniff-containers.js';
 
 export { findPasswords } from './passwords.js';
 export { sniff, type Kind } from './sniff.js';
@@ -51,6 +54,7 @@ function kindLabel(kind: Kind): string {
       flatopc: 'Flat OPC XML',
       mht: 'MHTML',
       activemime: 'ActiveMime',
+      ...CONTAINER_LABELS,
       other: 'unknown',
     } as const
   )[kind];
@@ -91,6 +95,9 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
       case 'other':
         break;
     }
+    // the waves after macros: dangerous file types by content and name, gzip/tar/7z/RAR/ISO/... (containers.ts)
+    findings.push(...dangerousTypeFindings(bytes, kind, ctx));
+    findings.push(...(await scanContainerKinds(bytes, kind, ctx, scanBlob)));
   } catch (e) {
     if (Date.now() > ctx.budget.deadline) findings.push(limitFinding(ctx, `time budget of ${ctx.limits.timeoutMs} ms exhausted`));
     else findings.push(corruptFinding(ctx, `unparsable: ${errorText(e)}`));

@@ -1,6 +1,7 @@
 // What a blob is, by its bytes only: never by name or Content-Type (research §3.1 order).
 // OneNote is tested before zip (a .one embedding a .docx passes an end-of-central-directory test).
 import { decodeText } from './c-util.js';
+import { isProgramKind, sniffContainerHead, sniffContainerTail, type ContainerKind } from './sniff-containers.js';
 
 export type Kind =
   | 'cfb' // OLE2 compound file: .doc/.xls/.ppt, vbaProject.bin, encrypted OOXML, OLE objects
@@ -13,6 +14,7 @@ export type Kind =
   | 'flatopc' // Flat OPC (pkg:package) XML
   | 'mht' // MHTML / "Single File Web Page" (Word saves macro documents as MHT with ActiveMime parts)
   | 'activemime' // ActiveMime (editdata.mso), raw or base64
+  | ContainerKind // gzip, tar, 7z, RAR, disk images, PE ... (sniff-containers.ts)
   | 'other';
 
 const CFB = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
@@ -64,6 +66,8 @@ export function sniff(bytes: Buffer): Kind {
   if (startsWith(bytes, ONENOTE)) return 'onenote';
   if (startsWith(bytes, LNK)) return 'lnk';
   if (isZipMagic(bytes)) return 'zip';
+  const container = sniffContainerHead(bytes);
+  if (container) return container;
   const start = skipBomAndSpace(bytes);
   // Word opens anything starting '{\rt' as RTF ('{\rtf1', '{\rtx', '{\rt0' ...); tolerate a BOM
   if (bytes.length >= start + 4 && bytes.toString('latin1', start, start + 4) === '{\\rt') return 'rtf';
@@ -81,10 +85,10 @@ export function sniff(bytes: Buffer): Kind {
   if (mv >= 0 && lower.includes('multipart')) return 'mht';
   if (trimmed.startsWith(ACTIVEMIME_B64)) return 'activemime';
   if (hasZipEocd(bytes)) return 'zip';
-  return 'other';
+  return sniffContainerTail(bytes) ?? 'other';
 }
 
 /** Kinds an Office application opens as a document or that carry one (for TYPE_MISMATCH). */
 export function isOfficeKind(kind: Kind): boolean {
-  return kind !== 'other' && kind !== 'lnk';
+  return kind !== 'other' && kind !== 'lnk' && !isProgramKind(kind);
 }
