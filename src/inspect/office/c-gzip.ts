@@ -115,22 +115,29 @@ export async function scanGzip(bytes: Buffer, ctx: ScanContext, scanBlob: BlobSc
   if (!spendBytes(ctx, total)) return [limitFinding(ctx, `decompressed-bytes budget of ${ctx.limits.maxBytes} exhausted`)];
   const whole = members.length === 1 ? members[0].data : Buffer.concat(members.map((m) => m.data));
   const name = outputName(ctx, members[0]?.name);
-  findings.push(...(await scanBlob(whole, { ...child(ctx, name), declared: { filename: name } })));
   if (members.length > 1) {
     for (const [i, m] of members.entries()) {
       const memberName = `${m.name ? outputName(ctx, m.name) : name}#member${i + 1}`;
       findings.push(...(await scanBlob(m.data, { ...child(ctx, memberName), declared: { filename: m.name ?? name } })));
     }
   }
+  findings.push(...(await scanBlob(whole, { ...child(ctx, name), declared: { filename: name } })));
   if (problem) findings.push(problem);
-  return dedupe(findings);
+  return members.length > 1 ? dedupe(findings, ctx.path.length) : findings;
 }
 
-/** The same finding reached through the whole output and through its member: reported once. */
-function dedupe(findings: Finding[]): Finding[] {
+/**
+ * The same finding reached through a member and through the whole output (the same document at the
+ * same place inside them): reported once, with the member's more precise path.
+ */
+function dedupe(findings: Finding[], depth: number): Finding[] {
   const seen = new Set<string>();
   return findings.filter((f) => {
-    const key = `${f.symbol}\0${f.detail ?? ''}\0${(f.part ?? '').replace(/#member\d+/g, '')}`;
+    const inside = (f.part ?? '')
+      .split(' > ')
+      .slice(depth + 1)
+      .join(' > ');
+    const key = `${f.symbol}\0${f.detail ?? ''}\0${inside}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

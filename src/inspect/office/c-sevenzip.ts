@@ -40,11 +40,14 @@ function clip(s: string): string {
   return s.length > 160 ? `${s.slice(0, 160)}…` : s;
 }
 
-/** 7-Zip's first error line, for a finding's detail. */
+/** 7-Zip's error lines, for a finding's detail (its "ERROR: /archive : /archive" preamble left out). */
 function why(r: RunResult): string {
-  const lines = [...r.stderr, ...r.stdout].map((l) => l.trim()).filter(Boolean);
-  const line = lines.find((l) => /error|unsupported|can ?not|unexpected|wrong|missing|volume|crc/i.test(l)) ?? lines[0] ?? `exit code ${r.code}`;
-  return clip(line.replace(/^ERROR:\s*/i, ''));
+  const lines = [...r.stderr, ...r.stdout]
+    .map((l) => l.trim())
+    .filter((l) => l && !l.includes(' = ') && !/^ERRORS?:$|^(ERROR: )?\/archive( : \/archive)?$/.test(l));
+  const errors = lines.filter((l) => /error|unsupported|can ?not|unexpected|wrong|missing|volume|crc/i.test(l));
+  const chosen = errors.length ? errors.slice(0, 2).join('; ') : `exit code ${r.code}`;
+  return clip(chosen.replace(/^ERROR:\s*/i, '').replace(/\/archive\s*:?\s*/g, ''));
 }
 
 const ENCRYPTED_HEADERS = /encrypted archive|wrong password/i;
@@ -65,6 +68,8 @@ function viewsOf(bytes: Buffer, kind: SevenZipKind): View[] {
       { kind: 'iso', format: 'iso', label: 'ISO 9660 view' },
     ];
   }
+  // 7-Zip's "rar" handler reads RAR 1.5-4.x only; RAR 5 is its own format
+  if (kind === 'rar' && bytes[6] === 0x01) return [{ kind, format: 'rar5' }];
   return [{ kind, format: kind === 'fsimage' ? undefined : FORMAT[kind] }];
 }
 
@@ -137,7 +142,9 @@ class Scan {
         return;
       }
     }
-    if (listed.result.code !== 0) {
+    // an image whose listing ends in an error ("Unexpected end of archive": sizes that run past the
+    // end) still lists its files: the budget checks below judge what they declare
+    if (listed.result.code !== 0 && listed.items.length === 0) {
       const reason = why(listed.result);
       this.findings.push(
         UNSUPPORTED.test(reason)

@@ -11,8 +11,9 @@ import { finding, limitFinding, spendBytes } from './c-util.js';
 
 /** Text beyond this is not looked at (smuggling pages are a few MB at most; the byte budget still applies). */
 const MAX_TEXT = 32 * 1024 * 1024;
-const MIN_BASE64 = 1024;
-const MIN_CHARCODES = 256;
+/** a zip holding one shortcut is ~250 bytes: 336 base64 characters */
+const MIN_BASE64 = 256;
+const MIN_CHARCODES = 128;
 const MIN_DATA_URI = 256;
 
 const SAVE = /\bmsSaveOrOpenBlob\b|\bmsSaveBlob\b|\bsaveAs\s*\(/;
@@ -22,6 +23,8 @@ const CLICK = /\.click\s*\(|dispatchEvent\s*\(|location(?:\.href)?\s*=|window\.o
 const ASSEMBLE = /\bnew\s+Blob\s*\(|\batob\s*\(|fromCharCode|\bUint8Array\b|charCodeAt|\bFile\s*\(\s*\[/;
 const DATA_HREF = /\bhref\s{0,20}=\s{0,20}["']?data:[^;,"'>]{0,100}?(;base64)?,([^"'\s>]*)/i;
 
+const MEDIA_DATA_URI = /data:(?:image|font|audio|video)\/[\w.+-]{1,40};base64,$/i;
+
 const isBase64Char = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61;
 const isCharCodeChar = (c: number) => (c >= 48 && c <= 57) || c === 44 || c === 32 || c === 9 || c === 10 || c === 13;
 
@@ -29,13 +32,13 @@ const isCharCodeChar = (c: number) => (c >= 48 && c <= 57) || c === 44 || c === 
  * Maximal runs of characters of one class, at least `min` long: one linear pass (a regex such as
  * /[A-Za-z0-9+/]{1024,}/ rescans every shorter run from each of its positions).
  */
-function* runs(text: string, inClass: (c: number) => boolean, min: number): Generator<string> {
+function* runs(text: string, inClass: (c: number) => boolean, min: number): Generator<{ run: string; at: number }> {
   let start = -1;
   for (let i = 0; i <= text.length; i++) {
     const inside = i < text.length && inClass(text.charCodeAt(i));
     if (inside && start < 0) start = i;
     else if (!inside && start >= 0) {
-      if (i - start >= min) yield text.slice(start, i);
+      if (i - start >= min) yield { run: text.slice(start, i), at: start };
       start = -1;
     }
   }
@@ -114,11 +117,13 @@ export async function scanHtmlSmuggling(bytes: Buffer, ctx: ScanContext, scanBlo
 
   const saves = SAVE.test(text) || (OBJECT_URL.test(text) && (DOWNLOAD.test(text) || CLICK.test(text)));
   if (saves && ASSEMBLE.test(text)) {
-    for (const run of runs(text, isBase64Char, MIN_BASE64)) {
+    for (const { run, at } of runs(text, isBase64Char, MIN_BASE64)) {
+      // an inline picture or font is page content, not a payload (a report with a logo and a CSV button)
+      if (MEDIA_DATA_URI.test(text.slice(Math.max(0, at - 80), at))) continue;
       const data = decodeBase64(run);
       if (data) payloads.push({ data, how: `a ${Math.round(run.length / 1024)} KB base64 payload` });
     }
-    for (const run of runs(text, isCharCodeChar, MIN_CHARCODES * 2)) {
+    for (const { run } of runs(text, isCharCodeChar, MIN_CHARCODES * 2)) {
       const data = decodeCharCodes(run.trim().replace(/^,|,$/g, ''));
       if (data) payloads.push({ data, how: `a ${data.length}-byte char-code payload` });
     }

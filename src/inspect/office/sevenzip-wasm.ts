@@ -69,7 +69,7 @@ interface EmscriptenImports {
   env: Record<string, unknown>;
 }
 
-type Stream = { node?: { contents?: unknown; usedBytes?: unknown }; position?: number };
+type Stream = { node?: { contents?: unknown; usedBytes?: unknown }; position?: number; path?: string };
 
 /** One sandboxed 7-Zip, the archive in its file system. */
 export class SevenZipRun {
@@ -114,9 +114,9 @@ export class SevenZipRun {
     const sz = await Promise.race([factory, instantiation]);
     const run = new SevenZipRun(sz, limits);
     self.run = run;
-    run.install();
     sz.FS.writeFile(ARCHIVE, archive);
     sz.FS.mkdir(OUT);
+    run.install();
     return run;
   }
 
@@ -127,7 +127,8 @@ export class SevenZipRun {
     const ftruncate = fs.ftruncate.bind(fs);
     const truncate = fs.truncate.bind(fs);
     fs.write = (stream, buffer, offset, length, position, canOwn) => {
-      this.check(length);
+      // what 7-Zip extracts; its console output goes through write() too
+      if ((stream as unknown as Stream).path?.startsWith(`${OUT}/`)) this.check(length);
       growForWrite(stream as unknown as Stream, length, position);
       return write(stream, buffer, offset, length, position, canOwn);
     };
