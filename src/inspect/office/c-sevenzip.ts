@@ -51,6 +51,33 @@ function why(r: RunResult): string {
 }
 
 const ENCRYPTED_HEADERS = /encrypted archive|wrong password/i;
+/** 7-Zip's words when an allocation fails (the heap may not grow past HEAP_LIMIT) */
+const OUT_OF_MEMORY = /can'?t allocate|allocate required memory|not enough memory/i;
+const SEVENZIP_AES = Buffer.from([0x06, 0xf1, 0x07, 0x01]);
+
+/**
+ * Whether the archive encrypts its file names (7z -mhe, RAR -hp), read from its own header: a
+ * listing that fails for another reason (a corrupt header) must not be reported as encryption.
+ */
+export function namesEncrypted(bytes: Buffer, kind: ContainerKind): boolean {
+  try {
+    if (kind === 'sevenzip' && bytes.length >= 32) {
+      const next = 32 + Number(bytes.readBigUInt64LE(12));
+      const size = Number(bytes.readBigUInt64LE(20));
+      return bytes[next] === 0x17 && bytes.subarray(next, next + size).includes(SEVENZIP_AES);
+    }
+    if (kind === 'rar' && bytes[6] === 0x01) {
+      // RAR5: the archive encryption header (type 4) comes first, right after the signature
+      let p = 12;
+      while (bytes[p] & 0x80) p++;
+      return bytes[p + 1] === 4;
+    }
+    if (kind === 'rar') return bytes[9] === 0x73 && (bytes.readUInt16LE(10) & 0x0080) !== 0; // RAR4 MHD_PASSWORD
+  } catch {
+    /* too short to say */
+  }
+  return false;
+}
 const UNSUPPORTED = /unsupported|can ?not open the file as|is not archive|unexpected end|missing volume|volume/i;
 
 interface View {
@@ -120,8 +147,7 @@ class Scan {
     // 1. the listing, with a password when the names themselves are encrypted (7z -mhe, RAR -hp)
     let password = NO_PASSWORD;
     let listed = (await this.run()).list(password, view.format);
-    if (listed.result.code !== 0 && (listed.result.code === 'threw' || ENCRYPTED_HEADERS.test(why(listed.result)))) {
-      const first = listed;
+    if (listed.result.code !== 0 && (namesEncrypted(this.bytes, view.kind) || ENCRYPTED_HEADERS.test(why(listed.result)))) {
       const tries = this.passwords();
       let next = tries.next();
       let opened = false;
@@ -136,16 +162,18 @@ class Scan {
         next = tries.next();
       }
       if (!opened) {
-        if (first.result.code === 'threw' || ENCRYPTED_HEADERS.test(why(first.result))) {
-          this.findings.push(this.unopened(label, 'encrypted file names', next.done ? next.value : 'none-left'));
-        } else this.findings.push(corruptFinding(ctx, `${label} unreadable: ${why(first.result)}`));
+        this.findings.push(this.unopened(label, 'encrypted file names', next.done ? next.value : 'none-left'));
         return;
       }
     }
     // an image whose listing ends in an error ("Unexpected end of archive": sizes that run past the
     // end) still lists its files: the budget checks below judge what they declare
     if (listed.result.code !== 0 && listed.items.length === 0) {
-      const reason = why(listed.result);
+      const reason = listed.result.code === 'threw' ? `7-Zip stopped on an error reading it (${why(listed.result)})` : why(listed.result);
+      if (OUT_OF_MEMORY.test(reason)) {
+        this.findings.push(this.memoryFinding(label));
+        return;
+      }
       this.findings.push(
         UNSUPPORTED.test(reason)
           ? finding(S.ARCHIVE_UNSUPPORTED, ctx, `${label} that 7-Zip cannot read: ${reason}`)
@@ -186,14 +214,20 @@ class Scan {
       result = { run, r: run.extract(password, view.format) };
       if (result.r.code !== 0 && closed.length === 0) {
         const reason = why(result.r);
-        this.findings.push(
-          UNSUPPORTED.test(reason) && !/crc|data error/i.test(reason)
-            ? finding(S.ARCHIVE_UNSUPPORTED, ctx, `${label}: 7-Zip could not extract everything: ${reason}`)
-            : corruptFinding(ctx, `${label}: extraction failed: ${reason}`),
-        );
+        if (OUT_OF_MEMORY.test(reason)) this.findings.push(this.memoryFinding(label));
+        else
+          this.findings.push(
+            UNSUPPORTED.test(reason) && !/crc|data error/i.test(reason)
+              ? finding(S.ARCHIVE_UNSUPPORTED, ctx, `${label}: 7-Zip could not extract everything: ${reason}`)
+              : corruptFinding(ctx, `${label}: extraction failed: ${reason}`),
+          );
       }
     }
     await this.scanExtracted(result.run, new Set(closed), view);
+  }
+
+  private memoryFinding(label: string): Finding {
+    return limitFinding(this.ctx, `${label} needs more than ${HEAP_LIMIT / 1024 / 1024} MB of memory to unpack (a dictionary that large is a bomb)`);
   }
 
   /** Entry count, declared bytes and ratio, before anything is unpacked. */

@@ -8,7 +8,16 @@ import { sniff } from '../../../src/inspect/office/sniff.js';
 import { DEFAULT_OFFICE_LIMITS, newBudget, OFFICE_SYMBOLS as S, type OfficeLimits, type ScanContext } from '../../../src/inspect/office/types.js';
 import type { Finding } from '../../../src/inspect/finding.js';
 import { buildDocx, buildVbaCfb } from '../../fixtures/office/container-builders.js';
-import { build7z, buildNestedTar, buildTar, buildUdfImage, gzipConcat, gzipMember, hasGenisoimage } from '../../fixtures/containers/archives.js';
+import {
+  build7z,
+  build7zDictionaryBomb,
+  buildNestedTar,
+  buildTar,
+  buildUdfImage,
+  gzipConcat,
+  gzipMember,
+  hasGenisoimage,
+} from '../../fixtures/containers/archives.js';
 import { RunStopped, SevenZipRun } from '../../../src/inspect/office/sevenzip-wasm.js';
 import { buildRar4, buildRar5 } from '../../fixtures/containers/rar.js';
 import { buildIso } from '../../fixtures/containers/iso.js';
@@ -174,6 +183,20 @@ describe('office containers: gzip, tar, 7z, RAR, ISO, UDF', function () {
         [...fine.files()].map((f) => [f.path, f.data.length]),
         [['data.bin', 256 * 1024]],
       );
+    });
+
+    it('a 7z declaring a 3.75 GB dictionary is ARCHIVE_LIMIT: the WebAssembly heap may not grow that far', async () => {
+      const fs = await scanAttachment(await build7zDictionaryBomb(0xf0000000), 'x.7z', undefined, []);
+      assert.deepEqual(symbols(fs), [S.ARCHIVE_LIMIT]);
+      assert.match(fs[0].detail!, /needs more than 512 MB of memory/);
+    });
+
+    it('a 7z with a broken header is unreadable, not "encrypted"', async () => {
+      const z = await build7z([{ name: 'invoice.docm', data: docm }]);
+      z.writeUInt32LE(0, 8); // start header CRC
+      const fs = await scanAttachment(z, 'x.7z', undefined, []);
+      assert.ok(!has(fs, S.ARCHIVE_ENCRYPTED_UNSCANNABLE), JSON.stringify(fs));
+      assert.ok(has(fs, S.OFFICE_CORRUPT) || has(fs, S.ARCHIVE_UNSUPPORTED), JSON.stringify(fs));
     });
 
     it('7z inside a zip inside a 7z: recursion through both engines', async () => {
