@@ -106,6 +106,18 @@ export const DEFAULT_SYMBOLS: Record<string, { score?: number; action?: Action }
   // the MIME walk (src/inspect/mime/)
   MIME_UNPARSEABLE: { score: 5, action: 'quarantine' },
   MIME_AMBIGUOUS: { score: 3 },
+  // containers and file types of the waves after macros (src/inspect/office/dangerous.ts)
+  ARCHIVE_UNSUPPORTED: { score: 5, action: 'quarantine' },
+  FILE_EXECUTABLE: { score: 10, action: 'quarantine' },
+  FILE_INSTALLER: { score: 10, action: 'quarantine' },
+  FILE_JAVA_ARCHIVE: { score: 10, action: 'quarantine' },
+  FILE_SCRIPT: { score: 10, action: 'quarantine' },
+  FILE_HTML_APPLICATION: { score: 10, action: 'quarantine' },
+  FILE_CHM: { score: 10, action: 'quarantine' },
+  FILE_SHORTCUT: { score: 10, action: 'quarantine' },
+  FILE_DISK_IMAGE: { score: 5, action: 'quarantine' },
+  ONENOTE_EMBEDDED_FILE: { score: 5, action: 'quarantine' },
+  HTML_SMUGGLING: { score: 10, action: 'quarantine' },
   // reply-chain spoofing, identity and authentication (src/inspect/spoof/symbols.ts)
   ...SPOOF_SYMBOLS,
 };

@@ -11,6 +11,8 @@ import { DEFAULT_OFFICE_LIMITS } from '../../src/inspect/office/types.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const corpus = process.env.MAILMOAT_OFFICE_CORPUS ?? path.resolve(here, '../../../../shared/corpus/office');
 
+const FILE_TYPE_SYMBOL = /^(FILE_|HTML_SMUGGLING|ONENOTE_EMBEDDED_FILE|ARCHIVE_UNSUPPORTED)/;
+
 type Outcome = 'macro' | 'empty-project' | 'unscannable' | 'nothing';
 
 function outcome(symbols: Set<string>): Outcome {
@@ -39,10 +41,13 @@ async function main(): Promise<void> {
     .map((l) => l.split('\t'));
   for (const passwords of [[], ['1234']]) {
     const table = new Map<string, Map<Outcome, string[]>>();
+    // file-type findings (FILE_*, HTML_SMUGGLING, ...): none belongs on this corpus of documents
+    const fileTypes: string[] = [];
     for (const [file, label] of rows) {
       const bytes = readFileSync(path.join(corpus, file));
       const findings = await scanAttachment(bytes, path.basename(file), undefined, passwords, DEFAULT_OFFICE_LIMITS);
       const o = outcome(new Set(findings.map((f) => f.symbol)));
+      for (const f of findings) if (FILE_TYPE_SYMBOL.test(f.symbol)) fileTypes.push(`${f.symbol} on ${label} ${file} (${f.part}: ${f.detail})`);
       const byLabel = table.get(label) ?? new Map<Outcome, string[]>();
       byLabel.set(o, [...(byLabel.get(o) ?? []), file]);
       table.set(label, byLabel);
@@ -65,6 +70,8 @@ async function main(): Promise<void> {
       ...(table.get('clean')?.get('unscannable') ?? []).map((f) => `clean file unscannable (quarantined by default): ${f}`),
     ];
     for (const line of wrong) console.log('  ' + line);
+    console.log(`file-type findings: ${fileTypes.length}`);
+    for (const line of fileTypes) console.log('  ' + line);
   }
 }
 

@@ -14,6 +14,9 @@ import { scanAttachment } from '../../src/inspect/office/index.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { buildDocx, buildVbaCfb } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
+import { build7z, buildTar, gzipMember } from '../fixtures/containers/archives.js';
+import { buildRar5 } from '../fixtures/containers/rar.js';
+import { buildIso } from '../fixtures/containers/iso.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const corpus = path.resolve(here, '../../../../shared/corpus/office');
@@ -51,6 +54,20 @@ async function main(): Promise<void> {
   const bigDocm = await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb(), extra: [{ name: 'word/media/image1.bin', data: media, level: 0 }] });
   const [found, docmMs] = await time(() => scanAttachment(bigDocm, 'big.docm', undefined, []));
   console.log(`10 MB .docm (${(bigDocm.length / 1e6).toFixed(1)} MB): ${docmMs.toFixed(0)} ms, findings ${[...new Set(found.map((f) => f.symbol))].join(',')}`);
+
+  // the same document in each container of the later waves (7z, RAR and ISO through 7-Zip in WebAssembly)
+  const inside = [{ name: 'big.docm', data: bigDocm }];
+  const containers: [string, Buffer][] = [
+    ['big.docm.gz', gzipMember(bigDocm, { name: 'big.docm' })],
+    ['big.tar.gz', gzipMember(await buildTar(inside))],
+    ['big.7z', await build7z(inside, { level: 1 })],
+    ['big.rar (RAR5, stored)', buildRar5(inside)],
+    ['big.iso', buildIso(inside)],
+  ];
+  for (const [name, bytes] of containers) {
+    const [fs, ms] = await time(() => scanAttachment(bytes, name.split(' ')[0], undefined, []));
+    console.log(`${name} (${(bytes.length / 1e6).toFixed(1)} MB): ${ms.toFixed(0)} ms, findings ${[...new Set(fs.map((f) => f.symbol))].join(',')}`);
+  }
 
   const attachments = await Promise.all(
     Array.from({ length: 10 }, async (_, i) => ({

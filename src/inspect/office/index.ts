@@ -14,6 +14,9 @@ import { scanSylk } from './sylk.js';
 import { scanOneNote } from './c-onenote.js';
 import { scanMessageBlob } from './message.js';
 import { scanTnef } from './tnef.js';
+import { scanContainerKinds } from './containers.js';
+import { dangerousTypeFindings } from './dangerous.js';
+import { CONTAINER_LABELS } from './sniff-containers.js';
 
 export { findPasswords } from './passwords.js';
 export { sniff, type Kind } from './sniff.js';
@@ -55,6 +58,7 @@ function kindLabel(kind: Kind): string {
       activemime: 'ActiveMime',
       message: 'an e-mail message',
       tnef: 'TNEF (winmail.dat)',
+      ...CONTAINER_LABELS,
       other: 'unknown',
     } as const
   )[kind];
@@ -101,6 +105,9 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
       case 'other':
         break;
     }
+    // the waves after macros: dangerous file types by content and name, gzip/tar/7z/RAR/ISO/... (containers.ts)
+    findings.push(...dangerousTypeFindings(bytes, kind, ctx));
+    findings.push(...(await scanContainerKinds(bytes, kind, ctx, scanBlob)));
   } catch (e) {
     if (Date.now() > ctx.budget.deadline) findings.push(limitFinding(ctx, `time budget of ${ctx.limits.timeoutMs} ms exhausted`));
     else findings.push(corruptFinding(ctx, `unparsable: ${errorText(e)}`));

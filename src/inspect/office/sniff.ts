@@ -2,6 +2,7 @@
 // OneNote is tested before zip (a .one embedding a .docx passes an end-of-central-directory test).
 import { decodeText } from './c-util.js';
 import { looksLikeMessage } from '../mime/message-sniff.js';
+import { isProgramKind, sniffContainerHead, sniffContainerTail, type ContainerKind } from './sniff-containers.js';
 
 export type Kind =
   | 'cfb' // OLE2 compound file: .doc/.xls/.ppt, vbaProject.bin, encrypted OOXML, OLE objects
@@ -16,6 +17,7 @@ export type Kind =
   | 'activemime' // ActiveMime (editdata.mso), raw or base64
   | 'message' // an RFC 5322 message (a forwarded .eml): walked by the MIME walker
   | 'tnef' // TNEF (winmail.dat, application/ms-tnef)
+  | ContainerKind // gzip, tar, 7z, RAR, disk images, PE ... (sniff-containers.ts)
   | 'other';
 
 const CFB = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
@@ -69,6 +71,8 @@ export function sniff(bytes: Buffer): Kind {
   if (startsWith(bytes, LNK)) return 'lnk';
   if (startsWith(bytes, TNEF)) return 'tnef';
   if (isZipMagic(bytes)) return 'zip';
+  const container = sniffContainerHead(bytes);
+  if (container) return container;
   const start = skipBomAndSpace(bytes);
   // Word opens anything starting '{\rt' as RTF ('{\rtf1', '{\rtx', '{\rt0' ...); tolerate a BOM
   if (bytes.length >= start + 4 && bytes.toString('latin1', start, start + 4) === '{\\rt') return 'rtf';
@@ -87,10 +91,10 @@ export function sniff(bytes: Buffer): Kind {
   if (looksLikeMessage(bytes)) return 'message';
   if (trimmed.startsWith(ACTIVEMIME_B64)) return 'activemime';
   if (hasZipEocd(bytes)) return 'zip';
-  return 'other';
+  return sniffContainerTail(bytes) ?? 'other';
 }
 
 /** Kinds an Office application opens as a document or that carry one (for TYPE_MISMATCH). */
 export function isOfficeKind(kind: Kind): boolean {
-  return kind !== 'other' && kind !== 'lnk' && kind !== 'message';
+  return kind !== 'other' && kind !== 'lnk' && kind !== 'message' && !isProgramKind(kind);
 }

@@ -26,6 +26,29 @@ export const OFFICE_SYMBOLS = {
   OFFICE_CORRUPT: 'OFFICE_CORRUPT',
   /** content type by magic bytes contradicts the declared name or Content-Type */
   TYPE_MISMATCH: 'TYPE_MISMATCH',
+  // containers and file types of the waves after macros (sniff-containers.ts, dangerous.ts)
+  /** an archive or image recognised but not readable here (ACE, an unsupported method, a volume of a set) */
+  ARCHIVE_UNSUPPORTED: 'ARCHIVE_UNSUPPORTED',
+  /** a Windows program: PE (.exe .dll .scr .cpl), or named .exe .com .pif ... */
+  FILE_EXECUTABLE: 'FILE_EXECUTABLE',
+  /** a Windows Installer package (.msi by its CFB class) or an app package (.msix, .appinstaller) */
+  FILE_INSTALLER: 'FILE_INSTALLER',
+  /** a Java archive with classes and a manifest (.jar) */
+  FILE_JAVA_ARCHIVE: 'FILE_JAVA_ARCHIVE',
+  /** Windows Script Host and shell scripts: .js .jse .vbs .vbe .wsf .wsh .bat .cmd .ps1 ... */
+  FILE_SCRIPT: 'FILE_SCRIPT',
+  /** an HTML application (.hta, or HTA:APPLICATION markup) */
+  FILE_HTML_APPLICATION: 'FILE_HTML_APPLICATION',
+  /** compiled HTML help (.chm, ITSF) */
+  FILE_CHM: 'FILE_CHM',
+  /** a Windows shortcut (.lnk by its header, .url) */
+  FILE_SHORTCUT: 'FILE_SHORTCUT',
+  /** a disk image Windows mounts on a double click: ISO 9660, UDF, VHD, VHDX, a raw volume (.img) */
+  FILE_DISK_IMAGE: 'FILE_DISK_IMAGE',
+  /** a OneNote section carrying an embedded file that is not a picture */
+  ONENOTE_EMBEDDED_FILE: 'ONENOTE_EMBEDDED_FILE',
+  /** an HTML file whose script assembles a file from an embedded payload and has the browser save it */
+  HTML_SMUGGLING: 'HTML_SMUGGLING',
 } as const;
 
 export interface OfficeLimits {

@@ -7,6 +7,7 @@ import type { Finding } from '../finding.js';
 import { child, OFFICE_SYMBOLS, type BlobScanner, type ScanContext } from './types.js';
 import { budgetExceeded, corruptFinding, errorText, finding, limitFinding } from './c-util.js';
 import { scanOoxml } from './ooxml.js';
+import { effectiveExtension, javaArchiveFinding } from './dangerous.js';
 
 zipjs.configure({ useWebWorkers: false });
 
@@ -215,6 +216,15 @@ export async function scanZip(bytes: Buffer, ctx: ScanContext, scanBlob: BlobSca
   try {
     if (archive.find('[Content_Types].xml')) return await scanOoxml(archive, ctx, scanBlob);
     const findings: Finding[] = [];
+    // a .jar is already a finding by its name
+    const jar =
+      effectiveExtension(ctx.declared?.filename) === 'jar'
+        ? null
+        : javaArchiveFinding(
+            archive.members.map((m) => m.name),
+            ctx,
+          );
+    if (jar) findings.push(jar);
     for (const m of archive.members) {
       if (archive.stopped) break;
       const r = await archive.read(m, ctx);

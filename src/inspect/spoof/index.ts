@@ -247,12 +247,15 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   // boosters, only next to a positive signal
   const positive = signals.some(isPositive);
   if (positive) {
-    const risky = input.findings.find((f) => /^(OFFICE_|ARCHIVE_ENCRYPTED|ARCHIVE_LIMIT)/.test(f.symbol) && f.symbol !== 'OFFICE_CORRUPT');
+    // a macro, a locked archive, or a file that runs code (the waves after macros: LNK, scripts, ISO, smuggling)
+    const risky = input.findings.find(
+      (f) => /^(OFFICE_|ARCHIVE_ENCRYPTED|ARCHIVE_LIMIT|FILE_|HTML_SMUGGLING|ONENOTE_EMBEDDED_FILE)/.test(f.symbol) && f.symbol !== 'OFFICE_CORRUPT',
+    );
     if (risky) signals.push({ symbol: 'SPOOF_CONTEXT_MACRO', detail: `next to ${risky.symbol}` });
     // a password in the body matters next to an attachment it could open
     const attached =
       /^\s*multipart\/(mixed|related)/i.test(header(headers, 'content-type') ?? '') ||
-      input.findings.some((f) => /^(OFFICE_|ARCHIVE_|TYPE_MISMATCH)/.test(f.symbol));
+      input.findings.some((f) => /^(OFFICE_|ARCHIVE_|TYPE_MISMATCH|FILE_|HTML_SMUGGLING|ONENOTE_)/.test(f.symbol));
     const body = [input.text ?? '', input.html ? htmlToText(input.html) : ''].join('\n');
     const passwords = attached && body.trim() ? findPasswords(body) : [];
     if (passwords.length) signals.push({ symbol: 'SPOOF_CONTEXT_PASSWORD', detail: 'the body gives a password for an attachment' });
