@@ -28,6 +28,7 @@ import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { Spool } from '../message/spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction } from './transaction.js';
+import { ConnectionGuard } from './connection-guard.js';
 
 export interface PolicySource {
   readonly policy: Policy;
@@ -42,6 +43,8 @@ export class Gateway {
   private readonly seenSessions = new WeakSet<SMTPServerSession>();
   private readonly pool = new DownstreamPool();
   private draining = false;
+  /** connections per client address, command and DATA time bounds, junk commands */
+  private readonly guard: ConnectionGuard;
   /** outbound sender rates: MAIL-time holds, counting after the verdict (src/rate/) */
   readonly rate: RateLimiter;
 
@@ -77,6 +80,7 @@ export class Gateway {
       onClose: (session) => this.onClose(session),
     });
     this.server.on('error', (err) => this.log.error({ event: 'smtp_error', err }, 'smtp server error'));
+    this.guard = new ConnectionGuard(this.server, source, log);
   }
 
   /** The options smtp-server reads at run time: a policy reload applies them to live connections. */
@@ -117,6 +121,8 @@ export class Gateway {
     if (this.seenSessions.has(session)) return cb();
     this.seenSessions.add(session);
     if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
+    const refused = this.guard.admit(session);
+    if (refused) return cb(refused);
     if (!inNetworks(this.source.policy.xforwardHosts, session.remoteAddress)) {
       (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = [...(this.server.options.disabledCommands ?? []), 'XFORWARD'];
     }
@@ -342,6 +348,7 @@ export class Gateway {
     await this.pool.closeAll();
     await this.rate.close();
     await closed;
+    this.guard.stop();
   }
 }
 
