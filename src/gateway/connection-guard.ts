@@ -7,6 +7,12 @@
 // Time the gateway makes the client wait never counts against the client: a hook waiting on the
 // downstream, the verdict after the final dot, a full spool pausing the socket.
 //
+// When every maxClients slot is taken, a new client takes the slot of a connection that has stalled
+// (a partial command line, silence, DATA behind minDataRate) past timeouts.stalledWhenFull, from a
+// client address that holds more (open connections, and connections cut by a bound lately) than the
+// new client's: otherwise attackers from many addresses that reconnect at once keep every slot, each
+// turned over only at the bounds above, and always to them.
+//
 // Past a bound the client gets 421 and the connection is closed at once (not after smtp-server's
 // half-close grace): a transaction in flight is then abandoned by the gateway's onClose, its
 // downstream session dropped without ".", nothing relayed or quarantined.
@@ -23,6 +29,10 @@ import { SmtpError } from './transaction.js';
 /** Commands that never make a message (Postfix's junk commands, plus HELO/EHLO, which reset the session). */
 const JUNK_COMMANDS = new Set(['NOOP', 'RSET', 'HELP', 'VRFY', 'EXPN', 'ETRN', 'HELO', 'EHLO']);
 
+/** How long a connection cut by a bound counts against its client address when slots are scarce. */
+const CUT_MEMORY_MS = 10 * 60_000;
+const MAX_CUT_RECORDS = 10_000;
+
 /** How often the clocks are looked at: a tenth of the shortest bound, within these limits. */
 const SWEEP_MIN_MS = 20;
 const SWEEP_MAX_MS = 1000;
@@ -34,6 +44,8 @@ interface Track {
   onData: (chunk: Buffer) => void;
   /** bytes received on the current socket */
   bytes: number;
+  /** when the last byte arrived (or the connection was admitted) */
+  lastByteAt: number;
   /** when the line being received began; undefined when the last byte received ended a line */
   lineStarted: number | undefined;
   /** time the client has owed us the rest of that line */
@@ -56,6 +68,8 @@ interface PolicySource {
 
 export class ConnectionGuard {
   private readonly tracks = new WeakMap<SMTPConnection, Track>();
+  /** client address → connections of it cut by a bound lately */
+  private readonly cuts = new Map<string, { count: number; until: number }>();
   private timer: NodeJS.Timeout | undefined;
   private lastSweep = Date.now();
   private stopped = false;
@@ -68,6 +82,7 @@ export class ConnectionGuard {
     observeConnections(server, {
       command: (connection, line) => this.command(connection, line),
       reply: (connection, code) => this.reply(connection, code),
+      full: (newcomer) => this.makeRoom(newcomer),
     });
     this.schedule();
   }
@@ -121,6 +136,7 @@ export class ConnectionGuard {
       socket,
       onData: () => undefined,
       bytes: 0,
+      lastByteAt: Date.now(),
       lineStarted: undefined,
       lineOwed: 0,
       dataPhase: undefined,
@@ -138,6 +154,7 @@ export class ConnectionGuard {
     fresh.dataPhase = undefined;
     fresh.onData = (chunk: Buffer) => {
       fresh.bytes += chunk.length;
+      fresh.lastByteAt = Date.now();
       const lineEnd = chunk.lastIndexOf(0x0a);
       if (lineEnd === chunk.length - 1) {
         fresh.lineStarted = undefined;
@@ -180,8 +197,7 @@ export class ConnectionGuard {
       if (!parser || connection._closing || connection._closed || !this.tracks.has(connection)) continue;
       const track = this.track(connection);
       if (track.closing) continue;
-      // the client waits for us: a hook has not answered, the verdict is being made, we stopped reading
-      const waitingForUs = connection._handlerPending || (!!connection._dataStream && !parser._dataMode) || connection._upgrading || track.socket.isPaused();
+      const waitingForUs = this.waitingForUs(connection, track);
       if (parser._dataMode) {
         const phase = connection.session.transaction;
         if (track.dataPhase !== phase) {
@@ -213,6 +229,87 @@ export class ConnectionGuard {
         this.close(connection, track, 'command', `4.4.2 Command line not complete after ${Math.round(track.lineOwed / 1000)}s, closing connection`, {});
       }
     }
+  }
+
+  /** The client waits for us: a hook has not answered, the verdict is being made, we stopped reading. */
+  private waitingForUs(connection: SMTPConnection, track: Track): boolean {
+    const parser = connection._parser;
+    return connection._handlerPending || (!!connection._dataStream && !!parser && !parser._dataMode) || connection._upgrading || track.socket.isPaused();
+  }
+
+  /**
+   * How long the connection has kept us waiting for its part: its partial command line, its silence
+   * between commands, or how far its DATA is behind minDataRate. 0 while it waits for us.
+   */
+  private stalled(connection: SMTPConnection, track: Track, now: number): number {
+    const parser = connection._parser;
+    if (!parser || track.closing || this.waitingForUs(connection, track)) return 0;
+    if (parser._dataMode) {
+      const rate = this.source.policy.limits.minDataRate;
+      if (track.dataPhase !== connection.session.transaction || rate <= 0) return 0;
+      return Math.max(0, track.dataOwed - ((track.bytes - track.dataBytesAtStart) / rate) * 1000);
+    }
+    if (track.lineStarted !== undefined) return track.lineOwed + (now - Math.max(this.lastSweep, track.lineStarted));
+    return now - track.lastByteAt;
+  }
+
+  /**
+   * Every slot is taken: close a connection stalled past timeouts.stalledWhenFull, if its client
+   * address would still hold more than the newcomer's after the swap. An address holds its open
+   * connections plus those cut by a bound in the last few minutes. So slots go to addresses that
+   * hold few and behave, and attackers, from however many addresses, cannot take them from each
+   * other in turn (each reconnect would otherwise take the slot an honest client needs).
+   */
+  private makeRoom(newcomer: SMTPConnection): boolean {
+    const { timeouts, xforwardHosts, limits } = this.source.policy;
+    if (timeouts.stalledWhenFull <= 0) return false;
+    const now = Date.now();
+    const held = new Map<string, number>();
+    const open: { connection: SMTPConnection; track: Track; key: string }[] = [];
+    for (const connection of this.server.connections) {
+      const track = this.tracks.get(connection);
+      if (connection === newcomer || !track || track.closing) continue;
+      const key = clientKey(track.address, limits.clientIpv6Prefix);
+      held.set(key, (held.get(key) ?? 0) + 1);
+      open.push({ connection, track, key });
+    }
+    const holds = (key: string) => (held.get(key) ?? 0) + this.recentCuts(key, now);
+    // an MTA in front speaks for many clients: it counts as holding nothing
+    const own = inNetworks(xforwardHosts, newcomer.remoteAddress) ? 0 : holds(clientKey(newcomer.remoteAddress, limits.clientIpv6Prefix));
+    let worst: { connection: SMTPConnection; track: Track; stalled: number; holds: number } | undefined;
+    for (const { connection, track, key } of open) {
+      const count = holds(key);
+      // an MTA in front waits on its own clients: its connections are never taken
+      if (own + 1 >= count || inNetworks(xforwardHosts, track.address)) continue;
+      const stalled = this.stalled(connection, track, now);
+      if (stalled <= timeouts.stalledWhenFull) continue;
+      if (!worst || count > worst.holds || (count === worst.holds && stalled > worst.stalled)) worst = { connection, track, stalled, holds: count };
+    }
+    if (!worst) return false;
+    const seconds = Math.round(worst.stalled / 1000);
+    this.close(worst.connection, worst.track, 'stalled', `4.4.2 Connection stalled for ${seconds}s while all slots are taken, closing connection`, {
+      stalled_ms: worst.stalled,
+      newcomer: newcomer.remoteAddress,
+    });
+    const { maxClients } = this.server.options;
+    return !maxClients || this.server.connections.size <= maxClients;
+  }
+
+  /** Connections of this client cut by a bound within CUT_MEMORY_MS. */
+  private recentCuts(key: string, now: number): number {
+    const record = this.cuts.get(key);
+    if (!record) return 0;
+    if (record.until > now) return record.count;
+    this.cuts.delete(key);
+    return 0;
+  }
+
+  private rememberCut(address: string): void {
+    const key = clientKey(address, this.source.policy.limits.clientIpv6Prefix);
+    const now = Date.now();
+    // bounded: a flood from more addresses than this starts the record afresh rather than growing it
+    if (this.cuts.size >= MAX_CUT_RECORDS && !this.cuts.has(key)) this.cuts.clear();
+    this.cuts.set(key, { count: this.recentCuts(key, now) + 1, until: now + CUT_MEMORY_MS });
   }
 
   private command(connection: SMTPConnection, line: Buffer): boolean {
@@ -247,6 +344,7 @@ export class ConnectionGuard {
   /** 421 with the reason, then hang up as soon as it is sent (a dripping client would not). */
   private close(connection: SMTPConnection, track: Track, bound: string, text: string, details: Record<string, unknown>): void {
     track.closing = true;
+    this.rememberCut(track.address);
     metrics.connectionLimits.inc({ front: 'smtp', bound });
     this.log.warn(
       {

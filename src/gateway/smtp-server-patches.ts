@@ -14,7 +14,8 @@
 //    exactly as received are kept for forwarding downstream (smtp-server lower-cases HELO).
 // 5. a connection observer (./connection-guard.ts): smtp-server has hooks for MAIL, RCPT and DATA
 //    only, so the observer is told of every command line before it is handled (and may stop it: it
-//    closed the connection) and of every reply code sent. It also reads the connection state that
+//    closed the connection), of every reply code sent, and of a client finding maxClients reached
+//    (it may close a stalled connection to make room). It also reads the connection state that
 //    smtp-server's own idle timeout reads (handler pending, parser in DATA), checked here too.
 //
 // Each patch checks that the code it replaces is the code it was written against and throws
@@ -49,6 +50,8 @@ export interface ConnectionObserver {
   command(connection: SMTPConnection, line: Buffer): boolean;
   /** a reply just sent */
   reply(connection: SMTPConnection, code: number): void;
+  /** a new connection finds every maxClients slot taken: true if the observer closed another to make room */
+  full(newcomer: SMTPConnection): boolean;
 }
 
 const observers = new WeakMap<object, ConnectionObserver>();
@@ -128,7 +131,9 @@ export function applySmtpServerPatches(): void {
   proto.init = function init() {
     this._setListeners(() => {
       const { maxClients, greetingDelay = 0 } = this._server.options;
-      if (maxClients && this._server.connections.size > maxClients) {
+      // full: the observer may give this client the slot of a stalled connection
+      const room = () => observers.get(this._server)?.full(this as unknown as SMTPConnection) === true;
+      if (maxClients && this._server.connections.size > maxClients && !room()) {
         return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
       }
       if (greetingDelay > 0) setTimeout(() => this.connectionReady(), greetingDelay).unref();

@@ -258,6 +258,8 @@ export const policySchema = z.strictObject({
       command: duration.default(30_000),
       /** the whole DATA phase, from 354 to the final dot, whatever the rate (0: no bound) */
       data: duration.default(30 * 60_000),
+      /** with every maxClients slot taken, a connection stalled this long gives its slot to a new client (0: never) */
+      stalledWhenFull: duration.default(10_000),
       greetingDelay: duration.default(0),
       downstreamConnect: duration.default(10_000),
       downstreamCommand: duration.default(30_000),

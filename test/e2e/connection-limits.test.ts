@@ -112,6 +112,69 @@ describe('connection bounds (SMTP)', function () {
     });
   });
 
+  it('with every slot taken, a new client gets the slot of the connection stalled longest past timeouts.stalledWhenFull', async () => {
+    const policy = [DIRECT, 'limits.maxClients=4', 'limits.maxClientsPerIp=null', 'timeouts.stalledWhenFull=1s'];
+    await withRelay({ policy }, async ({ gw, sink }) => {
+      const attackers = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(gw.port, '127.0.0.1')));
+      const dripping = attackers.map((a) => a.drip('EHLO slowloris.example\r\n', 100));
+      // nobody has stalled long enough yet: the newcomer is told to come back
+      const early = await RawClient.connect(gw.port, '127.0.0.2');
+      assert.match(early.greeting, /^421 .*Too many connected clients/);
+      early.close();
+      await new Promise((r) => setTimeout(r, 1300));
+      assert.match(await sendMessage(gw.port, '127.0.0.2'), /^250 /);
+      assert.equal(sink.messages.length, 1);
+      const taken = attackers.filter((a) => a.closed);
+      assert.equal(taken.length, 1, 'one slot was taken, from one stalled connection');
+      assert.match(taken[0].last, /^421 4\.4\.2 Connection stalled for \d+s while all slots are taken, closing connection$/);
+      assert.deepEqual(
+        gw.events('client_timeout').map((e) => e.bound),
+        ['stalled'],
+      );
+      for (const a of attackers) a.close();
+      await Promise.all(dripping);
+    });
+  });
+
+  it('attackers from several addresses cannot take stalled slots from each other; a client with a clean record can', async () => {
+    const policy = [DIRECT, 'limits.maxClients=2', 'timeouts.command=1s', 'timeouts.stalledWhenFull=300ms'];
+    await withRelay({ policy }, async ({ gw, sink }) => {
+      const drip = (c: RawClient) => void c.drip('EHLO slowloris.example\r\n', 100).catch(() => undefined);
+      // 127.0.1.1 and 127.0.1.2 drip until timeouts.command cuts them
+      const first = await Promise.all(['127.0.1.1', '127.0.1.2'].map((from) => RawClient.connect(gw.port, from)));
+      first.forEach(drip);
+      await Promise.all(first.map((c) => c.waitClosed()));
+      // 127.0.1.2 comes back and 127.0.1.3 joins: every slot is taken by a dripper again
+      const now = await Promise.all(['127.0.1.2', '127.0.1.3'].map((from) => RawClient.connect(gw.port, from)));
+      now.forEach(drip);
+      await new Promise((r) => setTimeout(r, 500)); // both stalled past 300 ms
+      // 127.0.1.1, cut a moment ago, would take a slot from an address that holds no more than it does
+      const back = await RawClient.connect(gw.port, '127.0.1.1');
+      assert.match(back.greeting, /^421 .*Too many connected clients/);
+      assert.ok(now.every((c) => !c.closed));
+      // a client whose address holds nothing takes the slot of the address that holds most, and is served
+      assert.match(await sendMessage(gw.port, '127.0.0.2'), /^250 /);
+      assert.equal(sink.messages.length, 1);
+      assert.deepEqual(
+        now.map((c) => c.closed),
+        [true, false],
+      );
+      for (const c of now) c.close();
+    });
+  });
+
+  it('the connections of an MTA in front (xforwardHosts) are never taken for a new client', async () => {
+    const policy = ['xforwardHosts=[127.0.0.1/32]', 'limits.maxClients=2', 'timeouts.stalledWhenFull=500ms'];
+    await withRelay({ policy }, async ({ gw }) => {
+      const mta = await Promise.all(Array.from({ length: 2 }, () => RawClient.connect(gw.port, '127.0.0.1')));
+      await new Promise((r) => setTimeout(r, 800)); // silent well past the bound
+      const newcomer = await RawClient.connect(gw.port, '127.0.0.2');
+      assert.match(newcomer.greeting, /^421 .*Too many connected clients/);
+      assert.ok(mta.every((c) => !c.closed));
+      for (const c of mta) c.close();
+    });
+  });
+
   it('a command line dripped past timeouts.command: 421 4.4.2, the transaction in flight is dropped, the downstream sees no message', async () => {
     await withRelay({ policy: ['timeouts.command=1s'] }, async ({ gw, sink }) => {
       const client = await RawClient.connect(gw.port);

@@ -36,6 +36,7 @@ describe('smtp-server patches: the connection observer', function () {
         return false;
       },
       reply: (_connection, code) => void seen.push(`S ${code}`),
+      full: () => false,
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
