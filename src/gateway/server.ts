@@ -29,6 +29,7 @@ import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { Spool, SpoolDisposedError } from '../message/spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
 import { judgeRecipient } from './recipient.js';
+import { ConnectionGuard } from './connection-guard.js';
 
 export interface PolicySource {
   readonly policy: Policy;
@@ -45,6 +46,8 @@ export class Gateway {
   /** hook work in progress (MAIL, RCPT, DATA): drain waits for it to unwind */
   private readonly handlers = new Set<Promise<void>>();
   private draining = false;
+  /** connections per client address, command and DATA time bounds, junk commands */
+  private readonly guard: ConnectionGuard;
   /** outbound sender rates: MAIL-time holds, counting after the verdict (src/rate/) */
   readonly rate: RateLimiter;
 
@@ -80,6 +83,7 @@ export class Gateway {
       onClose: (session) => this.onClose(session),
     });
     this.server.on('error', (err) => this.log.error({ event: 'smtp_error', err }, 'smtp server error'));
+    this.guard = new ConnectionGuard(this.server, source, log);
   }
 
   /** The options smtp-server reads at run time: a policy reload applies them to live connections. */
@@ -121,6 +125,8 @@ export class Gateway {
     if (this.seenSessions.has(session)) return cb();
     this.seenSessions.add(session);
     if (this.draining) return cb(new SmtpError(421, '4.3.2 Service shutting down'));
+    const refused = this.guard.admit(session);
+    if (refused) return cb(refused);
     if (!inNetworks(this.source.policy.xforwardHosts, session.remoteAddress)) {
       (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = [...(this.server.options.disabledCommands ?? []), 'XFORWARD'];
     }
@@ -386,6 +392,7 @@ export class Gateway {
     await this.pool.closeAll();
     await this.rate.close();
     await closed;
+    this.guard.stop();
   }
 }
 

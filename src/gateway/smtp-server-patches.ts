@@ -1,4 +1,4 @@
-// Four small changes smtp-server needs to act as a transparent proxy, applied to its connection class.
+// Five small changes smtp-server needs to act as a transparent proxy, applied to its connection class.
 // smtp-server has no option for any of them (see ../shared/reference/smtp-proxy-and-libraries.md §4.2):
 //
 // 1. greeting delay: init() waits a fixed 100 ms before the banner ("early talker" check). Postfix's
@@ -13,11 +13,16 @@
 // 4. XFORWARD from Postfix must never get a 501 (it would tempfail all mail): a NAME that is not a
 //    strict hostname (Postfix forwards whatever DNS returned) is treated as unknown, and the values
 //    exactly as received are kept for forwarding downstream (smtp-server lower-cases HELO).
+// 5. a connection observer (./connection-guard.ts): smtp-server has hooks for MAIL, RCPT and DATA
+//    only, so the observer is told of every command line before it is handled (and may stop it: it
+//    closed the connection), of every reply code sent, and of a client finding maxClients reached
+//    (it may close a stalled connection to make room). It also reads the connection state that
+//    smtp-server's own idle timeout reads (handler pending, parser in DATA), checked here too.
 //
 // Each patch checks that the code it replaces is the code it was written against and throws
 // SmtpServerPatchError otherwise, so an smtp-server upgrade that changes them fails loudly at startup
 // (and in test/unit/smtp-server-patches.test.ts) instead of silently misbehaving.
-import type { SMTPServerSession } from 'smtp-server';
+import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { decodeXtext } from '../relay/xtext.js';
 import { commandLineFault } from './command-line.js';
@@ -41,6 +46,23 @@ export function receivedXforward(session: SMTPServerSession): Map<string, string
   return rawXforward.get((session as unknown as { xForward: object }).xForward);
 }
 
+/** Told of each command line and each reply of the connections of one SMTPServer. */
+export interface ConnectionObserver {
+  /** a command line about to be handled; false: do not handle it (the observer closed the connection) */
+  command(connection: SMTPConnection, line: Buffer): boolean;
+  /** a reply just sent */
+  reply(connection: SMTPConnection, code: number): void;
+  /** a new connection finds every maxClients slot taken: true if the observer closed another to make room */
+  full(newcomer: SMTPConnection): boolean;
+}
+
+const observers = new WeakMap<object, ConnectionObserver>();
+
+export function observeConnections(server: SMTPServer, observer: ConnectionObserver): void {
+  applySmtpServerPatches();
+  observers.set(server, observer);
+}
+
 const ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
 const STRICT_HOSTNAME = /^([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\.?$/i;
 
@@ -50,6 +72,7 @@ type Proto = Record<string, unknown> & {
   handler_MAIL: Handler;
   handler_RCPT: Handler;
   handler_XFORWARD: Handler;
+  _onCommand: (this: ConnectionInternals, command: Buffer, callback?: () => void) => void;
 };
 type Handler = (this: ConnectionInternals, command: Buffer, callback: () => void) => void;
 interface ConnectionInternals {
@@ -101,11 +124,18 @@ export function applySmtpServerPatches(): void {
   expectSource('handler_MAIL', proto.handler_MAIL, /^handler_MAIL\(command, callback\)/);
   expectSource('handler_RCPT', proto.handler_RCPT, /^handler_RCPT\(command, callback\)/);
   expectSource('handler_XFORWARD', proto.handler_XFORWARD, /parseProxyParameters\(parts, allowedKeys, \['\[UNAVAILABLE\]'\]\)/);
+  expectSource('_onCommand', proto._onCommand, /^_onCommand\(command, callback\)/);
+  // the state the connection guard reads means what it meant to smtp-server's own idle timeout
+  expectSource('_onTimeout', proto._onTimeout, /this\._handlerPending \|\| \(this\._dataStream && this\._parser && !this\._parser\._dataMode\)/);
+  // a 421 closes the connection (the guard's replies rely on it)
+  expectSource('send', proto.send, /if \(code === 421\) \{ this\.close\(\); \}/);
 
   proto.init = function init() {
     this._setListeners(() => {
       const { maxClients, greetingDelay = 0 } = this._server.options;
-      if (maxClients && this._server.connections.size > maxClients) {
+      // full: the observer may give this client the slot of a stalled connection
+      const room = () => observers.get(this._server)?.full(this as unknown as SMTPConnection) === true;
+      if (maxClients && this._server.connections.size > maxClients && !room()) {
         return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
       }
       if (greetingDelay > 0) setTimeout(() => this.connectionReady(), greetingDelay).unref();
@@ -117,7 +147,14 @@ export function applySmtpServerPatches(): void {
   proto.send = function (code, data, context) {
     const first = Array.isArray(data) ? data[0] : data;
     const ownCode = context !== false && typeof first === 'string' && ENHANCED_CODE.test(first);
-    return send.call(this, code, data, ownCode ? false : context);
+    send.call(this, code, data, ownCode ? false : context);
+    observers.get(this._server)?.reply(this as unknown as SMTPConnection, code);
+  };
+
+  const onCommand = proto._onCommand;
+  proto._onCommand = function (command, callback) {
+    if (observers.get(this._server)?.command(this as unknown as SMTPConnection, command) === false) return;
+    return onCommand.call(this, command, callback);
   };
 
   for (const name of ['handler_MAIL', 'handler_RCPT'] as const) {

@@ -9,6 +9,7 @@ import type { Services } from '../pipeline.js';
 import { DEFAULT_MAX_PACKET, PacketReader } from './codec.js';
 import { MilterSession, type EnvelopeHooks, type PolicySource } from './session.js';
 import { RateLimiter } from '../rate/limiter.js';
+import { MilterConnectionGuard } from './connection-guard.js';
 
 export type MilterAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -40,6 +41,8 @@ export class MilterServer {
   private readonly hooks: EnvelopeHooks;
   private readonly maxPacket: number;
   private readonly services: Services | undefined;
+  /** connections overall and per peer, packets in progress, session start */
+  private readonly guard: MilterConnectionGuard;
   /** outbound sender rates: the MAIL-time hold (unless a hook is given) and counting after the verdict */
   readonly rate: RateLimiter;
 
@@ -51,6 +54,7 @@ export class MilterServer {
     this.hooks = options.hooks ?? {};
     this.maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET;
     this.services = options.services;
+    this.guard = new MilterConnectionGuard(source, log);
     this.rate = new RateLimiter(options.services?.state ?? { kind: 'memory' }, log);
     // a MAIL-time hold (suspended or held sender) costs the MTA a reply at MAIL: only with rates on
     if (source.policy.rate.enabled)
@@ -114,6 +118,7 @@ export class MilterServer {
     }
     socket.setNoDelay(true);
     const reader = new PacketReader(this.maxPacket);
+    const refusal = this.guard.admit(socket);
     const session = new MilterSession(socket, {
       source: this.source,
       log: this.log,
@@ -121,11 +126,15 @@ export class MilterServer {
       maxPacket: this.maxPacket,
       services: this.services,
       rate: this.rate,
+      refusal,
     });
     this.sessions.add(session);
+    const clock = this.guard.watch(socket, { refused: !!refusal, started: () => session.started, expire: () => session.close() });
     socket.on('data', (chunk: Buffer) => {
       try {
-        session.enqueue(reader.push(chunk));
+        const packets = reader.push(chunk);
+        clock.received(reader.pending, packets.length > 0);
+        session.enqueue(packets);
       } catch (err) {
         session.protocolError(err);
       }

@@ -124,6 +124,8 @@ export interface SessionOptions {
   services?: Services;
   /** outbound sender rates: counting after the verdict, as in the SMTP front end */
   rate?: RateLimiter;
+  /** the server is past a connection limit: CONNECT gets this REPLYCODE text, then the connection ends */
+  refusal?: string;
 }
 
 export class MilterSession {
@@ -147,6 +149,11 @@ export class MilterSession {
 
   private get log(): Logger {
     return this.options.log;
+  }
+
+  /** The MTA has started an SMTP session on this connection (CONNECT). */
+  get started(): boolean {
+    return this.connect !== undefined;
   }
 
   /** Whole packets from the connection's reader, in order. */
@@ -233,6 +240,7 @@ export class MilterSession {
     const { cmd, data } = packet;
     if (cmd === Cmd.OPTNEG) return this.optneg(data);
     if (!this.negotiated) throw new MilterProtocolError(`command ${describe(cmd)} before option negotiation`);
+    if (this.options.refusal) return this.refuse(cmd);
     switch (cmd) {
       case Cmd.MACRO: {
         const { stage, macros } = decodeMacro(data);
@@ -298,6 +306,7 @@ export class MilterSession {
     let protocol = Proto.NR_CONN | Proto.NR_HELO | Proto.NR_DATA | Proto.NR_HDR | Proto.NR_EOH | Proto.NR_BODY | Proto.NR_UNKN | Proto.HDR_LEADSPC;
     if (!hooks.mail) protocol |= Proto.NR_MAIL;
     if (!hooks.rcpt) protocol |= Proto.NR_RCPT;
+    if (this.options.refusal) protocol &= ~Proto.NR_CONN; // the MTA must wait for our answer to CONNECT
     this.resetConnection();
     this.negotiated = negotiate(offer, { actions, protocol, macros: MACRO_LISTS });
     this.write(encode.optneg(this.negotiated));
@@ -313,6 +322,19 @@ export class MilterSession {
       },
       'milter options negotiated',
     );
+  }
+
+  /**
+   * A connection past a limit: CONNECT is answered 4xx, so the MTA tempfails this SMTP session (a
+   * closed connection would get milter_default_action, which may be `accept`); then we hang up.
+   */
+  private refuse(cmd: number): void {
+    if (cmd === Cmd.MACRO) return;
+    if (cmd === Cmd.CONNECT) this.write(encode.replyCode(this.options.refusal!));
+    this.closed = true;
+    this.queue = [];
+    this.socket.end();
+    this.socket.once('finish', () => this.socket.destroy());
   }
 
   // ------------------------------------------------------------------------------------------------

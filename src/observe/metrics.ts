@@ -33,6 +33,12 @@ export const metrics = {
     labelNames: ['component', 'failMode'] as const,
     registers: [registry],
   }),
+  connectionLimits: new Counter({
+    name: 'mailmoat_connection_limits_total',
+    help: 'Connections refused or closed by a connection bound, by front end (smtp, milter) and bound',
+    labelNames: ['front', 'bound'] as const,
+    registers: [registry],
+  }),
 };
 
 /** Counts one judged message and its findings. */

@@ -56,3 +56,34 @@ export function isInternalDomain(policy: Policy, domain: string): boolean {
 export function isInternalAddress(policy: Policy, address: string): boolean {
   return isInternalDomain(policy, domainOf(address));
 }
+
+/**
+ * What counts as one client for per-address connection limits: an IPv4 address as it is, an IPv6
+ * address by its network of `ipv6Prefix` bits (one end site holds a whole /64 or more, so counting
+ * single IPv6 addresses would limit nothing). IPv4-mapped IPv6 counts as IPv4.
+ */
+export function clientKey(address: string, ipv6Prefix: number): string {
+  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (!net.isIPv6(plain)) return plain;
+  const groups = ipv6Groups(plain);
+  const masked = groups.map((group, i) => {
+    const bits = Math.min(16, Math.max(0, ipv6Prefix - 16 * i));
+    return group & ((0xffff << (16 - bits)) & 0xffff);
+  });
+  return `${masked.map((g) => g.toString(16)).join(':')}/${ipv6Prefix}`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a trailing IPv4 part converted). */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number);
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const first = head ? head.split(':') : [];
+  const last = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? [] : new Array<string>(8 - first.length - last.length).fill('0');
+  return [...first, ...zeros, ...last].map((group) => parseInt(group, 16));
+}

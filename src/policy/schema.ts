@@ -244,6 +244,14 @@ export const policySchema = z.strictObject({
       listen: z.string().regex(MILTER_LISTEN, 'inet:HOST:PORT or unix:/path, e.g. inet:127.0.0.1:10028').default('inet:127.0.0.1:10028'),
       quarantine: z.enum(['ours', 'mta-hold']).default('ours'),
       progressInterval: duration.default(10_000),
+      /** open milter connections; past it a connection is refused with a 4xx at CONNECT */
+      maxConnections: z.number().int().min(1).default(1000),
+      /** open milter connections per peer address; null: no per-address limit */
+      maxConnectionsPerAddress: z.number().int().min(1).nullable().default(null),
+      /** a packet that has begun must be complete this long after its first byte (0: no bound) */
+      packetTimeout: duration.default(60_000),
+      /** from accepting a connection to the MTA's CONNECT event (0: no bound) */
+      connectTimeout: duration.default(30_000),
     })
     .prefault({}),
   hostname: z.string().min(1).default('mailmoat.localdomain'),
@@ -256,11 +264,25 @@ export const policySchema = z.strictObject({
       maxMessageSize: byteSize.default(26_214_400),
       maxRecipients: z.number().int().min(1).default(1000),
       maxClients: z.number().int().min(1).default(200),
+      /** simultaneous connections from one client address (not the xforwardHosts); null: no limit */
+      maxClientsPerIp: z.number().int().min(1).nullable().default(20),
+      /** IPv6 clients count per network of this prefix length for maxClientsPerIp */
+      clientIpv6Prefix: z.number().int().min(1).max(128).default(64),
+      /** commands that lead to no message (NOOP, RSET, HELO..., refused ones) between two messages */
+      maxJunkCommands: z.number().int().min(1).nullable().default(100),
+      /** DATA may take timeouts.client plus 1 s per minDataRate bytes received (0: no floor) */
+      minDataRate: byteSize.default(500),
     })
     .prefault({}),
   timeouts: z
     .strictObject({
       client: duration.default(60_000),
+      /** one command line, from its first byte to its end (0: no bound) */
+      command: duration.default(30_000),
+      /** the whole DATA phase, from 354 to the final dot, whatever the rate (0: no bound) */
+      data: duration.default(30 * 60_000),
+      /** with every maxClients slot taken, a connection stalled this long gives its slot to a new client (0: never) */
+      stalledWhenFull: duration.default(10_000),
       greetingDelay: duration.default(0),
       downstreamConnect: duration.default(10_000),
       downstreamCommand: duration.default(30_000),

@@ -10,8 +10,9 @@ import * as messages from '../fixtures/messages.js';
 
 const INTERNAL_DOMAINS = `network.internalDomains=[${DOMAINS.internal}, ${DOMAINS.lettered}]`;
 // loopback is not internal: the test client is a stranger on the Internet
-const OUTSIDE = ['network.internalNetworks=[10.0.0.0/8]', INTERNAL_DOMAINS];
-const INSIDE = ['network.internalNetworks=[127.0.0.0/8]', INTERNAL_DOMAINS];
+// every form is sent on one connection: more refused commands than limits.maxJunkCommands allows
+const OUTSIDE = ['network.internalNetworks=[10.0.0.0/8]', INTERNAL_DOMAINS, 'limits.maxJunkCommands=null'];
+const INSIDE = ['network.internalNetworks=[127.0.0.0/8]', INTERNAL_DOMAINS, 'limits.maxJunkCommands=null'];
 
 /** One transaction: MAIL, every RCPT in order, and DATA when any was accepted. */
 async function send(port: number, rcptPaths: string[]) {

@@ -108,9 +108,10 @@ export class MilterClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(target: number | string): Promise<MilterClient> {
+  /** To a port on 127.0.0.1 (from `localAddress`, a loopback address) or a UNIX socket path. */
+  static connect(target: number | string, localAddress?: string): Promise<MilterClient> {
     return new Promise((resolve, reject) => {
-      const socket = typeof target === 'number' ? net.connect({ host: '127.0.0.1', port: target }) : net.connect(target);
+      const socket = typeof target === 'number' ? net.connect({ host: '127.0.0.1', port: target, localAddress }) : net.connect(target);
       socket.setNoDelay(true);
       socket.once('connect', () => resolve(new MilterClient(socket)));
       socket.once('error', reject);

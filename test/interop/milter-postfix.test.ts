@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, text, transaction } from '../helpers/client.js';
+import { connect, sendData, text, transaction } from '../helpers/client.js';
 import { defaultPolicyFile, repoRoot } from '../helpers/gateway.js';
 import { postfixUnavailable, startPostfix, type PrivatePostfix } from '../helpers/private-postfix.js';
 import { startMilter, type RunningMilter } from '../helpers/milter-server.js';
@@ -217,5 +217,29 @@ describe('interop: Postfix milter and hijacked-thread replies', function () {
     const good = genuine('participant-reply', 'en', 'text');
     assert.equal((await send(good.mailFrom, good.rcptTo, buildMessage(good.spec))).data?.code, 250);
     await until('the genuine reply delivered', () => (env.sink.messages.length === 2 ? true : undefined));
+  });
+});
+
+describe('interop: Postfix milter past milter.maxConnections, with milter_default_action = accept', function () {
+  const env = postfixWithMilter(() => ['milter.maxConnections=1'], { main: ['milter_default_action = accept'] });
+
+  it('the session over the limit is tempfailed by Postfix, not let through unfiltered; the admitted one is served', async () => {
+    const holder = await connect(env.postfix.port); // its smtpd holds the one milter connection
+    await until('the first milter connection', () => (env.milter.server.activeSessions === 1 ? true : undefined));
+    const over = await connect(env.postfix.port);
+    const mail = await over.command(MAIL);
+    const rcpt = mail.code === 250 ? await over.command(RCPT) : undefined;
+    assert.ok(mail.code >= 400 || (rcpt && rcpt.code >= 400), `refused: ${text(mail)} / ${text(rcpt)}`);
+    assert.match(text(rcpt ?? mail), /^4\d\d 4\.3\.2 Mail filter busy, try again later/);
+    await over.quit();
+    assert.equal(env.milter.events('milter_refused').length, 1);
+    await env.postfix.waitLog(/milter-reject: (CONNECT|HELO|MAIL|RCPT) from .*4\.3\.2 Mail filter busy/);
+
+    assert.equal((await holder.command(MAIL)).code, 250);
+    assert.equal((await holder.command(RCPT)).code, 250);
+    assert.match(text(await sendData(holder, simple('admitted session'))), /^250 /);
+    await holder.quit();
+    await until('delivery of the admitted session', () => env.sink.messages.find((m) => m.bytes.includes('Subject: admitted session')));
+    assert.equal(env.sink.messages.length, 1, 'nothing of the refused session was delivered');
   });
 });
