@@ -36,9 +36,10 @@ export interface Judgement extends Verdict {
   authenticationResults?: string;
 }
 
-export async function judge(spool: Spool, facts: MessageFacts, services?: Services): Promise<Judgement> {
+/** Inspects and decides. `signal`: nobody waits for the verdict any more (the client went away); the work stops and judge rejects with its reason. */
+export async function judge(spool: Spool, facts: MessageFacts, services?: Services, signal?: AbortSignal): Promise<Judgement> {
   const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
-  const inspected = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy, services ? { state: services.state } : {});
+  const inspected = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy, services ? { state: services.state } : {}, signal);
   const verdict = decide(inspected.findings, facts.policy, envelope);
   return { ...verdict, inspected: inspected.message, ...(inspected.authenticationResults ? { authenticationResults: inspected.authenticationResults } : {}) };
 }

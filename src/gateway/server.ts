@@ -26,7 +26,7 @@ import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
 import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
-import { Spool, SpoolDisposedError } from '../message/spool.js';
+import { Spool } from '../message/spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
 import { judgeRecipient } from './recipient.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -224,8 +224,8 @@ export class Gateway {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }
       const facts = this.facts(tx, session);
-      const judged = await judge(spool, facts, this.services);
-      if (tx.signal.aborted) throw new SpoolDisposedError(); // nobody is waiting for this message: nothing is held or relayed
+      const judged = await judge(spool, facts, this.services, tx.signal);
+      tx.signal.throwIfAborted(); // nobody is waiting for this message: nothing is held or relayed
       const { headers, attachmentKinds } = judged.inspected;
       verdict = await this.rate
         .afterVerdict({ id: tx.id, policy, client: session.remoteAddress, mailFrom: tx.mailFrom, rcptTo: tx.recipients, headers, attachmentKinds }, judged)
@@ -235,6 +235,7 @@ export class Gateway {
       if (verdict.action === 'reject') throw new SmtpError(550, `5.7.1 Message rejected by policy [${tx.id}]`);
       if (verdict.action === 'defer') throw new SmtpError(451, `4.7.1 Message deferred by policy, try again later [${tx.id}]`);
       if (verdict.action === 'quarantine') {
+        tx.signal.throwIfAborted(); // the client left while the rate check ran: no copy for a message nobody was told about
         const held = await quarantineMessage(spool, facts, verdict);
         await tx.downstream!.reset();
         tx.done = true;

@@ -1,9 +1,11 @@
 // The one MIME pass of a message: every leaf walked and decoded (src/inspect/mime/), every leaf that
 // is not a real text body scanned by the Office/archive engine in its worker pool, one leaf at a
-// time, and the body text (text, HTML) kept for the reply-chain checks and the passwords.
+// time and all from one budget for the message (office.*), and the body text (text, HTML) kept for
+// the reply-chain checks and the passwords.
 import type { Policy } from '../policy/schema.js';
 import type { Finding } from './finding.js';
 import type { Kind } from './office/index.js';
+import { MessageBudget } from './office/message-budget.js';
 import { scanAttachmentOffThread } from './office/pool.js';
 import type { OfficeLimits } from './office/types.js';
 import { scanMessage } from './mime/scan.js';
@@ -33,6 +35,7 @@ export async function parseMessageParts(
   options: PartsOptions = {},
 ): Promise<{ findings: Finding[]; text?: string; html?: string; attachmentKinds: Kind[] }> {
   const limits = officeLimits(policy);
+  const budget = new MessageBudget(limits);
   const { signal } = options;
   const result = await scanMessage(source, {
     // the whole header block is read, up to the message size limit: a Content-Type after 256 KB of
@@ -41,7 +44,7 @@ export async function parseMessageParts(
     signal,
     reread: options.reread,
     scanLeaf: (leaf, passwords) =>
-      scanAttachmentOffThread(leaf.bytes, leaf.filename, leaf.contentType, passwords, limits, { path: leaf.path, ...(signal ? { signal } : {}) }),
+      scanAttachmentOffThread(leaf.bytes, leaf.filename, leaf.contentType, passwords, limits, { path: leaf.path, budget, ...(signal ? { signal } : {}) }),
   });
   return { findings: result.findings, text: result.text, html: result.html, attachmentKinds: result.kinds };
 }

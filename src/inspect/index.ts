@@ -26,6 +26,8 @@ export async function inspect(
   meta: { id: string; envelope: Envelope; client: ClientInfo },
   policy: Policy,
   services: InspectServices = {},
+  /** the client went away: the scan stops, and inspect rejects with the signal's reason */
+  signal?: AbortSignal,
 ): Promise<{ message: InspectedMessage; findings: Finding[]; authenticationResults?: string }> {
   const message = await parseMessage(spool, meta);
   const findings: Finding[] = [];
@@ -34,7 +36,8 @@ export async function inspect(
   }
   for (const analyzer of analyzers) findings.push(...(await analyzer(message, policy)));
   // one MIME pass over every message: the leaves for the engine, the body for the reply-chain checks
-  const parts = await parseMessageParts(spool.inMemory() ?? spool.read(), policy, { reread: () => readAll(spool) });
+  const parts = await parseMessageParts(spool.inMemory() ?? spool.read(), policy, { reread: () => readAll(spool), ...(signal ? { signal } : {}) });
+  signal?.throwIfAborted();
   findings.push(...parts.findings);
   message.text = parts.text;
   message.html = parts.html;

@@ -113,6 +113,8 @@ interface Message {
   inBody: boolean;
   /** the MTA's queue id (macro `i`) */
   queueId: string | undefined;
+  /** aborted when the message is dropped (the MTA went away or aborted it): its scan stops, nothing is held */
+  aborter: AbortController;
 }
 
 export interface SessionOptions {
@@ -395,6 +397,7 @@ export class MilterSession {
       spool,
       inBody: false,
       queueId: undefined,
+      aborter: new AbortController(),
     };
     this.busy = true;
     return this.message;
@@ -404,6 +407,7 @@ export class MilterSession {
     const message = this.message;
     this.message = undefined;
     if (message) {
+      message.aborter.abort(new Error('milter message dropped'));
       message.spool.destroy();
       message.spool
         .dispose()
@@ -563,7 +567,8 @@ export class MilterSession {
         reply = replyText(452, '4.5.3', `Too many recipients [${message.id}]`);
       } else {
         const facts = this.facts(message);
-        const judged = await this.withProgress(() => judge(spool, facts, this.options.services), policy);
+        const { signal } = message.aborter;
+        const judged = await this.withProgress(() => judge(spool, facts, this.options.services, signal), policy);
         const { headers, attachmentKinds } = judged.inspected;
         const rated = {
           id: message.id,
@@ -578,6 +583,7 @@ export class MilterSession {
         if (verdict.action === 'reject') reply = replyText(550, '5.7.1', `Message rejected by policy [${message.id}]`);
         else if (verdict.action === 'defer') reply = replyText(451, '4.7.1', `Message deferred by policy, try again later [${message.id}]`);
         else if (verdict.action === 'quarantine' && policy.milter.quarantine === 'ours') {
+          signal.throwIfAborted(); // the MTA went away meanwhile: no copy for a message nobody was told about
           held = await this.withProgress(() => quarantineMessage(spool, facts, verdict!), policy);
           quarantined = 'ours';
         } else {
@@ -592,6 +598,11 @@ export class MilterSession {
         }
       }
     } catch (err) {
+      if (message.aborter.signal.aborted) {
+        // dropped mid-scan (close() logged transaction_abandoned): the scan stopped, nothing is held, nobody to answer
+        this.logMessage(message, undefined, 'none: the MTA went away', undefined);
+        return;
+      }
       if (isStorageFull(err) || (err instanceof QuarantineWriteError && isStorageFull(err.cause))) {
         this.log.error({ event: 'storage_full', front: 'milter', id: message.id, err: (err as Error).message }, 'no space left for the message');
         reply = replyText(452, '4.3.1', `Insufficient system storage, try again later [${message.id}]`);
@@ -608,7 +619,11 @@ export class MilterSession {
       quarantined = undefined;
       packets.length = 0;
     }
-    if (this.closed) return; // the MTA went away while we worked: nothing to answer
+    if (this.closed) {
+      // the MTA went away after the verdict: nothing to answer; what was decided is logged
+      this.logMessage(message, verdict, 'none: the MTA went away', quarantined);
+      return;
+    }
     let given: string;
     if (reply) {
       this.write(encode.replyCode(reply));
@@ -653,7 +668,8 @@ export class MilterSession {
   }
 
   private logMessage(message: Message, verdict: Verdict | undefined, reply: string, quarantined: 'ours' | 'mta-hold' | undefined): void {
-    countMessage('milter', verdict?.action ?? 'error', verdict?.findings);
+    const action = verdict?.action ?? (message.aborter.signal.aborted ? 'abandoned' : 'error');
+    countMessage('milter', action, verdict?.findings);
     this.log.info(
       {
         event: 'message',
@@ -665,7 +681,7 @@ export class MilterSession {
         from: message.mailFrom,
         rcpt: message.rcptTo,
         size: message.spool.received,
-        verdict: verdict?.action ?? 'error',
+        verdict: action,
         score: verdict?.score ?? 0,
         symbols: verdict?.findings.map((f) => f.symbol) ?? [],
         reason: verdict?.reason,

@@ -10,10 +10,11 @@ export async function connect(port: number, ehlo = 'client.test'): Promise<SmtpC
 }
 
 /** DATA + message: the reply to DATA if it is not 354, else the reply to the final dot. */
-export async function sendData(client: SmtpClient, message: Buffer | string): Promise<SmtpReply> {
+/** DATA, the message, and the final reply (waited for up to `timeout` ms). */
+export async function sendData(client: SmtpClient, message: Buffer | string, timeout = 60_000): Promise<SmtpReply> {
   const go = await client.command('DATA');
   if (go.code !== 354) return go;
-  return client.sendMessage(Readable.from([Buffer.from(message)]), 60000);
+  return client.sendMessage(Readable.from([Buffer.from(message)]), timeout);
 }
 
 /** One whole transaction; returns every reply in order. */

@@ -7,8 +7,9 @@
 // (text/* without a name, its decoded bytes plainly text) takes the fast path: headers can send a
 // leaf to the engine, never keep one away from it.
 //
-// The text parts give the body (text/html, for the reply-chain checks) and the passwords: a leaf
-// that could not be opened without one is kept, and scanned again once the whole text is known.
+// The text parts give the body (text/html, for the reply-chain checks) and the passwords. No
+// password is tried before the whole text is known: a leaf that holds something encrypted is kept,
+// and scanned again at the end with the announced passwords, then the well-known ones.
 import { hash } from 'node:crypto';
 import type { Finding } from '../finding.js';
 import { findPasswords } from '../office/passwords.js';
@@ -19,7 +20,8 @@ import { MIME_SCORES, MIME_SYMBOLS } from './limits.js';
 import { decodeBodyText, isPlainText, looksLikeText } from './text.js';
 import { newWalkState, walkMessage, shared, type Leaf, type MessageSource } from './walk.js';
 
-export type LeafScanner = (leaf: Leaf, passwords: string[]) => Promise<Finding[]>;
+/** `passwords` null: not known yet; try none (ScanContext.passwordsLater). */
+export type LeafScanner = (leaf: Leaf, passwords: string[] | null) => Promise<Finding[]>;
 
 export interface MessageScanOptions {
   scanLeaf: LeafScanner;
@@ -60,7 +62,8 @@ export async function scanMessage(source: MessageSource, options: MessageScanOpt
   const texts: string[] = [];
   const htmls: string[] = [];
   const passwordText: string[] = [];
-  const locked: { leaf: Leaf; findings: Finding[] }[] = [];
+  /** leaves that hold something encrypted: scanned again once the passwords are known */
+  const locked: Leaf[] = [];
   const state = newWalkState();
   const secondReading: string[] = [];
 
@@ -70,8 +73,8 @@ export async function scanMessage(source: MessageSource, options: MessageScanOpt
     scanned.add(digest);
     if (leaf.alternate && !isPlainText(leaf.bytes, leaf.kind)) secondReading.push(leaf.path.join(' > '));
     kinds.push(leaf.kind);
-    const found = await options.scanLeaf(leaf, []);
-    if (found.some(isLocked)) locked.push({ leaf, findings: found });
+    const found = await options.scanLeaf(leaf, null);
+    if (found.some(isLocked)) locked.push(leaf);
     else findings.push(...found);
   };
 
@@ -124,9 +127,9 @@ export async function scanMessage(source: MessageSource, options: MessageScanOpt
   }
 
   const passwords = findPasswords(passwordText.join('\n'));
-  for (const entry of locked) {
+  for (const leaf of locked) {
     options.signal?.throwIfAborted();
-    findings.push(...(passwords.length ? await options.scanLeaf(entry.leaf, passwords) : entry.findings));
+    findings.push(...(await options.scanLeaf(leaf, passwords)));
   }
   return { findings, kinds, scanned, ...(texts.length ? { text: texts.join('\n') } : {}), ...(htmls.length ? { html: htmls.join('<br/>\n') } : {}) };
 }

@@ -42,6 +42,7 @@ export function corruptFinding(ctx: ScanContext, detail: string, ...more: string
 /** Why the budget forbids going on, or null. */
 export function budgetExceeded(ctx: ScanContext, now = Date.now()): string | null {
   if (now > ctx.budget.deadline) return `time budget of ${ctx.limits.timeoutMs} ms exhausted`;
+  if (ctx.budget.keys.deferred) return 'left for the next turn'; // this scan's findings are dropped (key-cache.ts)
   if (ctx.budget.bytesLeft <= 0) return `decompressed-bytes budget of ${ctx.limits.maxBytes} exhausted`;
   return null;
 }

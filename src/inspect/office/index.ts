@@ -3,7 +3,7 @@
 // deep nesting and slow inputs end as ARCHIVE_LIMIT findings. Never throws: a scanner's failure on bad
 // input is an OFFICE_CORRUPT finding.
 import type { Finding } from '../finding.js';
-import { DEFAULT_OFFICE_LIMITS, newBudget, OFFICE_SYMBOLS, type BlobScanner, type OfficeLimits, type ScanContext } from './types.js';
+import { DEFAULT_OFFICE_LIMITS, newBudget, OFFICE_SYMBOLS, type BlobScanner, type OfficeLimits, type ScanBudget, type ScanContext } from './types.js';
 import { budgetExceeded, corruptFinding, errorText, finding, limitFinding } from './c-util.js';
 import { isOfficeKind, sniff, type Kind } from './sniff.js';
 import { scanOle } from './ole.js';
@@ -115,21 +115,27 @@ export const scanBlob: BlobScanner = async (bytes, ctx) => {
   return findings;
 };
 
-/** Entry point for one MIME attachment: a fresh budget and a root context named after the file (or `path`, its place in the message). */
+/**
+ * Entry point for one MIME attachment: a root context named after the file (or `path`, its place in
+ * the message), spending `budget` (the message's share; a fresh budget when the attachment is alone).
+ */
 export async function scanAttachment(
   bytes: Buffer,
   filename: string | undefined,
   contentType: string | undefined,
-  passwords: string[],
+  /** null: the message's passwords are not known yet (ScanContext.passwordsLater) */
+  passwords: string[] | null,
   limits: OfficeLimits = DEFAULT_OFFICE_LIMITS,
   path?: string[],
+  budget: ScanBudget = newBudget(limits),
 ): Promise<Finding[]> {
   const ctx: ScanContext = {
     path: path?.length ? path : [filename || 'attachment'],
     depth: 0,
-    budget: newBudget(limits),
+    budget,
     limits,
-    passwords: [...new Set(passwords)],
+    passwords: [...new Set(passwords ?? [])],
+    ...(passwords === null ? { passwordsLater: true } : {}),
     declared: { filename, contentType },
   };
   return scanBlob(bytes, ctx);

@@ -20,7 +20,8 @@ export async function scanMessageBlob(bytes: Buffer, kind: 'message' | 'mht', ct
         ...ctx,
         path: [...ctx.path, ...leaf.path],
         depth: ctx.depth + 1,
-        passwords: [...new Set([...ctx.passwords, ...passwords])],
+        passwords: [...new Set([...ctx.passwords, ...(passwords ?? [])])],
+        ...(ctx.passwordsLater || passwords === null ? { passwordsLater: true } : {}),
         declared: { filename: leaf.filename, contentType: leaf.contentType },
       });
     },

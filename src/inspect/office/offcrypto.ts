@@ -2,8 +2,11 @@
 // by a well-known or announced password: ECMA-376 Agile (4.4) and Standard (x.2, AES) encryption
 // of OOXML packages (EncryptionInfo + EncryptedPackage), and RC4 / RC4 CryptoAPI encryption of
 // BIFF8 workbooks (FILEPASS). Each function verifies the password with the stored verifier before
-// decrypting, so a wrong password costs one key derivation, not a package decryption.
-import { createDecipheriv, createHash } from 'node:crypto';
+// decrypting, so a wrong password costs one key derivation, not a package decryption. Each
+// derivation goes through the message's key cache (key-cache.ts): one per (salt, password) per message.
+import { createDecipheriv, createHash, hash } from 'node:crypto';
+import type { Derived } from './key-cache.js';
+import type { ScanBudget } from './types.js';
 
 export const DEFAULT_PASSWORDS = ['VelvetSweatshop', '/01Hannes Ruescher/01'];
 
@@ -119,19 +122,33 @@ const BLK_VERIFIER_INPUT = Buffer.from([0xfe, 0xa7, 0xd2, 0x76, 0x3b, 0x4b, 0x9e
 const BLK_VERIFIER_VALUE = Buffer.from([0xd7, 0xaa, 0x0f, 0x6d, 0x30, 0x61, 0x34, 0x4e]);
 const BLK_KEY = Buffer.from([0x14, 0x6e, 0x0b, 0xe7, 0xab, 0xac, 0xd0, 0xd6]);
 
-/** Agile: returns the package key, or null when the password is wrong/unsupported. */
-function agileKey(info: Extract<EncryptionInfo, { kind: 'agile' }>, password: string, deadline: number): Buffer | null {
+/**
+ * The iterated hash of [MS-OFFCRYPTO] 2.3.4.11: H0 = H(salt + password), Hn = H(iterator + Hn-1).
+ * One-shot hashing into one reused buffer (a third faster than a Hash object per round). Null when
+ * the deadline passes mid-way.
+ */
+function spin(alg: string, salt: Buffer, password: string, spinCount: number, deadline: number): Buffer | null {
+  const first = h(alg, salt, Buffer.from(password, 'utf16le'));
+  const round = Buffer.alloc(4 + first.length);
+  first.copy(round, 4);
+  for (let i = 0; i < spinCount; i++) {
+    if ((i & 0x3fff) === 0 && Date.now() > deadline) return null;
+    round.writeUInt32LE(i, 0);
+    hash(alg, round, 'buffer').copy(round, 4);
+  }
+  return round.subarray(4);
+}
+
+/** Agile: the package key, null when the password is wrong/unsupported, or why no derivation was made. */
+function agileKey(info: Extract<EncryptionInfo, { kind: 'agile' }>, password: string, budget: ScanBudget): Derived {
   const k = info.key;
   const alg = hashName(k.hashAlgorithm);
   if (!alg || k.cipherAlgorithm.toUpperCase() !== 'AES' || k.cipherChaining !== 'ChainingModeCBC') return null;
   if (!(k.spinCount >= 0 && k.spinCount <= MAX_SPIN) || ![128, 192, 256].includes(k.keyBits)) return null;
-  let hv = h(alg, k.saltValue, Buffer.from(password, 'utf16le'));
-  const it = Buffer.alloc(4);
-  for (let i = 0; i < k.spinCount; i++) {
-    if ((i & 0x3fff) === 0 && Date.now() > deadline) return null;
-    it.writeUInt32LE(i);
-    hv = createHash(alg).update(it).update(hv).digest();
-  }
+  const hv = budget.keys.derive({ alg, spinCount: k.spinCount, salt: k.saltValue, password }, budget, () =>
+    spin(alg, k.saltValue, password, k.spinCount, budget.deadline),
+  );
+  if (!Buffer.isBuffer(hv)) return hv;
   const derive = (blk: Buffer) => fit(h(alg, hv, blk), k.keyBits / 8, 0x36);
   const iv = fit(k.saltValue, k.blockSize, 0x36);
   const input = aes('cbc', derive(BLK_VERIFIER_INPUT), iv, k.encryptedVerifierHashInput).subarray(0, k.saltValue.length);
@@ -156,13 +173,11 @@ function agileDecrypt(info: Extract<EncryptionInfo, { kind: 'agile' }>, key: Buf
   return Buffer.concat(out).subarray(0, size);
 }
 
-function standardKey(info: Extract<EncryptionInfo, { kind: 'standard' }>, password: string): Buffer | null {
-  let hv = h('sha1', info.salt, Buffer.from(password, 'utf16le'));
-  const it = Buffer.alloc(4);
-  for (let i = 0; i < 50000; i++) {
-    it.writeUInt32LE(i);
-    hv = createHash('sha1').update(it).update(hv).digest();
-  }
+function standardKey(info: Extract<EncryptionInfo, { kind: 'standard' }>, password: string, budget: ScanBudget): Derived {
+  const hv = budget.keys.derive({ alg: 'sha1', spinCount: 50000, salt: info.salt, password }, budget, () =>
+    spin('sha1', info.salt, password, 50000, budget.deadline),
+  );
+  if (!Buffer.isBuffer(hv)) return hv;
   const hfinal = h('sha1', hv, u32(0));
   const b1 = Buffer.alloc(64, 0x36);
   const b2 = Buffer.alloc(64, 0x5c);
@@ -181,49 +196,38 @@ export interface DecryptResult {
   /** the decrypted package (a zip) */
   data?: Buffer;
   password?: string;
-  /** password attempts spent */
-  tries: number;
   /** why nothing was decrypted */
   reason?: string;
 }
 
+const WHY_NOT: Record<'exhausted' | 'deferred', string> = { exhausted: 'password attempts exhausted', deferred: 'left for the next turn' };
+
 /**
- * Tries `passwords` in order (at most `maxTries`, stopping at `deadline`) on an encrypted OOXML
- * package.
+ * Tries `passwords` in order on an encrypted OOXML package, each new key derivation spending one of
+ * the budget's password attempts, stopping at its deadline.
  */
-export function decryptOoxml(
-  encryptionInfo: Buffer,
-  encryptedPackage: Buffer,
-  passwords: string[],
-  maxTries: number,
-  deadline: number,
-  maxBytes: number,
-): DecryptResult {
+export function decryptOoxml(encryptionInfo: Buffer, encryptedPackage: Buffer, passwords: string[], budget: ScanBudget, maxBytes: number): DecryptResult {
   const info = parseEncryptionInfo(encryptionInfo);
-  if (info.kind === 'unsupported') return { tries: 0, reason: info.reason };
-  let tries = 0;
+  if (info.kind === 'unsupported') return { reason: info.reason };
   for (const pw of passwords) {
-    if (tries >= maxTries) return { tries, reason: 'password attempts exhausted' };
-    if (Date.now() > deadline) return { tries, reason: 'time budget exhausted' };
-    tries++;
+    if (Date.now() > budget.deadline) return { reason: 'time budget exhausted' };
     try {
-      if (info.kind === 'agile') {
-        const key = agileKey(info, pw, deadline);
-        if (!key) continue;
-        const data = agileDecrypt(info, key, encryptedPackage, maxBytes);
-        return data ? { data, password: pw, tries } : { tries, reason: 'package too large or malformed' };
-      }
-      const key = standardKey(info, pw);
+      const key = info.kind === 'agile' ? agileKey(info, pw, budget) : standardKey(info, pw, budget);
+      if (key === 'exhausted' || key === 'deferred') return { reason: WHY_NOT[key] };
       if (!key) continue;
-      if (encryptedPackage.length < 8) return { tries, reason: 'package truncated' };
+      if (info.kind === 'agile') {
+        const data = agileDecrypt(info, key, encryptedPackage, maxBytes);
+        return data ? { data, password: pw } : { reason: 'package too large or malformed' };
+      }
+      if (encryptedPackage.length < 8) return { reason: 'package truncated' };
       const size = Number(encryptedPackage.readBigUInt64LE(0));
-      if (size > maxBytes) return { tries, reason: 'package too large' };
-      return { data: aes('ecb', key, null, encryptedPackage.subarray(8)).subarray(0, size), password: pw, tries };
+      if (size > maxBytes) return { reason: 'package too large' };
+      return { data: aes('ecb', key, null, encryptedPackage.subarray(8)).subarray(0, size), password: pw };
     } catch {
-      return { tries, reason: 'malformed encryption parameters' };
+      return { reason: 'malformed encryption parameters' };
     }
   }
-  return { tries, reason: 'password unknown' };
+  return { reason: Date.now() > budget.deadline ? 'time budget exhausted' : 'password unknown' };
 }
 
 // ---- RC4 for BIFF8 FILEPASS -------------------------------------------------------------------
@@ -292,15 +296,17 @@ function biffKey(filepass: Buffer, password: string): BlockKey | null | 'unsuppo
 /** Records whose data stays in clear after FILEPASS ([MS-XLS] 2.2.10). */
 const CLEAR_RECORDS = new Set([0x0809, 0x002f, 0x0194, 0x0195, 0x00e1, 0x0196, 0x0138]);
 
-/** Decrypts a BIFF8 `Workbook` stream encrypted with RC4 / RC4 CryptoAPI. */
-export function decryptBiff(stream: Buffer, filepassPos: number, filepass: Buffer, passwords: string[], maxTries: number, deadline: number): DecryptResult {
-  let tries = 0;
+/**
+ * Decrypts a BIFF8 `Workbook` stream encrypted with RC4 / RC4 CryptoAPI. Its derivation is one MD5
+ * or SHA-1: not cached, each try spends one of the budget's password attempts.
+ */
+export function decryptBiff(stream: Buffer, filepassPos: number, filepass: Buffer, passwords: string[], budget: ScanBudget): DecryptResult {
   for (const pw of passwords) {
-    if (tries >= maxTries) return { tries, reason: 'password attempts exhausted' };
-    if (Date.now() > deadline) return { tries, reason: 'time budget exhausted' };
-    tries++;
+    if (budget.passwordAttemptsLeft <= 0) return { reason: 'password attempts exhausted' };
+    if (Date.now() > budget.deadline) return { reason: 'time budget exhausted' };
     const key = biffKey(filepass, pw);
-    if (key === 'unsupported') return { tries: tries - 1, reason: 'XOR obfuscation or unknown FILEPASS' };
+    if (key === 'unsupported') return { reason: 'XOR obfuscation or unknown FILEPASS' };
+    budget.passwordAttemptsLeft--;
     if (!key) continue;
     const plain = Buffer.alloc(stream.length);
     for (let b = 0; b * 1024 < stream.length; b++) {
@@ -319,7 +325,7 @@ export function decryptBiff(stream: Buffer, filepassPos: number, filepass: Buffe
     }
     // Everything up to and including FILEPASS is clear.
     stream.copy(plain, 0, 0, Math.min(filepassPos + 4 + filepass.length, stream.length));
-    return { data: plain, password: pw, tries };
+    return { data: plain, password: pw };
   }
-  return { tries, reason: 'password unknown' };
+  return { reason: 'password unknown' };
 }

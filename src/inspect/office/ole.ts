@@ -44,8 +44,9 @@ function checkTime(st: State): void {
   if (Date.now() > st.ctx.budget.deadline) throw new Limit('time budget exhausted');
 }
 
+/** The announced passwords first (they open what the sender meant to be opened), then the well-known ones. */
 function passwords(ctx: ScanContext): string[] {
-  return [...new Set([...DEFAULT_PASSWORDS, ...ctx.passwords])];
+  return ctx.passwordsLater ? [] : [...new Set([...ctx.passwords, ...DEFAULT_PASSWORDS])];
 }
 
 export async function scanOle(bytes: Buffer, ctx: ScanContext, scanBlob: BlobScanner): Promise<Finding[]> {
@@ -165,8 +166,7 @@ function scanWorkbooks(st: State): void {
     let info: BiffInfo = parseBiff(stream);
     if (info.filepass && info.filepassPos !== undefined) {
       const budget = st.ctx.budget;
-      const res = decryptBiff(stream, info.filepassPos, info.filepass, passwords(st.ctx), budget.passwordAttemptsLeft, budget.deadline);
-      budget.passwordAttemptsLeft -= res.tries;
+      const res = decryptBiff(stream, info.filepassPos, info.filepass, passwords(st.ctx), budget);
       if (!res.data) {
         st.encrypted.push(`${e.path}: encrypted workbook (FILEPASS), ${res.reason ?? 'not decrypted'}`);
         continue;
@@ -239,15 +239,7 @@ async function scanEncryptedPackage(st: State, scanBlob: BlobScanner): Promise<v
     return;
   }
   const budget = st.ctx.budget;
-  const res = decryptOoxml(
-    st.cfb.read(infoE),
-    st.cfb.read(pkgE),
-    passwords(st.ctx),
-    budget.passwordAttemptsLeft,
-    budget.deadline,
-    Math.max(0, budget.bytesLeft),
-  );
-  budget.passwordAttemptsLeft -= res.tries;
+  const res = decryptOoxml(st.cfb.read(infoE), st.cfb.read(pkgE), passwords(st.ctx), budget, Math.max(0, budget.bytesLeft));
   if (!res.data) {
     st.encrypted.push(`encrypted OOXML package: ${res.reason ?? 'not decrypted'}`);
     return;

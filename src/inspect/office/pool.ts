@@ -1,57 +1,83 @@
 // Office scans run in worker threads (piscina): decrypting an Agile-encrypted document costs
 // ~100,000 SHA-512 rounds per password tried, and a zip bomb is cut off only after its budget: work
-// like that must not stall every other SMTP session on the gateway's event loop. A scan that
-// overruns its own deadline by far (a parser bug) has its worker terminated: an ARCHIVE_LIMIT
-// finding, never a hang.
+// like that must not stall every other SMTP session on the gateway's event loop.
+//
+// A scan runs in turns (turns.ts, key-cache.ts): the message that has had the least worker time
+// goes first, and a turn that has made a key derivation ends at the next one past TURN_MS. Every
+// turn spends from the message's budget (message-budget.ts). A turn that overruns the message's
+// time by far (a parser bug) has its worker terminated: an ARCHIVE_LIMIT finding, never a hang.
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { Finding } from '../finding.js';
+import { DEFAULT_SCORES } from './c-util.js';
+import { MessageBudget } from './message-budget.js';
+import { Turns } from './turns.js';
 import { OFFICE_SYMBOLS, type OfficeLimits } from './types.js';
-import type { ScanTask } from './worker.js';
+import type { ScanOutcome, ScanTask } from './worker.js';
 
+/** A turn makes no new key derivation after this long (one derivation is ~100-150 ms). */
+const TURN_MS = 150;
+/** How far past the message's time a turn may run before its worker is terminated. */
+const OVERRUN_MS = 5000;
+
+// at least two workers: one slow scan (a bomb up to its budget) must not hold up every other attachment
+const THREADS = Math.max(2, availableParallelism());
 let pool: Piscina | undefined;
+const turns = new Turns(THREADS);
 
 function workers(): Piscina {
-  pool ??= new Piscina({
-    filename: new URL('./worker.js', import.meta.url).href,
-    minThreads: 1,
-    // at least two: one slow scan (a bomb up to its budget) must not hold up every other attachment
-    maxThreads: Math.max(2, availableParallelism()),
-    idleTimeout: 60_000,
-  });
+  pool ??= new Piscina({ filename: new URL('./worker.js', import.meta.url).href, minThreads: 1, maxThreads: THREADS, idleTimeout: 60_000 });
   return pool;
 }
 
 /**
- * One attachment's scan in a worker. Bytes in a SharedArrayBuffer (as the MIME walk decodes them)
- * reach the worker without a copy. `signal` (the client went away) stops the scan: the promise
- * then rejects with its reason.
+ * One attachment's scan in the workers, spending `budget` (the message's; a fresh one when the
+ * attachment is alone). Bytes in a SharedArrayBuffer (as the MIME walk decodes them) reach the
+ * worker without a copy. `signal` (the client went away) stops the scan, queued or running: the
+ * promise then rejects with its reason.
  */
 export async function scanAttachmentOffThread(
   bytes: Buffer,
   filename: string | undefined,
   contentType: string | undefined,
-  passwords: string[],
+  /** null: the message's passwords are not known yet (ScanContext.passwordsLater) */
+  passwords: string[] | null,
   limits: OfficeLimits,
-  options: { path?: string[]; signal?: AbortSignal } = {},
+  options: { path?: string[]; signal?: AbortSignal; budget?: MessageBudget } = {},
 ): Promise<Finding[]> {
-  const task: ScanTask = { bytes, filename, contentType, passwords, limits, path: options.path };
-  const hardLimit = limits.timeoutMs * 2 + 5000;
-  const timeout = AbortSignal.timeout(hardLimit);
-  try {
-    return (await workers().run(task, { signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout })) as Finding[];
-  } catch (err) {
-    if (options.signal?.aborted) throw options.signal.reason;
-    if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err;
-    return [
-      {
-        symbol: OFFICE_SYMBOLS.ARCHIVE_LIMIT,
-        score: 0,
-        part: options.path?.join(' > ') || filename || 'attachment',
-        detail: `scan stopped after ${hardLimit} ms`,
-      },
-    ];
+  const budget = options.budget ?? new MessageBudget(limits);
+  const part = options.path?.join(' > ') || filename || 'attachment';
+  for (;;) {
+    if (budget.timeLeftMs <= 0) return [limitFinding(part, `the message's scan time of ${limits.timeoutMs} ms is spent; not scanned`)];
+    const outcome = await turn(
+      { bytes, filename, contentType, passwords, limits, path: options.path, budget: budget.share(), turnMs: TURN_MS },
+      options.signal,
+      budget,
+    );
+    if (!outcome) return [limitFinding(part, `scan stopped after overrunning the message's scan time by ${OVERRUN_MS} ms`)];
+    budget.settle(outcome);
+    if (!outcome.deferred) return outcome.findings;
   }
+}
+
+/** One turn on a worker; undefined when the worker had to be stopped. */
+async function turn(task: ScanTask, signal: AbortSignal | undefined, budget: MessageBudget): Promise<ScanOutcome | undefined> {
+  await turns.acquire(budget.workedMs, signal);
+  const overrun = AbortSignal.timeout(Math.max(0, task.budget.timeLeftMs) + OVERRUN_MS);
+  try {
+    return (await workers().run(task, { signal: signal ? AbortSignal.any([overrun, signal]) : overrun })) as ScanOutcome;
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err;
+    budget.exhaustTime();
+    return undefined;
+  } finally {
+    turns.release();
+  }
+}
+
+function limitFinding(part: string, detail: string): Finding {
+  return { symbol: OFFICE_SYMBOLS.ARCHIVE_LIMIT, score: DEFAULT_SCORES[OFFICE_SYMBOLS.ARCHIVE_LIMIT], part, detail };
 }
 
 export async function closeScanPool(): Promise<void> {

@@ -3,6 +3,7 @@
 // Every scanner is pure (bytes in, findings out), bounded by the shared budget, and never throws
 // on bad input: a corrupt file is an OFFICE_CORRUPT finding.
 import type { Finding } from '../finding.js';
+import { KeyCache } from './key-cache.js';
 
 /**
  * Symbols the engine emits. Stable names: policies refer to them. Each finding's `part` is the path
@@ -60,9 +61,9 @@ export interface OfficeLimits {
   maxBytes: number;
   /** decompressed/compressed ratio of one entry beyond which it is a bomb */
   maxRatio: number;
-  /** password tries on encrypted archives/documents, across the whole message */
+  /** password tries on encrypted archives/documents, across the whole message (a key derivation already made for the message is free) */
   maxPasswordAttempts: number;
-  /** wall time for the whole message's scan */
+  /** scanning time for the whole message, in the workers (time waiting for a free worker is not counted) */
   timeoutMs: number;
 }
 
@@ -75,13 +76,18 @@ export const DEFAULT_OFFICE_LIMITS: OfficeLimits = {
   timeoutMs: 20_000,
 };
 
-/** Shared by every scanner working on one message: spending it is how bombs are stopped. */
+/**
+ * Shared by every scanner working on one message: spending it is how bombs are stopped. In a
+ * worker it is this scan's share of the message's budget (src/inspect/office/message-budget.ts).
+ */
 export interface ScanBudget {
   bytesLeft: number;
   entriesLeft: number;
   passwordAttemptsLeft: number;
   /** Date.now() past which scanners stop and report ARCHIVE_LIMIT */
   deadline: number;
+  /** the message's password key derivations, each made once */
+  keys: KeyCache;
 }
 
 export interface ScanContext {
@@ -92,6 +98,12 @@ export interface ScanContext {
   limits: OfficeLimits;
   /** candidate passwords found in the message's text parts (e.g. "Password: 2021") */
   passwords: string[];
+  /**
+   * The message's passwords are not known yet (its text may come after the attachment): no password
+   * is tried, an encrypted document stays locked and is scanned again once they are known, so that
+   * the attempts go to the announced passwords before the well-known ones.
+   */
+  passwordsLater?: boolean;
   /** declared file name and Content-Type of the top-level attachment, for TYPE_MISMATCH */
   declared?: { filename?: string; contentType?: string };
 }
@@ -100,7 +112,13 @@ export interface ScanContext {
 export type BlobScanner = (bytes: Buffer, ctx: ScanContext) => Promise<Finding[]>;
 
 export function newBudget(limits: OfficeLimits, now = Date.now()): ScanBudget {
-  return { bytesLeft: limits.maxBytes, entriesLeft: limits.maxEntries, passwordAttemptsLeft: limits.maxPasswordAttempts, deadline: now + limits.timeoutMs };
+  return {
+    bytesLeft: limits.maxBytes,
+    entriesLeft: limits.maxEntries,
+    passwordAttemptsLeft: limits.maxPasswordAttempts,
+    deadline: now + limits.timeoutMs,
+    keys: new KeyCache(),
+  };
 }
 
 /** A child context: one level deeper, one path element longer, same budget. */
