@@ -224,6 +224,8 @@ describe('interop: Postfix milter past milter.maxConnections, with milter_defaul
   const env = postfixWithMilter(() => ['milter.maxConnections=1'], { main: ['milter_default_action = accept'] });
 
   it('the session over the limit is tempfailed by Postfix, not let through unfiltered; the admitted one is served', async () => {
+    // Postfix's start-up probe (a connect and close) had a milter connection of its own: gone first
+    await until("the start-up probe's milter session to end", () => (env.milter.server.activeSessions === 0 ? true : undefined));
     const holder = await connect(env.postfix.port); // its smtpd holds the one milter connection
     await until('the first milter connection', () => (env.milter.server.activeSessions === 1 ? true : undefined));
     const over = await connect(env.postfix.port);
