@@ -3,7 +3,7 @@
 import type { HeaderField } from '../../message/parsed.js';
 import type { AuthSummary } from './auth.js';
 import { orgOf, parseMailboxes } from './names.js';
-import { header } from './view.js';
+import { addressField, header } from './view.js';
 
 /** The first list or forwarder evidence the message carries, named; null when there is none. */
 export function listEvidence(headers: HeaderField[], mailFrom: string, from: string, auth: AuthSummary | null): string | null {
@@ -11,7 +11,7 @@ export function listEvidence(headers: HeaderField[], mailFrom: string, from: str
   for (const n of ['list-id', 'list-unsubscribe', 'list-post', 'list-help', 'mailing-list', 'x-mailing-list', 'x-beenthere', 'resent-from', 'resent-sender']) {
     if (names.has(n)) return n;
   }
-  const sender = parseMailboxes(header(headers, 'sender'))[0]?.address;
+  const sender = parseMailboxes(addressField(headers, 'sender'))[0]?.address;
   if (sender && orgOf(sender) === orgOf(mailFrom)) return 'sender';
   const precedence = header(headers, 'precedence')?.toLowerCase();
   if (precedence === 'list' || precedence === 'bulk') return `precedence ${precedence}`;

@@ -7,7 +7,7 @@ import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js'
 import { domainOf, inNetworks, isInternalDomain } from '../../policy/network.js';
 import { listEvidence } from './evidence.js';
 import { isPersonalName, normaliseName, orgOf, parseMailboxes, type Mailbox } from './names.js';
-import { header, messageIds } from './view.js';
+import { addressField, allMailboxes, header, messageIds } from './view.js';
 
 /** Outbound: an internal client sending as an internal domain (envelope sender or header From). */
 export function isOutbound(policy: Policy, client: ClientInfo, mailFrom: string, from: string): boolean {
@@ -22,10 +22,10 @@ export function learnFromRelayed(
 ): MemoryUpdate | null {
   const { headers, envelope, client, policy } = input;
   if (!policy.spoof.enabled) return null;
-  const from = parseMailboxes(header(headers, 'from'))[0] ?? { name: '', address: '' };
+  const from = parseMailboxes(addressField(headers, 'from'))[0] ?? { name: '', address: '' };
   const person = (m: Mailbox): ThreadPerson => ({ address: m.address, name: normaliseName(m.name) });
   if (isOutbound(policy, client, envelope.mailFrom, from.address)) {
-    const headerRcpts = ['to', 'cc', 'bcc'].flatMap((n) => headers.filter((h) => h.name === n).flatMap((h) => parseMailboxes(h.value)));
+    const headerRcpts = ['to', 'cc', 'bcc'].flatMap((n) => allMailboxes(headers, n));
     const to = new Map<string, ThreadPerson>();
     for (const m of headerRcpts) if (m.address) to.set(m.address, person(m));
     for (const r of envelope.rcptTo) if (!to.has(r.toLowerCase())) to.set(r.toLowerCase(), { address: r.toLowerCase(), name: '' });

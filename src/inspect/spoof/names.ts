@@ -1,26 +1,79 @@
-// Identities as mail shows them: addresses, display names normalised so that "Smith, Bob",
+// Identities as mail shows them: addresses (mailboxes parsed structure first), display names normalised so that "Smith, Bob",
 // "Dr. Bob Smith", "BOB SMITH" and full-width "Ｂｏｂ\u3000Ｓｍｉｔｈ" (ideographic space) are one person, and organisational
 // domains from the public suffix list (tldts: a maintained PSL snapshot, no network, no I/O).
+import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import { getDomain } from 'tldts';
 import { domainOf } from '../../policy/network.js';
 
 export interface Mailbox {
-  /** display name as written (decoded) */
+  /** display name as written, RFC 2047 words decoded; the field's comments follow it in parentheses */
   name: string;
   /** lower-case address; '' when the field carried none */
   address: string;
 }
 
-/** Every mailbox of an address header (groups flattened). Never throws. */
+/**
+ * Every mailbox of an address header (groups flattened). Never throws. `value` is the field as
+ * received (HeaderField.raw): the structure is parsed first (nodemailer's addressparser, the parser
+ * mailauth's DMARC reads From with), then the RFC 2047 words of each display name are decoded. So
+ * `=?UTF-8?B?...?=` that decodes to `Bob <bob@partner.example>` stays display-name text: it never
+ * becomes the sender's address, nor a comment that is dropped. A comment next to a display name
+ * (`Bob (bob@partner.example) <x@elsewhere>`), which the parser leaves out, is kept in the name of a
+ * single-mailbox field: it is text a mail client shows.
+ */
 export function parseMailboxes(value: string | undefined): Mailbox[] {
   if (!value) return [];
   try {
     const parsed = addressparser(value, { flatten: true }) as { name: string; address?: string }[];
-    return parsed.map((m) => ({ name: (m.name ?? '').trim(), address: (m.address ?? '').trim().toLowerCase() })).filter((m) => m.name || m.address);
+    const comments = parsed.length === 1 ? fieldComments(value).filter((c) => squash(c) !== squash(parsed[0].name ?? '')) : [];
+    return parsed
+      .map((m) => ({
+        name: [decodeText(m.name ?? ''), ...comments.map((c) => `(${decodeText(c)})`)].join(' ').trim(),
+        address: (m.address ?? '').trim().toLowerCase(),
+      }))
+      .filter((m) => m.name || m.address);
   } catch {
     return [];
   }
+}
+
+const squash = (s: string) => s.replace(/\s+/g, ' ').trim();
+
+function decodeText(text: string): string {
+  try {
+    return libmime.decodeWords(text).trim();
+  } catch {
+    return text.trim();
+  }
+}
+
+/** The comments of an address field (RFC 5322 §3.2.2): outside quoted strings, nested ones inside their outer one. */
+function fieldComments(value: string): string[] {
+  const comments: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let current = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\') {
+      if (depth) current += value[i + 1] ?? '';
+      i++;
+    } else if (quoted) {
+      if (c === '"') quoted = false;
+    } else if (!depth) {
+      if (c === '"') quoted = true;
+      else if (c === '(') depth = 1;
+    } else if (c === ')' && --depth === 0) {
+      comments.push(current.trim());
+      current = '';
+    } else {
+      if (c === '(') depth++;
+      current += c;
+    }
+  }
+  if (depth) comments.push(current.trim()); // an unterminated comment runs to the end of the field
+  return comments.filter(Boolean);
 }
 
 /** Organisational domain (RFC 7489 §3.2 style): registrable domain from the ICANN public suffix list. */

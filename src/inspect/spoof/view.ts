@@ -56,13 +56,22 @@ export interface MessageView {
 
 export const header = (headers: HeaderField[], name: string) => headers.find((h) => h.name === name)?.value;
 
+/** An address field as received (RFC 2047 words not decoded): parseMailboxes reads its structure first. */
+export const addressField = (headers: HeaderField[], name: string) => {
+  const h = headers.find((f) => f.name === name);
+  return h && (h.raw ?? h.value);
+};
+
+/** Every mailbox of every field with this name. */
+export const allMailboxes = (headers: HeaderField[], name: string) => headers.filter((h) => h.name === name).flatMap((h) => parseMailboxes(h.raw ?? h.value));
+
 export function messageIds(value: string | undefined): string[] {
   return value ? [...value.matchAll(/<([^<>\s]+)>/g)].map((m) => m[1]) : [];
 }
 
 export function readMessage(input: SpoofInput): MessageView {
   const { headers, envelope } = input;
-  const from = parseMailboxes(header(headers, 'from'))[0] ?? { name: '', address: '' };
+  const from = parseMailboxes(addressField(headers, 'from'))[0] ?? { name: '', address: '' };
   const mailFrom = envelope.mailFrom.toLowerCase();
   const fromOrg = orgOf(from.address);
   const envOrg = orgOf(mailFrom);
@@ -72,7 +81,11 @@ export function readMessage(input: SpoofInput): MessageView {
   const hasThreadHeaders = inReplyTo !== undefined || references !== undefined;
   const quoted = quotedThread(input.text, input.html ? htmlToText(input.html) : undefined);
   const rcptOrgs = new Set(
-    [...envelope.rcptTo, ...parseMailboxes(header(headers, 'to')).map((m) => m.address), ...parseMailboxes(header(headers, 'cc')).map((m) => m.address)]
+    [
+      ...envelope.rcptTo,
+      ...parseMailboxes(addressField(headers, 'to')).map((m) => m.address),
+      ...parseMailboxes(addressField(headers, 'cc')).map((m) => m.address),
+    ]
       .map(orgOf)
       .filter(Boolean),
   );
