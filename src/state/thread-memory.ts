@@ -1,6 +1,7 @@
 // Thread and correspondent memory for the reply-chain checks: who took part in the threads the
-// organisation sent (Message-ID → sender and recipients), which addresses a display name has been
-// seen with, which organisational domains and addresses the organisation corresponds with.
+// organisation sent (Message-ID → sender and recipients), which addresses each written form of a name
+// (a name key) has been seen with, which organisational domains and addresses the organisation
+// corresponds with.
 // Two backends with one contract (test/unit/spoof-memory.test.ts runs the same suite on both):
 // Redis (every gateway node shares it; one pipelined round trip per lookup and one per update,
 // hashed keys, every key with a TTL) and the embedded in-memory twin (bounded by entry count).
@@ -13,8 +14,14 @@ type RedisClient = Extract<StateBackend, { kind: 'redis' }>['redis'];
 export interface ThreadPerson {
   /** lower-case address */
   address: string;
-  /** normalised display name ('' when none) */
+  /** the name keys of the display name (src/inspect/spoof/name-keys.ts; [] when none) */
+  names: string[];
+}
+
+/** A name key bound to an address: the address was seen with that name. */
+export interface NameBinding {
   name: string;
+  address: string;
 }
 
 export interface ThreadRecord {
@@ -29,8 +36,8 @@ export interface ThreadRecord {
 export interface MemoryLookup {
   /** Message-IDs the inbound message refers to (In-Reply-To, References), without <> */
   messageIds: string[];
-  /** the sender's normalised display name ('' to skip) */
-  name: string;
+  /** the name keys of the sender's display name ([] to skip); at most MAX_LOOKUP_NAMES are looked up */
+  names: string[];
   /** the sender's address */
   address: string;
   /** the sender's organisational domain */
@@ -40,7 +47,7 @@ export interface MemoryLookup {
 export interface MemoryFacts {
   /** the remembered threads among messageIds */
   threads: ThreadRecord[];
-  /** addresses seen with the sender's display name */
+  /** addresses seen with any of the sender's name keys */
   nameAddresses: string[];
   /** the sender's address has been seen as a correspondent */
   addressKnown: boolean;
@@ -50,8 +57,8 @@ export interface MemoryFacts {
 
 export interface MemoryUpdate {
   threads: { messageId: string; record: ThreadRecord }[];
-  /** display name ↔ address bindings to learn */
-  bindings: ThreadPerson[];
+  /** name key ↔ address bindings to learn */
+  bindings: NameBinding[];
   /** correspondent addresses and their organisational domains */
   addresses: string[];
   domains: string[];
@@ -73,8 +80,10 @@ export function hashKey(kind: string, value: string): string {
 
 /** At most this many referenced Message-IDs are looked up (the nearest ones: In-Reply-To, last References). */
 export const MAX_LOOKUP_IDS = 20;
-/** Addresses kept per display name. */
+/** Addresses kept per name key. */
 export const MAX_NAME_ADDRESSES = 32;
+/** Name keys looked up per message (a bilingual name has two). */
+export const MAX_LOOKUP_NAMES = 4;
 
 /**
  * Binds an address to a name (hash field → last seen) and keeps at most ARGV[4] addresses, dropping
@@ -98,11 +107,23 @@ function ids(query: MemoryLookup): string[] {
   return [...new Set(query.messageIds.map((id) => id.trim().toLowerCase()).filter(Boolean))].slice(0, MAX_LOOKUP_IDS);
 }
 
+function names(query: MemoryLookup): string[] {
+  return [...new Set(query.names.filter(Boolean))].slice(0, MAX_LOOKUP_NAMES);
+}
+
+/** A person of a stored record; records written before name keys carry one normalised `name`. */
+function person(p: { address?: unknown; names?: unknown; name?: unknown }): ThreadPerson {
+  const address = typeof p.address === 'string' ? p.address : '';
+  if (Array.isArray(p.names)) return { address, names: p.names.filter((n): n is string => typeof n === 'string') };
+  return { address, names: typeof p.name === 'string' && p.name ? [p.name] : [] };
+}
+
 function parseRecord(value: string | null | undefined): ThreadRecord | null {
   if (!value) return null;
   try {
-    const r = JSON.parse(value) as ThreadRecord;
-    return r && r.from && Array.isArray(r.to) ? r : null;
+    const r = JSON.parse(value) as { from?: object; to?: unknown; at?: number };
+    if (!r || !r.from || !Array.isArray(r.to)) return null;
+    return { from: person(r.from), to: (r.to as object[]).map(person), at: Number(r.at) || 0 };
   } catch {
     return null;
   }
@@ -124,7 +145,8 @@ export class RedisThreadMemory implements ThreadMemory {
     const messageIds = ids(query);
     const p = this.redis.pipeline();
     for (const id of messageIds) p.get(this.key('t', id));
-    if (query.name) p.hkeys(this.key('n', query.name));
+    const keys = names(query);
+    for (const name of keys) p.hkeys(this.key('n', name));
     p.exists(this.key('a', query.address.toLowerCase()));
     p.exists(this.key('d', query.domain.toLowerCase()));
     const results = await this.run(() => p.exec());
@@ -137,10 +159,11 @@ export class RedisThreadMemory implements ThreadMemory {
       .map((v) => parseRecord(v as string | null))
       .filter((r): r is ThreadRecord => !!r);
     let i = messageIds.length;
-    const nameAddresses = query.name ? ((values[i++] as string[]) ?? []) : [];
+    const nameAddresses = new Set<string>();
+    for (let n = 0; n < keys.length; n++) for (const a of (values[i++] as string[] | null) ?? []) nameAddresses.add(a);
     const addressKnown = values[i++] === 1;
     const domainKnown = values[i] === 1;
-    return { threads, nameAddresses, addressKnown, domainKnown };
+    return { threads, nameAddresses: [...nameAddresses], addressKnown, domainKnown };
   }
 
   async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
@@ -208,10 +231,14 @@ export class MemoryThreadMemory implements ThreadMemory {
     const threads = ids(query)
       .map((id) => parseRecord(this.get(hashKey('t', id)) as string | undefined))
       .filter((r): r is ThreadRecord => !!r);
-    const names = query.name ? this.get(hashKey('n', query.name)) : undefined;
+    const nameAddresses = new Set<string>();
+    for (const name of names(query)) {
+      const bound = this.get(hashKey('n', name));
+      if (bound instanceof Map) for (const a of bound.keys()) nameAddresses.add(a);
+    }
     return {
       threads,
-      nameAddresses: names instanceof Map ? [...names.keys()] : [],
+      nameAddresses: [...nameAddresses],
       addressKnown: this.get(hashKey('a', query.address.toLowerCase())) !== undefined,
       domainKnown: this.get(hashKey('d', query.domain.toLowerCase())) !== undefined,
     };

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     const client = { address: '192.0.2.25', helo: 'mail.example.net' };
     const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, policy.limits.maxMessageSize);
     await pipeline(Readable.from([bytes]), spool);
-    const { message, findings } = await inspect(spool, { id: file, envelope, client }, policy, { state, resolver: nxdomainResolver });
+    const { message, findings, spoofObservation } = await inspect(spool, { id: file, envelope, client }, policy, { state, resolver: nxdomainResolver });
     await spool.dispose();
     const verdict = decide(findings, policy, envelope);
     const spoof = verdict.findings.filter((f) => /^(SPOOF_|AUTH_|STATE_)/.test(f.symbol));
@@ -73,7 +73,10 @@ async function main(): Promise<void> {
     }
     if (verbose && (hijack || suspect)) console.log(`${label} ${file}: ${spoof.map((f) => `${f.symbol} ${f.detail ?? ''}`).join(' | ')}`);
     if (verdict.action === 'relay') {
-      const update = learnFromRelayed({ headers: message.headers, envelope, client, policy }, verdict.findings);
+      const update = learnFromRelayed(
+        { headers: message.headers, envelope, client, policy, ...(spoofObservation ? { observation: spoofObservation } : {}) },
+        verdict.findings,
+      );
       if (update) await threadMemoryFor(state).update(update, policy.spoof.memoryTtl);
     }
   }

@@ -14,6 +14,7 @@ import { connect, text, transaction } from '../helpers/client.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { encodedPhrase } from '../fixtures/mail/display-names.js';
+import { fromField, KENTA } from '../fixtures/mail/names.js';
 import { ATTACKER, buildMessage, CLIENT_IP, hijack, originalMessage, PEOPLE } from '../fixtures/mail/threads.js';
 
 describe('spoof identity e2e (SMTP front end, real Redis)', function () {
@@ -91,5 +92,71 @@ describe('spoof identity e2e (SMTP front end, real Redis)', function () {
     assert.ok(!r.symbols.includes('SPOOF_THREAD_PARTICIPANT'));
     const findings = r.line.findings as { symbol: string; detail?: string }[];
     assert.match(findings.find((f) => f.symbol === 'SPOOF_DISPLAY_NAME_ADDRESS')?.detail ?? '', new RegExp(`carries ${them.address} but From is ${ATTACKER}`));
+  });
+
+  it('one person written in romaji by us and in kanji by himself: a hijack in kanji with an honorific is impersonation; his list mail is relayed', async () => {
+    const us = PEOPLE.ja.us;
+    const threadId = `kenta-${prefix}@mail.example.com`;
+    const out = await sendOut(
+      us.address,
+      [KENTA.address],
+      buildMessage({
+        from: fromField(us.name, us.address),
+        to: fromField('Kenta Hasegawa', KENTA.address),
+        subject: '見積もりの件',
+        body: '長谷川様',
+        messageId: threadId,
+      }),
+    );
+    assert.equal(out.data?.code, 250, text(out.data));
+    const reply = (from: string, body: string, extra?: Record<string, string>) =>
+      buildMessage({
+        from,
+        to: fromField(us.name, us.address),
+        subject: 'Re: 見積もりの件',
+        body,
+        inReplyTo: threadId,
+        references: [threadId],
+        ...(extra ? { extra } : {}),
+      });
+    // Kenta answers from his own servers, signing in kanji: relayed, and his kanji form is learned
+    const genuine = await sendIn(
+      CLIENT_IP['torihiki.co.jp'],
+      'mail.torihiki.co.jp',
+      KENTA.address,
+      [us.address],
+      reply(fromField('長谷川 健太', KENTA.address), '鈴木様\n添付いたします。'),
+    );
+    assert.doesNotMatch(text(genuine.reply), /quarantined/);
+    assert.ok(genuine.symbols.includes('SPOOF_THREAD_PARTICIPANT'), genuine.symbols.join(','));
+    // a list we are both on rewrites From to "長谷川 健太 via bukai" (in a list thread): relayed, his name is no conflict
+    const list = await sendIn(
+      '192.0.2.50',
+      'lists.example.org',
+      'bukai-bounces@lists.example.org',
+      [us.address],
+      buildMessage({
+        from: fromField('長谷川 健太 via bukai', 'bukai@lists.example.org'),
+        to: 'bukai@lists.example.org',
+        subject: 'Re: [bukai] 部会のお知らせ',
+        body: `賛成です。\n\n差出人: ${us.name} <${us.address}>\n送信日時: x\n宛先: bukai\n件名: 部会のお知らせ\n`,
+        inReplyTo: 'bukai-1@lists.example.org',
+        references: ['bukai-1@lists.example.org'],
+        extra: { 'List-Id': '<bukai.lists.example.org>', 'List-Post': '<mailto:bukai@lists.example.org>' },
+      }),
+    );
+    assert.equal(list.line.verdict, 'relay', list.symbols.join(','));
+    // the attacker writes "長谷川健太様" from an unrelated address: the kanji form is bound to Kenta's address
+    const before = sink.messages.length;
+    const hijacked = await sendIn(
+      CLIENT_IP['hacked-shop.example'],
+      'mail.hacked-shop.example',
+      ATTACKER,
+      [us.address],
+      reply(fromField('長谷川健太様', ATTACKER), '添付の請求書をご確認ください。'),
+    );
+    assert.match(text(hijacked.reply), /quarantined/);
+    assert.equal(sink.messages.length, before);
+    assert.ok(hijacked.symbols.includes('SPOOF_THREAD_IMPERSONATION'), hijacked.symbols.join(','));
   });
 });

@@ -3,10 +3,17 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { MAX_NAME_ADDRESSES, MemoryThreadMemory, RedisThreadMemory, ThreadMemoryUnavailable, type ThreadMemory } from '../../src/state/thread-memory.js';
+import {
+  MAX_NAME_ADDRESSES,
+  MemoryThreadMemory,
+  RedisThreadMemory,
+  ThreadMemoryUnavailable,
+  type ThreadMemory,
+  type ThreadRecord,
+} from '../../src/state/thread-memory.js';
 import { freePort } from '../helpers/global.js';
 
-const record = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: 'bob smith' }], at: 1 };
+const record = { from: { address: 'alice@example.com', names: ['alice walker'] }, to: [{ address: 'bob@partner.example', names: ['bob smith'] }], at: 1 };
 const update = {
   threads: [{ messageId: 'Orig-1@mail.example.com', record }],
   bindings: [{ address: 'bob@partner.example', name: 'bob smith' }],
@@ -24,7 +31,7 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       await env.memory.update(update, 60_000);
       const facts = await env.memory.lookup({
         messageIds: ['other@x', 'orig-1@MAIL.example.com'],
-        name: '',
+        names: [],
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
@@ -36,11 +43,11 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
     it('binds names to addresses and answers unknowns as unknown', async () => {
       await env.memory.update(update, 60_000);
       await env.memory.update({ threads: [], bindings: [{ address: 'bob.smith@gmail.example', name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
-      const facts = await env.memory.lookup({ messageIds: [], name: 'bob smith', address: 'kurt@hacked.example', domain: 'hacked.example' });
+      const facts = await env.memory.lookup({ messageIds: [], names: ['bob smith'], address: 'kurt@hacked.example', domain: 'hacked.example' });
       assert.deepEqual(facts.nameAddresses.sort(), ['bob.smith@gmail.example', 'bob@partner.example']);
       assert.equal(facts.addressKnown, false);
       assert.equal(facts.domainKnown, false);
-      assert.deepEqual((await env.memory.lookup({ messageIds: ['nope@x'], name: 'nobody here', address: 'a@b.example', domain: 'b.example' })).threads, []);
+      assert.deepEqual((await env.memory.lookup({ messageIds: ['nope@x'], names: ['nobody here'], address: 'a@b.example', domain: 'b.example' })).threads, []);
     });
 
     it(`keeps at most ${MAX_NAME_ADDRESSES} addresses per name, the most recently seen`, async () => {
@@ -48,10 +55,44 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
         await env.memory.update({ threads: [], bindings: [{ address: `bob${i}@spam${i}.example`, name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
         await new Promise((r) => setTimeout(r, 2));
       }
-      const facts = await env.memory.lookup({ messageIds: [], name: 'bob smith', address: 'x@y.example', domain: 'y.example' });
+      const facts = await env.memory.lookup({ messageIds: [], names: ['bob smith'], address: 'x@y.example', domain: 'y.example' });
       assert.equal(facts.nameAddresses.length, MAX_NAME_ADDRESSES);
       assert.ok(facts.nameAddresses.includes(`bob${MAX_NAME_ADDRESSES + 7}@spam${MAX_NAME_ADDRESSES + 7}.example`));
       assert.ok(!facts.nameAddresses.includes('bob0@spam0.example'));
+    });
+
+    it('looks a person up by every written form of the name: the addresses of all its keys', async () => {
+      await env.memory.update(
+        {
+          threads: [],
+          bindings: [
+            { address: 'kenta@torihiki.co.jp', name: '長谷川健太' },
+            { address: 'kenta@torihiki.co.jp', name: 'hasegawa kenta' },
+            { address: 'k.hasegawa@torihiki-group.example', name: 'hasegawa kenta' },
+          ],
+          addresses: [],
+          domains: [],
+        },
+        60_000,
+      );
+      const kanji = await env.memory.lookup({ messageIds: [], names: ['長谷川健太'], address: 'kurt@hacked.example', domain: 'hacked.example' });
+      assert.deepEqual(kanji.nameAddresses, ['kenta@torihiki.co.jp']);
+      const both = await env.memory.lookup({
+        messageIds: [],
+        names: ['長谷川健太', 'hasegawa kenta'],
+        address: 'kurt@hacked.example',
+        domain: 'hacked.example',
+      });
+      assert.deepEqual(both.nameAddresses.sort(), ['k.hasegawa@torihiki-group.example', 'kenta@torihiki.co.jp']);
+    });
+
+    it('reads thread records written before name keys (one normalised name per person)', async () => {
+      const old = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: '' }], at: 5 };
+      await env.memory.update({ threads: [{ messageId: 'old@x', record: old as unknown as ThreadRecord }], bindings: [], addresses: [], domains: [] }, 60_000);
+      const facts = await env.memory.lookup({ messageIds: ['old@x'], names: [], address: 'bob@partner.example', domain: 'partner.example' });
+      assert.deepEqual(facts.threads, [
+        { from: { address: 'alice@example.com', names: ['alice walker'] }, to: [{ address: 'bob@partner.example', names: [] }], at: 5 },
+      ]);
     });
 
     it('forgets after the TTL', async () => {
@@ -59,7 +100,7 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       await (env.advance ? env.advance(100) : new Promise((r) => setTimeout(r, 120)));
       const facts = await env.memory.lookup({
         messageIds: ['orig-1@mail.example.com'],
-        name: 'bob smith',
+        names: ['bob smith'],
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
@@ -68,7 +109,7 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
 
     it('an empty update and an empty lookup are fine', async () => {
       await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [] }, 1000);
-      assert.deepEqual(await env.memory.lookup({ messageIds: [], name: '', address: '', domain: '' }), {
+      assert.deepEqual(await env.memory.lookup({ messageIds: [], names: [], address: '', domain: '' }), {
         threads: [],
         nameAddresses: [],
         addressKnown: false,
@@ -110,7 +151,7 @@ describe('thread memory: redis specifics', () => {
       await memory.update(update, 60_000);
       await memory.lookup({
         messageIds: ['orig-1@mail.example.com', 'b@x', 'c@x'],
-        name: 'bob smith',
+        names: ['bob smith'],
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
@@ -139,7 +180,7 @@ describe('thread memory: redis specifics', () => {
     await redis.connect().catch(() => undefined);
     const memory = new RedisThreadMemory(redis, 'x:');
     const started = Date.now();
-    await assert.rejects(memory.lookup({ messageIds: ['a@b'], name: '', address: 'a@b.example', domain: 'b.example' }), ThreadMemoryUnavailable);
+    await assert.rejects(memory.lookup({ messageIds: ['a@b'], names: [], address: 'a@b.example', domain: 'b.example' }), ThreadMemoryUnavailable);
     await assert.rejects(memory.update(update, 1000), ThreadMemoryUnavailable);
     assert.ok(Date.now() - started < 1500);
     redis.disconnect();

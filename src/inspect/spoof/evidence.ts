@@ -3,7 +3,7 @@
 import type { HeaderField } from '../../message/parsed.js';
 import type { AuthSummary } from './auth.js';
 import { orgOf, parseMailboxes } from './names.js';
-import { addressField, header } from './view.js';
+import { addressField, header } from './fields.js';
 
 /** The first list or forwarder evidence the message carries, named; null when there is none. */
 export function listEvidence(headers: HeaderField[], mailFrom: string, from: string, auth: AuthSummary | null): string | null {

@@ -3,7 +3,7 @@
 // them: the cheap header signals, authentication when a decision depends on it, one memory lookup,
 // the memory signals, boosters next to a positive signal, then the sum against spoof.thresholds
 // (SPOOF_SUSPECT / SPOOF_HIJACK). Symbols and default scores: ./symbols.ts.
-import { isOutbound } from './learn.js';
+import { isOutbound, type Observation } from './learn.js';
 import { recall } from './recall.js';
 import { isPositive, score, type Signal } from './scoring.js';
 import { authenticate } from './signals/authentication.js';
@@ -15,20 +15,23 @@ import { knownNameNewAddress } from './signals/known-name.js';
 import { quotedNameConflict } from './signals/quoted-conflict.js';
 import { threadMembership } from './signals/thread.js';
 import { SPOOF_SYMBOLS } from './symbols.js';
-import { header, readMessage, type SpoofInput } from './view.js';
+import { header } from './fields.js';
+import { readMessage, type SpoofInput } from './view.js';
 import { subjectPrefix } from './markers.js';
 import type { HeaderField } from '../../message/parsed.js';
 import type { Finding } from '../finding.js';
 
 export { SPOOF_SYMBOLS };
 export type { SpoofInput };
-export { isOutbound, learnFromRelayed, rememberRelayed } from './learn.js';
+export { isOutbound, learnFromRelayed, rememberRelayed, type Observation } from './learn.js';
 export { orgDomain } from './names.js';
 
 export interface SpoofResult {
   findings: Finding[];
   /** the Authentication-Results header mailauth composed, when authentication ran */
   authenticationResults?: string;
+  /** what the thread memory may learn from the message once it is relayed (rememberRelayed) */
+  observation?: Observation;
 }
 
 /** Does the message look like a reply or forward from its header block alone? (gates the body parse) */
@@ -42,7 +45,8 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   const view = readMessage(input);
   const present = (...found: (Signal | null)[]) => found.filter((s): s is Signal => !!s);
 
-  if (isOutbound(policy, input.client, view.mailFrom, view.from.address)) return { findings: score(present(outboundFromMismatch(view)), policy) };
+  const observation: Observation = { quoted: view.quoted.bindings };
+  if (isOutbound(policy, input.client, view.mailFrom, view.from.address)) return { findings: score(present(outboundFromMismatch(view)), policy), observation };
 
   const signals = present(displayNameAddress(view), quotedNameConflict(view));
   const authn = await authenticate(view, view.isReply || view.orgMismatch || signals.length > 0);
@@ -57,5 +61,5 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   if (positive()) signals.push(...boosters(view, facts));
 
   const findings = [...score(signals, policy, authn.findings), ...stateFindings];
-  return { findings, ...(authn.header ? { authenticationResults: authn.header } : {}) };
+  return { findings, observation, ...(authn.header ? { authenticationResults: authn.header } : {}) };
 }

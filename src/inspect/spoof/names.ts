@@ -1,6 +1,6 @@
-// Identities as mail shows them: addresses (mailboxes parsed structure first), display names normalised so that "Smith, Bob",
-// "Dr. Bob Smith", "BOB SMITH" and full-width "Ｂｏｂ\u3000Ｓｍｉｔｈ" (ideographic space) are one person, and organisational
-// domains from the public suffix list (tldts: a maintained PSL snapshot, no network, no I/O).
+// Identities as mail shows them: mailboxes (parsed structure first), addresses written into display
+// names, and organisational domains from the public suffix list (tldts: a maintained PSL snapshot,
+// no network, no I/O). What a display name says about the person: ./name-keys.ts.
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import { getDomain } from 'tldts';
@@ -88,120 +88,6 @@ export function orgDomain(domain: string): string {
 
 export function orgOf(address: string): string {
   return orgDomain(domainOf(address));
-}
-
-const TITLES = new Set([
-  'mr',
-  'mrs',
-  'ms',
-  'miss',
-  'dr',
-  'prof',
-  'sir',
-  'madam',
-  'herr',
-  'frau',
-  'hr',
-  'fr',
-  'm',
-  'mme',
-  'mlle',
-  'sr',
-  'sra',
-  'srta',
-  'dott',
-  'dottssa',
-  'ing',
-  'dipl',
-  'mag',
-  'jr',
-  'sr',
-  'phd',
-  'md',
-  'esq',
-  'san',
-  'sama',
-  'kun',
-  'chan',
-  'sensei',
-]);
-const CJK_HONORIFICS = /(様|さま|さん|殿|先生|御中|君|くん|ちゃん|先生|女士|先生|老师|님|씨)$/u;
-/** Names that say nothing about a person: a role or a product. */
-const GENERIC = new Set([
-  'info',
-  'support',
-  'admin',
-  'administrator',
-  'noreply',
-  'no reply',
-  'no-reply',
-  'donotreply',
-  'service',
-  'customer service',
-  'sales',
-  'help',
-  'helpdesk',
-  'team',
-  'office',
-  'contact',
-  'newsletter',
-  'news',
-  'notifications',
-  'notification',
-  'mailer daemon',
-  'postmaster',
-  'webmaster',
-  'billing',
-  'accounts',
-  'marketing',
-  'hr',
-  'it',
-  'security',
-  'root',
-  'system',
-  'alert',
-  'alerts',
-  'updates',
-  'user',
-  'unknown',
-  'undisclosed recipients',
-  'me',
-  'you',
-]);
-const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
-
-/**
- * One key per person: NFKC (full-width forms), no diacritics, lower case, "Last, First" reordered,
- * titles and honorifics dropped, parentheticals ("(Sales)", "(NPA)") and quotes removed, tokens sorted.
- * CJK names lose their spaces ("山田 太郎" = "山田太郎"). '' when nothing usable is left.
- */
-export function normaliseName(raw: string): string {
-  let s = raw
-    .normalize('NFKC')
-    .normalize('NFD')
-    .replace(/\p{M}+/gu, '')
-    .normalize('NFC')
-    .toLowerCase();
-  s = s.replace(/["'`‘’“”«»]/g, ' ').replace(/\s*[([{<][^)\]}>]*[)\]}>]\s*/g, ' ');
-  s = s.replace(/\S+@\S+/g, ' '); // an address written into the name is judged separately
-  const comma = s.split(',');
-  if (comma.length === 2 && comma[0].trim() && comma[1].trim()) s = `${comma[1]} ${comma[0]}`;
-  if (CJK.test(s)) {
-    const compact = s.replace(/[^\p{L}\p{N}]+/gu, '').replace(CJK_HONORIFICS, '');
-    return compact.length >= 2 ? compact : '';
-  }
-  const tokens = s
-    .split(/[^\p{L}\p{N}]+/u)
-    .filter(Boolean)
-    .filter((t) => !TITLES.has(t));
-  const key = tokens.sort().join(' ');
-  if (key.length < 3 || GENERIC.has(tokens.join(' '))) return '';
-  return key;
-}
-
-/** A name distinctive enough to say "this is that person": two tokens, or a CJK name. */
-export function isPersonalName(key: string): boolean {
-  return !!key && (CJK.test(key) || key.includes(' '));
 }
 
 const ADDRESS_IN_TEXT = /[a-z0-9._%+'-]+@(?:[a-z0-9-]+\.)+[a-z]{2,}/gi;

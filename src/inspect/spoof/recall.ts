@@ -2,7 +2,6 @@
 // signal the new-domain booster could join): plain new mail with nothing suspicious costs no round trip.
 import { ThreadMemoryUnavailable, type MemoryFacts } from '../../state/thread-memory.js';
 import type { Finding } from '../finding.js';
-import { isPersonalName } from './names.js';
 import { finding } from './scoring.js';
 import type { MessageView } from './view.js';
 
@@ -14,13 +13,13 @@ export interface Recalled {
 }
 
 export async function recall(view: MessageView, needed: boolean): Promise<Recalled> {
-  const { input, from, senderName, fromOrg } = view;
+  const { input, from, senderKeys, fromOrg } = view;
   const findings: Finding[] = [];
   if (!input.memory || !from.address || !needed) return { findings };
   try {
     const facts = await input.memory.lookup({
       messageIds: view.referenced,
-      name: isPersonalName(senderName) ? senderName : '',
+      names: senderKeys,
       address: from.address,
       domain: fromOrg,
     });

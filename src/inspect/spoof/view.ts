@@ -7,7 +7,10 @@ import type { Finding } from '../finding.js';
 import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js';
 import type { DNSResolver } from './auth.js';
 import { htmlToText, quotedThread, subjectPrefix, type QuotedThread, type SubjectPrefix } from './markers.js';
-import { addressesInName, normaliseName, orgOf, parseMailboxes, type Mailbox } from './names.js';
+import { listEvidence } from './evidence.js';
+import { nameForms } from './name-keys.js';
+import { addressField, header, messageIds } from './fields.js';
+import { addressesInName, orgOf, parseMailboxes, type Mailbox } from './names.js';
 
 export interface SpoofInput {
   headers: HeaderField[];
@@ -48,25 +51,13 @@ export interface MessageView {
   isReply: boolean;
   /** organisations of the envelope and header recipients */
   rcptOrgs: Set<string>;
-  /** the sender's normalised display name */
-  senderName: string;
+  /**
+   * the name keys of the sender's display name (./name-keys.ts); [] when the name is "X via LIST" on
+   * list mail, whose address is the list's and says nothing about X
+   */
+  senderKeys: string[];
   /** addresses written inside the sender's display name, in another organisation than From */
   nameAddresses: string[];
-}
-
-export const header = (headers: HeaderField[], name: string) => headers.find((h) => h.name === name)?.value;
-
-/** An address field as received (RFC 2047 words not decoded): parseMailboxes reads its structure first. */
-export const addressField = (headers: HeaderField[], name: string) => {
-  const h = headers.find((f) => f.name === name);
-  return h && (h.raw ?? h.value);
-};
-
-/** Every mailbox of every field with this name. */
-export const allMailboxes = (headers: HeaderField[], name: string) => headers.filter((h) => h.name === name).flatMap((h) => parseMailboxes(h.raw ?? h.value));
-
-export function messageIds(value: string | undefined): string[] {
-  return value ? [...value.matchAll(/<([^<>\s]+)>/g)].map((m) => m[1]) : [];
 }
 
 export function readMessage(input: SpoofInput): MessageView {
@@ -102,7 +93,13 @@ export function readMessage(input: SpoofInput): MessageView {
     quoted,
     isReply: !!prefix || hasThreadHeaders || quoted.blocks.length > 0,
     rcptOrgs,
-    senderName: normaliseName(from.name),
+    senderKeys: senderKeys(input, from, mailFrom),
     nameAddresses: addressesInName(from.name).filter((a) => orgOf(a) !== fromOrg),
   };
+}
+
+function senderKeys(input: SpoofInput, from: Mailbox, mailFrom: string): string[] {
+  const forms = nameForms(from.name);
+  if (forms.via && listEvidence(input.headers, mailFrom, from.address, null)) return [];
+  return forms.keys;
 }

@@ -6,7 +6,8 @@ import { domainOf, isInternalDomain } from '../../../policy/network.js';
 import { findPasswords } from '../../office/index.js';
 import { htmlToText } from '../markers.js';
 import type { Signal } from '../scoring.js';
-import { header, type MessageView } from '../view.js';
+import { header } from '../fields.js';
+import type { MessageView } from '../view.js';
 
 export function boosters(view: MessageView, facts: MemoryFacts | undefined): Signal[] {
   const { input, from, fromOrg } = view;

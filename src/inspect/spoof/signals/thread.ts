@@ -1,16 +1,19 @@
 // A reply to a thread the organisation sent (remembered by Message-ID): from one of its participants
 // (SPOOF_THREAD_PARTICIPANT, the genuine-reply bonus, only when the envelope backs the From up), from
 // an outsider (SPOOF_THREAD_OUTSIDER), or from an outsider carrying a participant's name or address
-// (SPOOF_THREAD_IMPERSONATION).
+// (SPOOF_THREAD_IMPERSONATION). A participant's name is any written form of it: a key the thread
+// recorded, or a form the memory has seen with the participant's address ("長谷川 健太" and
+// "Kenta Hasegawa" are one person once one address was seen with both).
 import type { MemoryFacts, ThreadPerson } from '../../../state/thread-memory.js';
-import { isPersonalName, orgOf } from '../names.js';
+import { sameName } from '../name-keys.js';
+import { orgOf } from '../names.js';
 import type { Signal } from '../scoring.js';
 import type { MessageView } from '../view.js';
 import type { Authentication } from './authentication.js';
 
 export function threadMembership(view: MessageView, facts: MemoryFacts, authn: Authentication): Signal | null {
   if (!facts.threads.length) return null;
-  const { from, fromOrg, senderName, nameAddresses, orgMismatch } = view;
+  const { from, fromOrg, senderKeys, nameAddresses, orgMismatch } = view;
   const people: ThreadPerson[] = facts.threads.flatMap((t) => [t.from, ...t.to]);
   const participant = people.some((p) => p.address === from.address || orgOf(p.address) === fromOrg);
   if (participant) {
@@ -18,7 +21,9 @@ export function threadMembership(view: MessageView, facts: MemoryFacts, authn: A
     if (orgMismatch && !authn.evidence && !authn.dmarcPass) return null;
     return { symbol: 'SPOOF_THREAD_PARTICIPANT', detail: `${from.address} took part in the thread (${facts.threads.length} remembered message(s))` };
   }
-  const namesake = people.find((p) => (isPersonalName(senderName) && p.name === senderName) || nameAddresses.includes(p.address));
+  const namesake = people.find(
+    (p) => sameName(p.names, senderKeys) || nameAddresses.includes(p.address) || (senderKeys.length > 0 && facts.nameAddresses.includes(p.address)),
+  );
   if (namesake) {
     return {
       symbol: 'SPOOF_THREAD_IMPERSONATION',
