@@ -1,7 +1,8 @@
 // Thread and correspondent memory for the reply-chain checks: who took part in the threads the
 // organisation sent (Message-ID → sender and recipients), which addresses each written form of a name
 // (a name key) has been seen with, which organisational domains and addresses the organisation
-// corresponds with.
+// corresponds with, and the infrastructure each correspondent's (and each domain's) genuine mail came
+// through: envelope organisation, DKIM signing organisation, client network.
 // Two backends with one contract (test/unit/spoof-memory.test.ts runs the same suite on both):
 // Redis (every gateway node shares it; one pipelined round trip per lookup and one per update,
 // hashed keys, every key with a TTL) and the embedded in-memory twin (bounded by entry count).
@@ -53,6 +54,16 @@ export interface MemoryFacts {
   addressKnown: boolean;
   /** the sender's organisational domain has been seen as a correspondent */
   domainKnown: boolean;
+  /** infrastructure tokens ('net:…', 'env:…', 'dkim:…') of genuine mail from the sender's address and from its domain */
+  infrastructure: { address: string[]; domain: string[] };
+}
+
+/** What one genuine message showed about its sender's infrastructure. */
+export interface InfrastructureUpdate {
+  address: string;
+  domain: string;
+  /** 'net:198.51.100.0/24', 'env:esp.example', 'dkim:partner.example' … */
+  tokens: string[];
 }
 
 export interface MemoryUpdate {
@@ -62,6 +73,8 @@ export interface MemoryUpdate {
   /** correspondent addresses and their organisational domains */
   addresses: string[];
   domains: string[];
+  /** infrastructure seen with genuine mail, per sender address and per sending domain */
+  infrastructure: InfrastructureUpdate[];
 }
 
 export interface ThreadMemory {
@@ -84,13 +97,17 @@ export const MAX_LOOKUP_IDS = 20;
 export const MAX_NAME_ADDRESSES = 32;
 /** Name keys looked up per message (a bilingual name has two). */
 export const MAX_LOOKUP_NAMES = 4;
+/** Infrastructure tokens kept per sender address and per domain (a large sender's many networks). */
+export const MAX_ADDRESS_INFRASTRUCTURE = 32;
+export const MAX_DOMAIN_INFRASTRUCTURE = 64;
 
 /**
- * Binds an address to a name (hash field → last seen) and keeps at most ARGV[4] addresses, dropping
- * the least recently seen: a name shared by many senders (or an attacker cycling addresses) cannot
- * grow a key without bound. Runs inside the update pipeline, so it costs no extra round trip.
+ * Adds a field to a bounded hash (field → last seen) and keeps at most ARGV[4] fields, dropping the
+ * least recently seen: a name shared by many senders (or an attacker cycling addresses), a sender on
+ * ever new networks, cannot grow a key without bound. Runs inside the update pipeline, so it costs no
+ * extra round trip.
  */
-const BIND_NAME = `
+const BOUNDED_ADD = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local max = tonumber(ARGV[4])
@@ -149,6 +166,8 @@ export class RedisThreadMemory implements ThreadMemory {
     for (const name of keys) p.hkeys(this.key('n', name));
     p.exists(this.key('a', query.address.toLowerCase()));
     p.exists(this.key('d', query.domain.toLowerCase()));
+    p.hkeys(this.key('ia', query.address.toLowerCase()));
+    p.hkeys(this.key('id', query.domain.toLowerCase()));
     const results = await this.run(() => p.exec());
     const values = results.map(([err, value]) => {
       if (err) throw new ThreadMemoryUnavailable(err.message);
@@ -162,8 +181,9 @@ export class RedisThreadMemory implements ThreadMemory {
     const nameAddresses = new Set<string>();
     for (let n = 0; n < keys.length; n++) for (const a of (values[i++] as string[] | null) ?? []) nameAddresses.add(a);
     const addressKnown = values[i++] === 1;
-    const domainKnown = values[i] === 1;
-    return { threads, nameAddresses: [...nameAddresses], addressKnown, domainKnown };
+    const domainKnown = values[i++] === 1;
+    const infrastructure = { address: (values[i++] as string[] | null) ?? [], domain: (values[i] as string[] | null) ?? [] };
+    return { threads, nameAddresses: [...nameAddresses], addressKnown, domainKnown, infrastructure };
   }
 
   async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
@@ -172,7 +192,13 @@ export class RedisThreadMemory implements ThreadMemory {
     for (const { messageId, record } of update.threads) p.set(this.key('t', messageId.trim().toLowerCase()), JSON.stringify(record), 'PX', ttlMs);
     for (const { name, address } of update.bindings) {
       if (!name || !address) continue;
-      p.eval(BIND_NAME, 1, this.key('n', name), address.toLowerCase(), now, ttlMs, MAX_NAME_ADDRESSES);
+      p.eval(BOUNDED_ADD, 1, this.key('n', name), address.toLowerCase(), now, ttlMs, MAX_NAME_ADDRESSES);
+    }
+    for (const { address, domain, tokens } of update.infrastructure) {
+      for (const token of new Set(tokens.filter(Boolean))) {
+        if (address) p.eval(BOUNDED_ADD, 1, this.key('ia', address.toLowerCase()), token, now, ttlMs, MAX_ADDRESS_INFRASTRUCTURE);
+        if (domain) p.eval(BOUNDED_ADD, 1, this.key('id', domain.toLowerCase()), token, now, ttlMs, MAX_DOMAIN_INFRASTRUCTURE);
+      }
     }
     for (const a of new Set(update.addresses.map((x) => x.toLowerCase()))) p.set(this.key('a', a), '1', 'PX', ttlMs);
     for (const d of new Set(update.domains.map((x) => x.toLowerCase()))) p.set(this.key('d', d), '1', 'PX', ttlMs);
@@ -236,25 +262,39 @@ export class MemoryThreadMemory implements ThreadMemory {
       const bound = this.get(hashKey('n', name));
       if (bound instanceof Map) for (const a of bound.keys()) nameAddresses.add(a);
     }
+    const fields = (key: string) => {
+      const value = this.get(key);
+      return value instanceof Map ? [...value.keys()] : [];
+    };
     return {
       threads,
       nameAddresses: [...nameAddresses],
       addressKnown: this.get(hashKey('a', query.address.toLowerCase())) !== undefined,
       domainKnown: this.get(hashKey('d', query.domain.toLowerCase())) !== undefined,
+      infrastructure: { address: fields(hashKey('ia', query.address.toLowerCase())), domain: fields(hashKey('id', query.domain.toLowerCase())) },
     };
   }
 
+  /** The twin of BOUNDED_ADD: the field moves to the end (most recently seen), the oldest go past `max`. */
+  private add(key: string, field: string, max: number, ttlMs: number): void {
+    const existing = this.get(key);
+    const map = existing instanceof Map ? existing : new Map<string, number>();
+    map.delete(field);
+    map.set(field, this.now());
+    while (map.size > max) map.delete(map.keys().next().value!);
+    this.set(key, map, ttlMs);
+  }
+
   async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
-    const now = this.now();
     for (const { messageId, record } of update.threads) this.set(hashKey('t', messageId.trim().toLowerCase()), JSON.stringify(record), ttlMs);
     for (const { name, address } of update.bindings) {
-      if (!name || !address) continue;
-      const key = hashKey('n', name);
-      const existing = this.get(key);
-      const map = existing instanceof Map ? existing : new Map<string, number>();
-      map.set(address.toLowerCase(), now);
-      while (map.size > MAX_NAME_ADDRESSES) map.delete(map.keys().next().value!);
-      this.set(key, map, ttlMs);
+      if (name && address) this.add(hashKey('n', name), address.toLowerCase(), MAX_NAME_ADDRESSES, ttlMs);
+    }
+    for (const { address, domain, tokens } of update.infrastructure) {
+      for (const token of new Set(tokens.filter(Boolean))) {
+        if (address) this.add(hashKey('ia', address.toLowerCase()), token, MAX_ADDRESS_INFRASTRUCTURE, ttlMs);
+        if (domain) this.add(hashKey('id', domain.toLowerCase()), token, MAX_DOMAIN_INFRASTRUCTURE, ttlMs);
+      }
     }
     for (const a of update.addresses) this.set(hashKey('a', a.toLowerCase()), '1', ttlMs);
     for (const d of update.domains) this.set(hashKey('d', d.toLowerCase()), '1', ttlMs);

@@ -15,7 +15,8 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { encodedPhrase } from '../fixtures/mail/display-names.js';
 import { fromField, KENTA } from '../fixtures/mail/names.js';
-import { ATTACKER, buildMessage, CLIENT_IP, hijack, originalMessage, PEOPLE } from '../fixtures/mail/threads.js';
+import { HOSTS } from '../fixtures/mail/senders.js';
+import { ATTACKER, buildMessage, CLIENT_IP, display, hijack, originalMessage, PEOPLE } from '../fixtures/mail/threads.js';
 
 describe('spoof identity e2e (SMTP front end, real Redis)', function () {
   let redis: Redis;
@@ -158,5 +159,43 @@ describe('spoof identity e2e (SMTP front end, real Redis)', function () {
     assert.match(text(hijacked.reply), /quarantined/);
     assert.equal(sink.messages.length, before);
     assert.ok(hijacked.symbols.includes('SPOOF_THREAD_IMPERSONATION'), hijacked.symbols.join(','));
+  });
+
+  it("the participant's real address through someone else's infrastructure is quarantined; his own network, a colleague's new laptop on it, are relayed", async () => {
+    const { us, them: bob, colleague: dan } = PEOPLE.en;
+    const threadId = `infra-${prefix}@mail.example.com`;
+    const out = await sendOut(us.address, [bob.address], buildMessage({ ...originalMessage('en'), messageId: threadId }));
+    assert.equal(out.data?.code, 250, text(out.data));
+    const reply = (from: { name: string; address: string }) =>
+      buildMessage({
+        from: display(from),
+        to: display(us),
+        subject: 'RE: Quote for the Q3 order',
+        body: 'Invoice attached.',
+        inReplyTo: threadId,
+        references: [threadId],
+      });
+    // Bob's genuine reply from his mail server teaches the memory his infrastructure
+    const genuine = await sendIn(HOSTS.partner.address, HOSTS.partner.helo, bob.address, [us.address], reply(bob));
+    assert.equal(genuine.line.verdict, 'relay', genuine.symbols.join(','));
+    // the hijack: his real From, the attacker's envelope and host
+    const before = sink.messages.length;
+    const hijacked = await sendIn(HOSTS.attacker.address, HOSTS.attacker.helo, ATTACKER, [us.address], reply(bob));
+    assert.match(text(hijacked.reply), /quarantined/);
+    assert.equal(sink.messages.length, before);
+    assert.ok(hijacked.symbols.includes('SPOOF_KNOWN_SENDER_NEW_INFRA'), hijacked.symbols.join(','));
+    const detail = (hijacked.line.findings as { symbol: string; detail?: string }[]).find((f) => f.symbol === 'SPOOF_KNOWN_SENDER_NEW_INFRA')?.detail;
+    assert.match(detail ?? '', /net:198\.51\.100\.0\/24.*this reply came through net:203\.0\.113\.0\/24/);
+    const scores = Object.fromEntries((hijacked.line.findings as { symbol: string; score: number }[]).map((f) => [f.symbol, f.score]));
+    assert.ok(scores.SPOOF_KNOWN_SENDER_NEW_INFRA >= 7, 'quarantines on its own under the default policy');
+    // genuine near-neighbours: Bob from another host of his network, his colleague's new laptop on it
+    for (const [who, host] of [
+      [bob, HOSTS.partnerNeighbour],
+      [dan, HOSTS.partnerNeighbour],
+    ] as const) {
+      const r = await sendIn(host.address, host.helo, who.address, [us.address], reply(who));
+      assert.equal(r.line.verdict, 'relay', `${who.address}: ${r.symbols.join(',')}`);
+      assert.ok(!r.symbols.includes('SPOOF_KNOWN_SENDER_NEW_INFRA'));
+    }
   });
 });

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
+  MAX_ADDRESS_INFRASTRUCTURE,
+  MAX_DOMAIN_INFRASTRUCTURE,
   MAX_NAME_ADDRESSES,
   MemoryThreadMemory,
   RedisThreadMemory,
@@ -19,6 +21,7 @@ const update = {
   bindings: [{ address: 'bob@partner.example', name: 'bob smith' }],
   addresses: ['bob@partner.example'],
   domains: ['partner.example'],
+  infrastructure: [{ address: 'bob@partner.example', domain: 'partner.example', tokens: ['net:198.51.100.0/24', 'env:partner.example'] }],
 };
 
 function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; advance?: (ms: number) => Promise<void>; done: () => Promise<void> }>) {
@@ -42,7 +45,10 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
 
     it('binds names to addresses and answers unknowns as unknown', async () => {
       await env.memory.update(update, 60_000);
-      await env.memory.update({ threads: [], bindings: [{ address: 'bob.smith@gmail.example', name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
+      await env.memory.update(
+        { threads: [], bindings: [{ address: 'bob.smith@gmail.example', name: 'bob smith' }], addresses: [], domains: [], infrastructure: [] },
+        60_000,
+      );
       const facts = await env.memory.lookup({ messageIds: [], names: ['bob smith'], address: 'kurt@hacked.example', domain: 'hacked.example' });
       assert.deepEqual(facts.nameAddresses.sort(), ['bob.smith@gmail.example', 'bob@partner.example']);
       assert.equal(facts.addressKnown, false);
@@ -52,7 +58,10 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
 
     it(`keeps at most ${MAX_NAME_ADDRESSES} addresses per name, the most recently seen`, async () => {
       for (let i = 0; i < MAX_NAME_ADDRESSES + 8; i++) {
-        await env.memory.update({ threads: [], bindings: [{ address: `bob${i}@spam${i}.example`, name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
+        await env.memory.update(
+          { threads: [], bindings: [{ address: `bob${i}@spam${i}.example`, name: 'bob smith' }], addresses: [], domains: [], infrastructure: [] },
+          60_000,
+        );
         await new Promise((r) => setTimeout(r, 2));
       }
       const facts = await env.memory.lookup({ messageIds: [], names: ['bob smith'], address: 'x@y.example', domain: 'y.example' });
@@ -72,6 +81,7 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
           ],
           addresses: [],
           domains: [],
+          infrastructure: [],
         },
         60_000,
       );
@@ -88,11 +98,54 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
 
     it('reads thread records written before name keys (one normalised name per person)', async () => {
       const old = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: '' }], at: 5 };
-      await env.memory.update({ threads: [{ messageId: 'old@x', record: old as unknown as ThreadRecord }], bindings: [], addresses: [], domains: [] }, 60_000);
+      await env.memory.update(
+        { threads: [{ messageId: 'old@x', record: old as unknown as ThreadRecord }], bindings: [], addresses: [], domains: [], infrastructure: [] },
+        60_000,
+      );
       const facts = await env.memory.lookup({ messageIds: ['old@x'], names: [], address: 'bob@partner.example', domain: 'partner.example' });
       assert.deepEqual(facts.threads, [
         { from: { address: 'alice@example.com', names: ['alice walker'] }, to: [{ address: 'bob@partner.example', names: [] }], at: 5 },
       ]);
+    });
+
+    it('learns the infrastructure of genuine mail per sender address and per domain', async () => {
+      await env.memory.update(update, 60_000);
+      await env.memory.update(
+        {
+          threads: [],
+          bindings: [],
+          addresses: [],
+          domains: [],
+          infrastructure: [
+            { address: 'dan@partner.example', domain: 'partner.example', tokens: ['net:198.51.100.0/24', 'dkim:partner.example', 'dkim:partner.example'] },
+          ],
+        },
+        60_000,
+      );
+      const bob = await env.memory.lookup({ messageIds: [], names: [], address: 'bob@partner.example', domain: 'partner.example' });
+      assert.deepEqual(bob.infrastructure.address.sort(), ['env:partner.example', 'net:198.51.100.0/24']);
+      assert.deepEqual(bob.infrastructure.domain.sort(), ['dkim:partner.example', 'env:partner.example', 'net:198.51.100.0/24']);
+      const stranger = await env.memory.lookup({ messageIds: [], names: [], address: 'eve@partner.example', domain: 'partner.example' });
+      assert.deepEqual(stranger.infrastructure.address, []);
+      assert.equal(stranger.infrastructure.domain.length, 3);
+    });
+
+    it(`keeps at most ${MAX_ADDRESS_INFRASTRUCTURE} tokens per address and ${MAX_DOMAIN_INFRASTRUCTURE} per domain, the most recently seen`, async () => {
+      for (let i = 0; i < MAX_DOMAIN_INFRASTRUCTURE + 4; i++) {
+        const tokens = [`net:10.${i}.0.0/24`, ...(i % 8 === 0 ? ['env:partner.example'] : [])];
+        await env.memory.update(
+          { threads: [], bindings: [], addresses: [], domains: [], infrastructure: [{ address: 'bob@partner.example', domain: 'partner.example', tokens }] },
+          60_000,
+        );
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const facts = await env.memory.lookup({ messageIds: [], names: [], address: 'bob@partner.example', domain: 'partner.example' });
+      assert.equal(facts.infrastructure.address.length, MAX_ADDRESS_INFRASTRUCTURE);
+      assert.equal(facts.infrastructure.domain.length, MAX_DOMAIN_INFRASTRUCTURE);
+      assert.ok(facts.infrastructure.address.includes(`net:10.${MAX_DOMAIN_INFRASTRUCTURE + 3}.0.0/24`));
+      assert.ok(!facts.infrastructure.address.includes('net:10.0.0.0/24'));
+      // seen again and again, the envelope organisation stays while older networks go
+      assert.ok(facts.infrastructure.address.includes('env:partner.example'));
     });
 
     it('forgets after the TTL', async () => {
@@ -104,16 +157,17 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
-      assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false });
+      assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false, infrastructure: { address: [], domain: [] } });
     });
 
     it('an empty update and an empty lookup are fine', async () => {
-      await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [] }, 1000);
+      await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [], infrastructure: [] }, 1000);
       assert.deepEqual(await env.memory.lookup({ messageIds: [], names: [], address: '', domain: '' }), {
         threads: [],
         nameAddresses: [],
         addressKnown: false,
         domainKnown: false,
+        infrastructure: { address: [], domain: [] },
       });
     });
   });
@@ -157,7 +211,7 @@ describe('thread memory: redis specifics', () => {
       });
       assert.equal(roundTrips, 2);
       const keys = await redis.keys(`${prefix}*`);
-      assert.equal(keys.length, 4);
+      assert.equal(keys.length, 6);
       for (const key of keys) {
         assert.doesNotMatch(key, /partner|example|orig/);
         const ttl = await redis.pttl(key);

@@ -3,13 +3,11 @@
 // in the quoted thread and in the thread memory, and the real address read from quoted signatures.
 import assert from 'node:assert/strict';
 import { parseHeaderBlock } from '../../src/message/parsed.js';
-import { learnFromRelayed } from '../../src/inspect/spoof/index.js';
 import { quotedThread } from '../../src/inspect/spoof/markers.js';
 import { nameForms, nameKeys } from '../../src/inspect/spoof/name-keys.js';
 import type { StateBackend } from '../../src/state/index.js';
-import { threadMemoryFor } from '../../src/state/thread-memory.js';
 import { fromField, KENTA, MISAKI, writtenForms, type JapanesePerson } from '../fixtures/mail/names.js';
-import { runMessage, symbols, testPolicy } from '../fixtures/mail/run.js';
+import { runAndLearn, runMessage, symbols, testPolicy } from '../fixtures/mail/run.js';
 import { ATTACKER, buildMessage, PEOPLE } from '../fixtures/mail/threads.js';
 import { nxdomainResolver } from '../fixtures/mail/zone.js';
 
@@ -62,29 +60,11 @@ async function run(
   });
 }
 
-/** Relays `bytes` as the gateway would and lets the memory learn from it. */
+/** Relays `bytes` as the gateway would and lets the memory learn from it (the message must be relayed). */
 async function relayAndLearn(state: StateBackend, bytes: Buffer, envelope: { mailFrom: string; rcptTo: string[] }, client: typeof ourClient) {
-  const policy = testPolicy();
-  const { inspect } = await import('../../src/inspect/index.js');
-  const { Spool } = await import('../../src/message/spool.js');
-  const { Readable } = await import('node:stream');
-  const { pipeline } = await import('node:stream/promises');
-  const { decide } = await import('../../src/verdict.js');
-  const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, policy.limits.maxMessageSize);
-  await pipeline(Readable.from([bytes]), spool);
-  try {
-    const result = await inspect(spool, { id: 't', envelope, client }, policy, { state, resolver: nxdomainResolver });
-    const verdict = decide(result.findings, policy, envelope);
-    assert.equal(verdict.action, 'relay', verdict.findings.map((f) => `${f.symbol} ${f.detail}`).join(' | '));
-    const update = learnFromRelayed(
-      { headers: result.message.headers, envelope, client, policy, ...(result.spoofObservation ? { observation: result.spoofObservation } : {}) },
-      verdict.findings,
-    );
-    if (update) await threadMemoryFor(state).update(update, policy.spoof.memoryTtl);
-    return update;
-  } finally {
-    await spool.dispose();
-  }
+  const v = await runAndLearn(bytes, envelope, client, testPolicy(), { state, resolver: nxdomainResolver });
+  assert.equal(v.action, 'relay', v.findings.map((f) => `${f.symbol} ${f.detail}`).join(' | '));
+  return v.update;
 }
 
 describe('spoof: one person, many written forms', () => {

@@ -1,16 +1,18 @@
 // The reply-chain spoofing analyzer: is this "reply" from who the thread says it is from? Each signal
 // is one function in ./signals/ reading one view of the message (./view.ts); this file only orders
 // them: the cheap header signals, authentication when a decision depends on it, one memory lookup,
-// the memory signals, boosters next to a positive signal, then the sum against spoof.thresholds
-// (SPOOF_SUSPECT / SPOOF_HIJACK). Symbols and default scores: ./symbols.ts.
+// the envelope and memory signals, boosters next to a positive signal, then the sum against
+// spoof.thresholds (SPOOF_SUSPECT / SPOOF_HIJACK). Symbols and default scores: ./symbols.ts.
+import { observeInfrastructure } from './infrastructure.js';
 import { isOutbound, type Observation } from './learn.js';
 import { recall } from './recall.js';
 import { isPositive, score, type Signal } from './scoring.js';
 import { authenticate } from './signals/authentication.js';
 import { boosters } from './signals/boosters.js';
 import { displayNameAddress } from './signals/display-name.js';
-import { fromEnvelopeMismatch, outboundFromMismatch } from './signals/envelope.js';
+import { fromEnvelopeMismatch, knownSendingService, outboundFromMismatch } from './signals/envelope.js';
 import { fakeReply } from './signals/fake-reply.js';
+import { newInfrastructure } from './signals/infrastructure.js';
 import { knownNameNewAddress } from './signals/known-name.js';
 import { quotedNameConflict } from './signals/quoted-conflict.js';
 import { threadMembership } from './signals/thread.js';
@@ -49,14 +51,20 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   if (isOutbound(policy, input.client, view.mailFrom, view.from.address)) return { findings: score(present(outboundFromMismatch(view)), policy), observation };
 
   const signals = present(displayNameAddress(view), quotedNameConflict(view));
-  const authn = await authenticate(view, view.isReply || view.orgMismatch || signals.length > 0);
-  signals.push(...present(fromEnvelopeMismatch(view, authn), fakeReply(view)));
+  const authenticated = await authenticate(view, view.isReply || view.orgMismatch || signals.length > 0);
+  observation.infrastructure = observeInfrastructure(input.client.address, view.envOrg, authenticated.auth);
 
   const positive = () => signals.some((s) => isPositive(s, policy));
-  const { facts, findings: stateFindings } = await recall(view, view.isReply || positive());
+  const unexplained = view.orgMismatch && !authenticated.evidence && !authenticated.dmarcPass;
+  const { facts, findings: stateFindings } = await recall(view, view.isReply || unexplained || positive());
+  // a mailing service the memory knows for the From domain explains the envelope as well as a list does
+  const service = knownSendingService(view, facts, observation.infrastructure);
+  const authn = { ...authenticated, evidence: authenticated.evidence ?? service };
+  signals.push(...present(fromEnvelopeMismatch(view, authn, service), fakeReply(view)));
   if (facts) {
-    const thread = threadMembership(view, facts, authn);
-    signals.push(...present(thread, knownNameNewAddress(view, facts, authn, thread?.symbol === 'SPOOF_THREAD_IMPERSONATION')));
+    const infrastructure = newInfrastructure(view, facts, authn, observation.infrastructure);
+    const thread = threadMembership(view, facts, authn, !!infrastructure);
+    signals.push(...present(thread, knownNameNewAddress(view, facts, authn, thread?.symbol === 'SPOOF_THREAD_IMPERSONATION'), infrastructure));
   }
   if (positive()) signals.push(...boosters(view, facts));
 

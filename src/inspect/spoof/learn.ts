@@ -1,15 +1,17 @@
 // What a relayed message teaches the thread memory. Outbound: the thread (Message-ID → sender and
 // recipients), the recipients' names and addresses and their domains, and how the quoted thread
 // writes the people of the recipients' organisations. Inbound mail that was relayed without any
-// positive spoof finding: the sender's name keys ↔ address and domain, and the other written forms of
+// positive spoof finding: the sender's name keys ↔ address and domain, the other written forms of
 // the sender's organisation's people in its quoted thread ("長谷川 健太" <kenta@…> quoted under a
-// reply from "Kenta Hasegawa" <kenta@…> binds both forms to the one address).
+// reply from "Kenta Hasegawa" <kenta@…> binds both forms to the one address), and the infrastructure
+// the sender's genuine mail came through (per address and per domain).
 import type { Policy } from '../../policy/schema.js';
 import type { MemoryUpdate, NameBinding, ThreadMemory, ThreadPerson } from '../../state/thread-memory.js';
 import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js';
 import { domainOf, inNetworks, isInternalDomain } from '../../policy/network.js';
 import { listEvidence } from './evidence.js';
 import { addressField, allMailboxes, header, messageIds } from './fields.js';
+import { infrastructureTokens, type Infrastructure } from './infrastructure.js';
 import type { QuotedBinding } from './markers.js';
 import { nameForms } from './name-keys.js';
 import { orgOf, parseMailboxes, type Mailbox } from './names.js';
@@ -18,6 +20,8 @@ import { orgOf, parseMailboxes, type Mailbox } from './names.js';
 export interface Observation {
   /** name ↔ address bindings of the quoted thread and its signature blocks */
   quoted: QuotedBinding[];
+  /** the infrastructure an inbound message came through (undefined for outbound mail) */
+  infrastructure?: Infrastructure;
 }
 
 /** Outbound: an internal client sending as an internal domain (envelope sender or header From). */
@@ -60,6 +64,7 @@ export function learnFromRelayed(
       bindings: [...bindingsOf([sender, ...to.values()]), ...quotedBindings(observation, externalOrgs)],
       addresses: external.map((p) => p.address),
       domains: [...externalOrgs],
+      infrastructure: [],
     };
   }
   const suspicious = findings.some((f) => !f.excepted && f.score > 0 && (f.symbol.startsWith('SPOOF_') || f.symbol.startsWith('AUTH_')));
@@ -67,11 +72,14 @@ export function learnFromRelayed(
   // list and forwarded mail teaches nothing about who the organisation corresponds with
   if (listEvidence(headers, envelope.mailFrom.toLowerCase(), from.address, null)) return null;
   const org = orgOf(from.address);
+  const tokens = observation?.infrastructure ? infrastructureTokens(observation.infrastructure) : [];
   return {
     threads: [],
     bindings: [...bindingsOf([person(from)]), ...(org ? quotedBindings(observation, new Set([org])) : [])],
     addresses: [from.address],
     domains: org ? [org] : [],
+    // our own domains' infrastructure is the internal network's, not something inbound mail teaches
+    infrastructure: tokens.length && !isInternalDomain(policy, domainOf(from.address)) ? [{ address: from.address, domain: org, tokens }] : [],
   };
 }
 

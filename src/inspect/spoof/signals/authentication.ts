@@ -3,6 +3,7 @@
 import type { Finding } from '../../finding.js';
 import { authenticateMessage, systemResolver, type AuthSummary } from '../auth.js';
 import { listEvidence } from '../evidence.js';
+import { orgDomain } from '../names.js';
 import { finding } from '../scoring.js';
 import { SPOOF_SYMBOLS, type SpoofSymbol } from '../symbols.js';
 import type { MessageView } from '../view.js';
@@ -14,9 +15,14 @@ export interface Authentication {
   header?: string;
   findings: Finding[];
   dmarcPass: boolean;
+  /** a DKIM signature of the From's organisation verified (DMARC's DKIM half, whether or not the domain publishes DMARC) */
+  alignedDkim: boolean;
   /** list or forwarder evidence, whether or not From and envelope differ */
   listed: string | null;
-  /** the same, only when From and envelope are in different organisations */
+  /**
+   * why From and envelope may differ (list or forwarder evidence, an aligned DKIM signature, later a
+   * mailing service the memory knows for the From domain); null when they agree or nothing explains it
+   */
   evidence: string | null;
 }
 
@@ -38,23 +44,30 @@ export async function authenticate(view: MessageView, needed: boolean): Promise<
         timeoutMs: cfg.dnsTimeout,
       });
       header = auth.header || undefined;
-      findings.push(...authenticationFindings(auth, from.address));
+      findings.push(...authenticationFindings(auth, from.address, view.fromOrg));
     } catch (err) {
       findings.push(finding('AUTH_TEMPERROR', `authentication did not complete: ${(err as Error).message}`.slice(0, 200), policy));
     }
   }
   const listed = listEvidence(input.headers, mailFrom, from.address, auth);
+  const alignedDkim = !!auth && alignedSignature(auth, view.fromOrg) !== undefined;
   return {
     auth,
     ...(header ? { header } : {}),
     findings,
     dmarcPass: auth?.dmarc?.result === 'pass',
+    alignedDkim,
     listed,
-    evidence: view.orgMismatch ? listed : null,
+    evidence: view.orgMismatch ? (listed ?? (alignedDkim ? 'DKIM aligned with From' : null)) : null,
   };
 }
 
-function authenticationFindings(auth: AuthSummary, from: string): Finding[] {
+/** A verified DKIM signature of the From's organisation (relaxed alignment). */
+function alignedSignature(auth: AuthSummary, fromOrg: string) {
+  return fromOrg ? auth.dkim.find((d) => d.result === 'pass' && d.domain && orgDomain(d.domain) === fromOrg) : undefined;
+}
+
+function authenticationFindings(auth: AuthSummary, from: string, fromOrg: string): Finding[] {
   const out: Finding[] = [];
   const push = (symbol: SpoofSymbol, score: number, detail: string) => out.push({ symbol, score, detail });
   const s = SPOOF_SYMBOLS;
@@ -71,5 +84,8 @@ function authenticationFindings(auth: AuthSummary, from: string): Finding[] {
   const badDkim = auth.dkim.find((d) => d.result === 'fail');
   if (badDkim) push('AUTH_DKIM_FAIL', s.AUTH_DKIM_FAIL.score, `DKIM signature of ${badDkim.domain} does not verify`);
   if (auth.arc === 'pass') push('AUTH_ARC_PASS', s.AUTH_ARC_PASS.score, 'ARC chain validates');
+  const aligned = alignedSignature(auth, fromOrg);
+  if (aligned && auth.dmarc?.result !== 'pass')
+    push('AUTH_DKIM_ALIGNED', s.AUTH_DKIM_ALIGNED.score, `DKIM signature of ${aligned.domain} verifies and aligns with From ${from}`);
   return out;
 }

@@ -11,14 +11,15 @@ import type { Signal } from '../scoring.js';
 import type { MessageView } from '../view.js';
 import type { Authentication } from './authentication.js';
 
-export function threadMembership(view: MessageView, facts: MemoryFacts, authn: Authentication): Signal | null {
+/** `newInfrastructure`: SPOOF_KNOWN_SENDER_NEW_INFRA fired, so nothing the envelope says backs the From up. */
+export function threadMembership(view: MessageView, facts: MemoryFacts, authn: Authentication, newInfrastructure = false): Signal | null {
   if (!facts.threads.length) return null;
   const { from, fromOrg, senderKeys, nameAddresses, orgMismatch } = view;
   const people: ThreadPerson[] = facts.threads.flatMap((t) => [t.from, ...t.to]);
   const participant = people.some((p) => p.address === from.address || orgOf(p.address) === fromOrg);
   if (participant) {
-    // the genuine reply bonus needs the envelope to back the From up
-    if (orgMismatch && !authn.evidence && !authn.dmarcPass) return null;
+    // the genuine reply bonus needs the envelope (and the infrastructure) to back the From up
+    if ((orgMismatch && !authn.evidence && !authn.dmarcPass) || newInfrastructure) return null;
     return { symbol: 'SPOOF_THREAD_PARTICIPANT', detail: `${from.address} took part in the thread (${facts.threads.length} remembered message(s))` };
   }
   const namesake = people.find(
