@@ -3,7 +3,7 @@
 // same findings and the same verdict whichever way it arrived.
 import { inspect } from './inspect/index.js';
 import type { InspectedMessage } from './message/parsed.js';
-import { rememberRelayed as rememberInThread } from './inspect/spoof/index.js';
+import { rememberRelayed as rememberInThread, type Observation } from './inspect/spoof/index.js';
 import { threadMemoryFor } from './state/thread-memory.js';
 import type { Logger } from './observe/log.js';
 import type { Policy } from './policy/schema.js';
@@ -37,6 +37,8 @@ export interface Judgement extends Verdict {
   /** the parsed message (headers, body text, attachment kinds): what later steps read instead of parsing again */
   inspected: InspectedMessage;
   authenticationResults?: string;
+  /** what the reply-chain checks saw that the thread memory learns once the message is relayed */
+  spoofObservation?: Observation;
 }
 
 /** Inspects and decides. `signal`: nobody waits for the verdict any more (the client went away); the work stops and judge rejects with its reason. */
@@ -50,7 +52,12 @@ export async function judge(spool: Spool, facts: MessageFacts, services?: Servic
     signal,
   );
   const verdict = decide(inspected.findings, facts.policy, envelope);
-  return { ...verdict, inspected: inspected.message, ...(inspected.authenticationResults ? { authenticationResults: inspected.authenticationResults } : {}) };
+  return {
+    ...verdict,
+    inspected: inspected.message,
+    ...(inspected.authenticationResults ? { authenticationResults: inspected.authenticationResults } : {}),
+    ...(inspected.spoofObservation ? { spoofObservation: inspected.spoofObservation } : {}),
+  };
 }
 
 /** After the downstream accepted a message: what the thread memory learns from it (outbound threads, inbound bindings). */
@@ -60,7 +67,7 @@ export async function rememberRelayed(facts: MessageFacts, judgement: Judgement,
   const memory = threadMemoryFor(services.state, facts.policy.spoof.keyPrefix);
   await rememberInThread(
     judgement.inspected.headers,
-    { id: facts.id, envelope, client: facts.client, policy: facts.policy },
+    { id: facts.id, envelope, client: facts.client, policy: facts.policy, ...(judgement.spoofObservation ? { observation: judgement.spoofObservation } : {}) },
     judgement.findings,
     memory,
     services.log,

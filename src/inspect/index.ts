@@ -6,7 +6,7 @@ import type { Finding } from './finding.js';
 import { MAX_HEADER_BYTES, parseMessage, type ClientInfo, type Envelope, type HeaderField, type InspectedMessage } from '../message/parsed.js';
 import { parseMessageParts } from './attachments.js';
 import { headerRuleFindings, sizeRuleFindings } from './rules.js';
-import { analyzeSpoof, looksLikeReply } from './spoof/index.js';
+import { analyzeSpoof, looksLikeReply, type Observation } from './spoof/index.js';
 import type { DNSResolver } from './spoof/auth.js';
 import type { StateBackend } from '../state/index.js';
 import { threadMemoryFor } from '../state/thread-memory.js';
@@ -28,7 +28,7 @@ export async function inspect(
   services: InspectServices = {},
   /** the client went away: the scan stops, and inspect rejects with the signal's reason */
   signal?: AbortSignal,
-): Promise<{ message: InspectedMessage; findings: Finding[]; authenticationResults?: string }> {
+): Promise<{ message: InspectedMessage; findings: Finding[]; authenticationResults?: string; spoofObservation?: Observation }> {
   const message = await parseMessage(spool, meta);
   const findings: Finding[] = [];
   if (message.headerTruncated) {
@@ -60,7 +60,12 @@ export async function inspect(
     raw: () => spool.read(),
   });
   findings.push(...spoof.findings);
-  return { message, findings, ...(spoof.authenticationResults ? { authenticationResults: spoof.authenticationResults } : {}) };
+  return {
+    message,
+    findings,
+    ...(spoof.authenticationResults ? { authenticationResults: spoof.authenticationResults } : {}),
+    ...(spoof.observation ? { spoofObservation: spoof.observation } : {}),
+  };
 }
 
 function isSingleTextPart(headers: HeaderField[]): boolean {

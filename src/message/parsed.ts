@@ -10,6 +10,11 @@ export interface HeaderField {
   name: string;
   /** unfolded, RFC 2047 words decoded */
   value: string;
+  /**
+   * unfolded, RFC 2047 words as received: address fields are parsed from this, so that a display name
+   * that decodes to "Name <addr>" stays display-name text (structure first, then the words)
+   */
+  raw?: string;
 }
 
 export interface Envelope {
@@ -68,7 +73,7 @@ export function parseHeaderBlock(block: string): HeaderField[] {
       .slice(colon + 1)
       .replace(/\r?\n[ \t]/g, ' ')
       .trim();
-    fields.push({ name, value: decodeWords(raw) });
+    fields.push({ name, value: decodeWords(raw), raw });
   }
   return fields;
 }

@@ -126,7 +126,7 @@ export const DEFAULT_SYMBOLS: Record<string, { score?: number; action?: Action }
 const spoofSchema = z
   .strictObject({
     enabled: z.boolean().default(true),
-    /** how long a relayed outbound thread and a learned name ↔ address binding are remembered */
+    /** how long a relayed outbound thread, a learned name ↔ address binding and a sender's infrastructure are remembered */
     memoryTtl: duration.default(180 * 86_400_000),
     /** Redis key prefix of the thread memory */
     keyPrefix: z.string().default('{mailmoat:thread}:'),

@@ -1,6 +1,8 @@
 // Thread and correspondent memory for the reply-chain checks: who took part in the threads the
-// organisation sent (Message-ID → sender and recipients), which addresses a display name has been
-// seen with, which organisational domains and addresses the organisation corresponds with.
+// organisation sent (Message-ID → sender and recipients), which addresses each written form of a name
+// (a name key) has been seen with, which organisational domains and addresses the organisation
+// corresponds with, and the infrastructure each correspondent's (and each domain's) genuine mail came
+// through: envelope organisation, DKIM signing organisation, client network.
 // Two backends with one contract (test/unit/spoof-memory.test.ts runs the same suite on both):
 // Redis (every gateway node shares it; one pipelined round trip per lookup and one per update,
 // hashed keys, every key with a TTL) and the embedded in-memory twin (bounded by entry count).
@@ -13,8 +15,14 @@ type RedisClient = Extract<StateBackend, { kind: 'redis' }>['redis'];
 export interface ThreadPerson {
   /** lower-case address */
   address: string;
-  /** normalised display name ('' when none) */
+  /** the name keys of the display name (src/inspect/spoof/name-keys.ts; [] when none) */
+  names: string[];
+}
+
+/** A name key bound to an address: the address was seen with that name. */
+export interface NameBinding {
   name: string;
+  address: string;
 }
 
 export interface ThreadRecord {
@@ -29,8 +37,8 @@ export interface ThreadRecord {
 export interface MemoryLookup {
   /** Message-IDs the inbound message refers to (In-Reply-To, References), without <> */
   messageIds: string[];
-  /** the sender's normalised display name ('' to skip) */
-  name: string;
+  /** the name keys of the sender's display name ([] to skip); at most MAX_LOOKUP_NAMES are looked up */
+  names: string[];
   /** the sender's address */
   address: string;
   /** the sender's organisational domain */
@@ -40,21 +48,33 @@ export interface MemoryLookup {
 export interface MemoryFacts {
   /** the remembered threads among messageIds */
   threads: ThreadRecord[];
-  /** addresses seen with the sender's display name */
+  /** addresses seen with any of the sender's name keys */
   nameAddresses: string[];
   /** the sender's address has been seen as a correspondent */
   addressKnown: boolean;
   /** the sender's organisational domain has been seen as a correspondent */
   domainKnown: boolean;
+  /** infrastructure tokens ('net:…', 'env:…', 'dkim:…') of genuine mail from the sender's address and from its domain */
+  infrastructure: { address: string[]; domain: string[] };
+}
+
+/** What one genuine message showed about its sender's infrastructure. */
+export interface InfrastructureUpdate {
+  address: string;
+  domain: string;
+  /** 'net:198.51.100.0/24', 'env:esp.example', 'dkim:partner.example' … */
+  tokens: string[];
 }
 
 export interface MemoryUpdate {
   threads: { messageId: string; record: ThreadRecord }[];
-  /** display name ↔ address bindings to learn */
-  bindings: ThreadPerson[];
+  /** name key ↔ address bindings to learn */
+  bindings: NameBinding[];
   /** correspondent addresses and their organisational domains */
   addresses: string[];
   domains: string[];
+  /** infrastructure seen with genuine mail, per sender address and per sending domain */
+  infrastructure: InfrastructureUpdate[];
 }
 
 export interface ThreadMemory {
@@ -73,15 +93,21 @@ export function hashKey(kind: string, value: string): string {
 
 /** At most this many referenced Message-IDs are looked up (the nearest ones: In-Reply-To, last References). */
 export const MAX_LOOKUP_IDS = 20;
-/** Addresses kept per display name. */
+/** Addresses kept per name key. */
 export const MAX_NAME_ADDRESSES = 32;
+/** Name keys looked up per message (a bilingual name has two). */
+export const MAX_LOOKUP_NAMES = 4;
+/** Infrastructure tokens kept per sender address and per domain (a large sender's many networks). */
+export const MAX_ADDRESS_INFRASTRUCTURE = 32;
+export const MAX_DOMAIN_INFRASTRUCTURE = 64;
 
 /**
- * Binds an address to a name (hash field → last seen) and keeps at most ARGV[4] addresses, dropping
- * the least recently seen: a name shared by many senders (or an attacker cycling addresses) cannot
- * grow a key without bound. Runs inside the update pipeline, so it costs no extra round trip.
+ * Adds a field to a bounded hash (field → last seen) and keeps at most ARGV[4] fields, dropping the
+ * least recently seen: a name shared by many senders (or an attacker cycling addresses), a sender on
+ * ever new networks, cannot grow a key without bound. Runs inside the update pipeline, so it costs no
+ * extra round trip.
  */
-const BIND_NAME = `
+const BOUNDED_ADD = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local max = tonumber(ARGV[4])
@@ -98,11 +124,23 @@ function ids(query: MemoryLookup): string[] {
   return [...new Set(query.messageIds.map((id) => id.trim().toLowerCase()).filter(Boolean))].slice(0, MAX_LOOKUP_IDS);
 }
 
+function names(query: MemoryLookup): string[] {
+  return [...new Set(query.names.filter(Boolean))].slice(0, MAX_LOOKUP_NAMES);
+}
+
+/** A person of a stored record; records written before name keys carry one normalised `name`. */
+function person(p: { address?: unknown; names?: unknown; name?: unknown }): ThreadPerson {
+  const address = typeof p.address === 'string' ? p.address : '';
+  if (Array.isArray(p.names)) return { address, names: p.names.filter((n): n is string => typeof n === 'string') };
+  return { address, names: typeof p.name === 'string' && p.name ? [p.name] : [] };
+}
+
 function parseRecord(value: string | null | undefined): ThreadRecord | null {
   if (!value) return null;
   try {
-    const r = JSON.parse(value) as ThreadRecord;
-    return r && r.from && Array.isArray(r.to) ? r : null;
+    const r = JSON.parse(value) as { from?: object; to?: unknown; at?: number };
+    if (!r || !r.from || !Array.isArray(r.to)) return null;
+    return { from: person(r.from), to: (r.to as object[]).map(person), at: Number(r.at) || 0 };
   } catch {
     return null;
   }
@@ -124,9 +162,12 @@ export class RedisThreadMemory implements ThreadMemory {
     const messageIds = ids(query);
     const p = this.redis.pipeline();
     for (const id of messageIds) p.get(this.key('t', id));
-    if (query.name) p.hkeys(this.key('n', query.name));
+    const keys = names(query);
+    for (const name of keys) p.hkeys(this.key('n', name));
     p.exists(this.key('a', query.address.toLowerCase()));
     p.exists(this.key('d', query.domain.toLowerCase()));
+    p.hkeys(this.key('ia', query.address.toLowerCase()));
+    p.hkeys(this.key('id', query.domain.toLowerCase()));
     const results = await this.run(() => p.exec());
     const values = results.map(([err, value]) => {
       if (err) throw new ThreadMemoryUnavailable(err.message);
@@ -137,10 +178,12 @@ export class RedisThreadMemory implements ThreadMemory {
       .map((v) => parseRecord(v as string | null))
       .filter((r): r is ThreadRecord => !!r);
     let i = messageIds.length;
-    const nameAddresses = query.name ? ((values[i++] as string[]) ?? []) : [];
+    const nameAddresses = new Set<string>();
+    for (let n = 0; n < keys.length; n++) for (const a of (values[i++] as string[] | null) ?? []) nameAddresses.add(a);
     const addressKnown = values[i++] === 1;
-    const domainKnown = values[i] === 1;
-    return { threads, nameAddresses, addressKnown, domainKnown };
+    const domainKnown = values[i++] === 1;
+    const infrastructure = { address: (values[i++] as string[] | null) ?? [], domain: (values[i] as string[] | null) ?? [] };
+    return { threads, nameAddresses: [...nameAddresses], addressKnown, domainKnown, infrastructure };
   }
 
   async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
@@ -149,7 +192,13 @@ export class RedisThreadMemory implements ThreadMemory {
     for (const { messageId, record } of update.threads) p.set(this.key('t', messageId.trim().toLowerCase()), JSON.stringify(record), 'PX', ttlMs);
     for (const { name, address } of update.bindings) {
       if (!name || !address) continue;
-      p.eval(BIND_NAME, 1, this.key('n', name), address.toLowerCase(), now, ttlMs, MAX_NAME_ADDRESSES);
+      p.eval(BOUNDED_ADD, 1, this.key('n', name), address.toLowerCase(), now, ttlMs, MAX_NAME_ADDRESSES);
+    }
+    for (const { address, domain, tokens } of update.infrastructure) {
+      for (const token of new Set(tokens.filter(Boolean))) {
+        if (address) p.eval(BOUNDED_ADD, 1, this.key('ia', address.toLowerCase()), token, now, ttlMs, MAX_ADDRESS_INFRASTRUCTURE);
+        if (domain) p.eval(BOUNDED_ADD, 1, this.key('id', domain.toLowerCase()), token, now, ttlMs, MAX_DOMAIN_INFRASTRUCTURE);
+      }
     }
     for (const a of new Set(update.addresses.map((x) => x.toLowerCase()))) p.set(this.key('a', a), '1', 'PX', ttlMs);
     for (const d of new Set(update.domains.map((x) => x.toLowerCase()))) p.set(this.key('d', d), '1', 'PX', ttlMs);
@@ -208,26 +257,44 @@ export class MemoryThreadMemory implements ThreadMemory {
     const threads = ids(query)
       .map((id) => parseRecord(this.get(hashKey('t', id)) as string | undefined))
       .filter((r): r is ThreadRecord => !!r);
-    const names = query.name ? this.get(hashKey('n', query.name)) : undefined;
+    const nameAddresses = new Set<string>();
+    for (const name of names(query)) {
+      const bound = this.get(hashKey('n', name));
+      if (bound instanceof Map) for (const a of bound.keys()) nameAddresses.add(a);
+    }
+    const fields = (key: string) => {
+      const value = this.get(key);
+      return value instanceof Map ? [...value.keys()] : [];
+    };
     return {
       threads,
-      nameAddresses: names instanceof Map ? [...names.keys()] : [],
+      nameAddresses: [...nameAddresses],
       addressKnown: this.get(hashKey('a', query.address.toLowerCase())) !== undefined,
       domainKnown: this.get(hashKey('d', query.domain.toLowerCase())) !== undefined,
+      infrastructure: { address: fields(hashKey('ia', query.address.toLowerCase())), domain: fields(hashKey('id', query.domain.toLowerCase())) },
     };
   }
 
+  /** The twin of BOUNDED_ADD: the field moves to the end (most recently seen), the oldest go past `max`. */
+  private add(key: string, field: string, max: number, ttlMs: number): void {
+    const existing = this.get(key);
+    const map = existing instanceof Map ? existing : new Map<string, number>();
+    map.delete(field);
+    map.set(field, this.now());
+    while (map.size > max) map.delete(map.keys().next().value!);
+    this.set(key, map, ttlMs);
+  }
+
   async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
-    const now = this.now();
     for (const { messageId, record } of update.threads) this.set(hashKey('t', messageId.trim().toLowerCase()), JSON.stringify(record), ttlMs);
     for (const { name, address } of update.bindings) {
-      if (!name || !address) continue;
-      const key = hashKey('n', name);
-      const existing = this.get(key);
-      const map = existing instanceof Map ? existing : new Map<string, number>();
-      map.set(address.toLowerCase(), now);
-      while (map.size > MAX_NAME_ADDRESSES) map.delete(map.keys().next().value!);
-      this.set(key, map, ttlMs);
+      if (name && address) this.add(hashKey('n', name), address.toLowerCase(), MAX_NAME_ADDRESSES, ttlMs);
+    }
+    for (const { address, domain, tokens } of update.infrastructure) {
+      for (const token of new Set(tokens.filter(Boolean))) {
+        if (address) this.add(hashKey('ia', address.toLowerCase()), token, MAX_ADDRESS_INFRASTRUCTURE, ttlMs);
+        if (domain) this.add(hashKey('id', domain.toLowerCase()), token, MAX_DOMAIN_INFRASTRUCTURE, ttlMs);
+      }
     }
     for (const a of update.addresses) this.set(hashKey('a', a.toLowerCase()), '1', ttlMs);
     for (const d of update.domains) this.set(hashKey('d', d.toLowerCase()), '1', ttlMs);

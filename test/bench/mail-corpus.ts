@@ -2,10 +2,12 @@
 // and phish the spoof checks flag (SPOOF_SUSPECT: tag, SPOOF_HIJACK: quarantine), and every flagged
 // ham message with its findings. `npm run eval:mail`. Not part of `npm test`.
 // The envelope sender is the message's Return-Path (as `mailmoat scan` takes it), recipients its
-// Delivered-To/To, the client an outside address. DNS is offline (every name NXDOMAIN: the corpus
+// Delivered-To/To, the client the topmost Received line with a public address names (else an outside
+// test address). DNS is offline (every name NXDOMAIN: the corpus
 // is years old, its DKIM keys and SPF records are gone). Messages run in MANIFEST order through one
 // in-memory thread memory that learns from each relayed message, as the gateway would.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,6 +35,20 @@ function headerValue(raw: string, name: string): string | undefined {
   return m?.[1]?.replace(/\r?\n[ \t]+/g, ' ').trim();
 }
 
+/**
+ * The client that handed the message to the receiving organisation, as its topmost Received line with
+ * a public address says (so the sender-infrastructure memory sees each sender's real networks);
+ * undefined when the trace has none.
+ */
+function receivedFrom(raw: string): string | undefined {
+  const head = raw.slice(0, raw.search(/\r?\n\r?\n/) >>> 0);
+  for (const m of head.matchAll(/^Received:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)/gim)) {
+    const ip = /\[(?:IPv6:)?([0-9a-f:.]+)\]/i.exec(m[1])?.[1];
+    if (ip && net.isIP(ip) && !/^(?:10\.|127\.|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.|::1$|fe80:|fc|fd)/i.test(ip)) return ip;
+  }
+  return undefined;
+}
+
 async function main(): Promise<void> {
   const rows = readFileSync(path.join(corpus, 'MANIFEST.tsv'), 'utf8')
     .trim()
@@ -48,10 +64,10 @@ async function main(): Promise<void> {
     const mailFrom = parseMailboxes(headerValue(raw, 'return-path'))[0]?.address ?? '';
     const rcpt = parseMailboxes(headerValue(raw, 'delivered-to') ?? headerValue(raw, 'to'))[0]?.address ?? 'someone@example.org';
     const envelope = { mailFrom, rcptTo: [rcpt] };
-    const client = { address: '192.0.2.25', helo: 'mail.example.net' };
+    const client = { address: receivedFrom(raw) ?? '192.0.2.25', helo: 'mail.example.net' };
     const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, policy.limits.maxMessageSize);
     await pipeline(Readable.from([bytes]), spool);
-    const { message, findings } = await inspect(spool, { id: file, envelope, client }, policy, { state, resolver: nxdomainResolver });
+    const { message, findings, spoofObservation } = await inspect(spool, { id: file, envelope, client }, policy, { state, resolver: nxdomainResolver });
     await spool.dispose();
     const verdict = decide(findings, policy, envelope);
     const spoof = verdict.findings.filter((f) => /^(SPOOF_|AUTH_|STATE_)/.test(f.symbol));
@@ -73,7 +89,10 @@ async function main(): Promise<void> {
     }
     if (verbose && (hijack || suspect)) console.log(`${label} ${file}: ${spoof.map((f) => `${f.symbol} ${f.detail ?? ''}`).join(' | ')}`);
     if (verdict.action === 'relay') {
-      const update = learnFromRelayed({ headers: message.headers, envelope, client, policy }, verdict.findings);
+      const update = learnFromRelayed(
+        { headers: message.headers, envelope, client, policy, ...(spoofObservation ? { observation: spoofObservation } : {}) },
+        verdict.findings,
+      );
       if (update) await threadMemoryFor(state).update(update, policy.spoof.memoryTtl);
     }
   }

@@ -3,15 +3,25 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { MAX_NAME_ADDRESSES, MemoryThreadMemory, RedisThreadMemory, ThreadMemoryUnavailable, type ThreadMemory } from '../../src/state/thread-memory.js';
+import {
+  MAX_ADDRESS_INFRASTRUCTURE,
+  MAX_DOMAIN_INFRASTRUCTURE,
+  MAX_NAME_ADDRESSES,
+  MemoryThreadMemory,
+  RedisThreadMemory,
+  ThreadMemoryUnavailable,
+  type ThreadMemory,
+  type ThreadRecord,
+} from '../../src/state/thread-memory.js';
 import { freePort } from '../helpers/global.js';
 
-const record = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: 'bob smith' }], at: 1 };
+const record = { from: { address: 'alice@example.com', names: ['alice walker'] }, to: [{ address: 'bob@partner.example', names: ['bob smith'] }], at: 1 };
 const update = {
   threads: [{ messageId: 'Orig-1@mail.example.com', record }],
   bindings: [{ address: 'bob@partner.example', name: 'bob smith' }],
   addresses: ['bob@partner.example'],
   domains: ['partner.example'],
+  infrastructure: [{ address: 'bob@partner.example', domain: 'partner.example', tokens: ['net:198.51.100.0/24', 'env:partner.example'] }],
 };
 
 function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; advance?: (ms: number) => Promise<void>; done: () => Promise<void> }>) {
@@ -24,7 +34,7 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       await env.memory.update(update, 60_000);
       const facts = await env.memory.lookup({
         messageIds: ['other@x', 'orig-1@MAIL.example.com'],
-        name: '',
+        names: [],
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
@@ -35,23 +45,107 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
 
     it('binds names to addresses and answers unknowns as unknown', async () => {
       await env.memory.update(update, 60_000);
-      await env.memory.update({ threads: [], bindings: [{ address: 'bob.smith@gmail.example', name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
-      const facts = await env.memory.lookup({ messageIds: [], name: 'bob smith', address: 'kurt@hacked.example', domain: 'hacked.example' });
+      await env.memory.update(
+        { threads: [], bindings: [{ address: 'bob.smith@gmail.example', name: 'bob smith' }], addresses: [], domains: [], infrastructure: [] },
+        60_000,
+      );
+      const facts = await env.memory.lookup({ messageIds: [], names: ['bob smith'], address: 'kurt@hacked.example', domain: 'hacked.example' });
       assert.deepEqual(facts.nameAddresses.sort(), ['bob.smith@gmail.example', 'bob@partner.example']);
       assert.equal(facts.addressKnown, false);
       assert.equal(facts.domainKnown, false);
-      assert.deepEqual((await env.memory.lookup({ messageIds: ['nope@x'], name: 'nobody here', address: 'a@b.example', domain: 'b.example' })).threads, []);
+      assert.deepEqual((await env.memory.lookup({ messageIds: ['nope@x'], names: ['nobody here'], address: 'a@b.example', domain: 'b.example' })).threads, []);
     });
 
     it(`keeps at most ${MAX_NAME_ADDRESSES} addresses per name, the most recently seen`, async () => {
       for (let i = 0; i < MAX_NAME_ADDRESSES + 8; i++) {
-        await env.memory.update({ threads: [], bindings: [{ address: `bob${i}@spam${i}.example`, name: 'bob smith' }], addresses: [], domains: [] }, 60_000);
+        await env.memory.update(
+          { threads: [], bindings: [{ address: `bob${i}@spam${i}.example`, name: 'bob smith' }], addresses: [], domains: [], infrastructure: [] },
+          60_000,
+        );
         await new Promise((r) => setTimeout(r, 2));
       }
-      const facts = await env.memory.lookup({ messageIds: [], name: 'bob smith', address: 'x@y.example', domain: 'y.example' });
+      const facts = await env.memory.lookup({ messageIds: [], names: ['bob smith'], address: 'x@y.example', domain: 'y.example' });
       assert.equal(facts.nameAddresses.length, MAX_NAME_ADDRESSES);
       assert.ok(facts.nameAddresses.includes(`bob${MAX_NAME_ADDRESSES + 7}@spam${MAX_NAME_ADDRESSES + 7}.example`));
       assert.ok(!facts.nameAddresses.includes('bob0@spam0.example'));
+    });
+
+    it('looks a person up by every written form of the name: the addresses of all its keys', async () => {
+      await env.memory.update(
+        {
+          threads: [],
+          bindings: [
+            { address: 'kenta@torihiki.co.jp', name: '長谷川健太' },
+            { address: 'kenta@torihiki.co.jp', name: 'hasegawa kenta' },
+            { address: 'k.hasegawa@torihiki-group.example', name: 'hasegawa kenta' },
+          ],
+          addresses: [],
+          domains: [],
+          infrastructure: [],
+        },
+        60_000,
+      );
+      const kanji = await env.memory.lookup({ messageIds: [], names: ['長谷川健太'], address: 'kurt@hacked.example', domain: 'hacked.example' });
+      assert.deepEqual(kanji.nameAddresses, ['kenta@torihiki.co.jp']);
+      const both = await env.memory.lookup({
+        messageIds: [],
+        names: ['長谷川健太', 'hasegawa kenta'],
+        address: 'kurt@hacked.example',
+        domain: 'hacked.example',
+      });
+      assert.deepEqual(both.nameAddresses.sort(), ['k.hasegawa@torihiki-group.example', 'kenta@torihiki.co.jp']);
+    });
+
+    it('reads thread records written before name keys (one normalised name per person)', async () => {
+      const old = { from: { address: 'alice@example.com', name: 'alice walker' }, to: [{ address: 'bob@partner.example', name: '' }], at: 5 };
+      await env.memory.update(
+        { threads: [{ messageId: 'old@x', record: old as unknown as ThreadRecord }], bindings: [], addresses: [], domains: [], infrastructure: [] },
+        60_000,
+      );
+      const facts = await env.memory.lookup({ messageIds: ['old@x'], names: [], address: 'bob@partner.example', domain: 'partner.example' });
+      assert.deepEqual(facts.threads, [
+        { from: { address: 'alice@example.com', names: ['alice walker'] }, to: [{ address: 'bob@partner.example', names: [] }], at: 5 },
+      ]);
+    });
+
+    it('learns the infrastructure of genuine mail per sender address and per domain', async () => {
+      await env.memory.update(update, 60_000);
+      await env.memory.update(
+        {
+          threads: [],
+          bindings: [],
+          addresses: [],
+          domains: [],
+          infrastructure: [
+            { address: 'dan@partner.example', domain: 'partner.example', tokens: ['net:198.51.100.0/24', 'dkim:partner.example', 'dkim:partner.example'] },
+          ],
+        },
+        60_000,
+      );
+      const bob = await env.memory.lookup({ messageIds: [], names: [], address: 'bob@partner.example', domain: 'partner.example' });
+      assert.deepEqual(bob.infrastructure.address.sort(), ['env:partner.example', 'net:198.51.100.0/24']);
+      assert.deepEqual(bob.infrastructure.domain.sort(), ['dkim:partner.example', 'env:partner.example', 'net:198.51.100.0/24']);
+      const stranger = await env.memory.lookup({ messageIds: [], names: [], address: 'eve@partner.example', domain: 'partner.example' });
+      assert.deepEqual(stranger.infrastructure.address, []);
+      assert.equal(stranger.infrastructure.domain.length, 3);
+    });
+
+    it(`keeps at most ${MAX_ADDRESS_INFRASTRUCTURE} tokens per address and ${MAX_DOMAIN_INFRASTRUCTURE} per domain, the most recently seen`, async () => {
+      for (let i = 0; i < MAX_DOMAIN_INFRASTRUCTURE + 4; i++) {
+        const tokens = [`net:10.${i}.0.0/24`, ...(i % 8 === 0 ? ['env:partner.example'] : [])];
+        await env.memory.update(
+          { threads: [], bindings: [], addresses: [], domains: [], infrastructure: [{ address: 'bob@partner.example', domain: 'partner.example', tokens }] },
+          60_000,
+        );
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const facts = await env.memory.lookup({ messageIds: [], names: [], address: 'bob@partner.example', domain: 'partner.example' });
+      assert.equal(facts.infrastructure.address.length, MAX_ADDRESS_INFRASTRUCTURE);
+      assert.equal(facts.infrastructure.domain.length, MAX_DOMAIN_INFRASTRUCTURE);
+      assert.ok(facts.infrastructure.address.includes(`net:10.${MAX_DOMAIN_INFRASTRUCTURE + 3}.0.0/24`));
+      assert.ok(!facts.infrastructure.address.includes('net:10.0.0.0/24'));
+      // seen again and again, the envelope organisation stays while older networks go
+      assert.ok(facts.infrastructure.address.includes('env:partner.example'));
     });
 
     it('forgets after the TTL', async () => {
@@ -59,20 +153,21 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       await (env.advance ? env.advance(100) : new Promise((r) => setTimeout(r, 120)));
       const facts = await env.memory.lookup({
         messageIds: ['orig-1@mail.example.com'],
-        name: 'bob smith',
+        names: ['bob smith'],
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
-      assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false });
+      assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false, infrastructure: { address: [], domain: [] } });
     });
 
     it('an empty update and an empty lookup are fine', async () => {
-      await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [] }, 1000);
-      assert.deepEqual(await env.memory.lookup({ messageIds: [], name: '', address: '', domain: '' }), {
+      await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [], infrastructure: [] }, 1000);
+      assert.deepEqual(await env.memory.lookup({ messageIds: [], names: [], address: '', domain: '' }), {
         threads: [],
         nameAddresses: [],
         addressKnown: false,
         domainKnown: false,
+        infrastructure: { address: [], domain: [] },
       });
     });
   });
@@ -110,13 +205,13 @@ describe('thread memory: redis specifics', () => {
       await memory.update(update, 60_000);
       await memory.lookup({
         messageIds: ['orig-1@mail.example.com', 'b@x', 'c@x'],
-        name: 'bob smith',
+        names: ['bob smith'],
         address: 'bob@partner.example',
         domain: 'partner.example',
       });
       assert.equal(roundTrips, 2);
       const keys = await redis.keys(`${prefix}*`);
-      assert.equal(keys.length, 4);
+      assert.equal(keys.length, 6);
       for (const key of keys) {
         assert.doesNotMatch(key, /partner|example|orig/);
         const ttl = await redis.pttl(key);
@@ -139,7 +234,7 @@ describe('thread memory: redis specifics', () => {
     await redis.connect().catch(() => undefined);
     const memory = new RedisThreadMemory(redis, 'x:');
     const started = Date.now();
-    await assert.rejects(memory.lookup({ messageIds: ['a@b'], name: '', address: 'a@b.example', domain: 'b.example' }), ThreadMemoryUnavailable);
+    await assert.rejects(memory.lookup({ messageIds: ['a@b'], names: [], address: 'a@b.example', domain: 'b.example' }), ThreadMemoryUnavailable);
     await assert.rejects(memory.update(update, 1000), ThreadMemoryUnavailable);
     assert.ok(Date.now() - started < 1500);
     redis.disconnect();

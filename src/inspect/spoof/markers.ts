@@ -2,8 +2,11 @@
 // behind a [list] tag), and quoted thread blocks in the body — Outlook's "-----Original Message-----"
 // and "From: … Sent: … To: … Subject:" headers (English, German, French, Spanish, Italian, Dutch,
 // Portuguese, Polish, Nordic, Japanese 差出人/送信日時/宛先/件名, Chinese 发件人/寄件者 …), and
-// "On <date>, <name> <addr> wrote:" attributions. The quoted headers give name ↔ address bindings.
-import { normaliseName, parseMailboxes, type Mailbox } from './names.js';
+// "On <date>, <name> <addr> wrote:" attributions. The quoted headers give name ↔ address bindings,
+// and so do the signature blocks under a quoted message ("E-mail:", "Mail:", "メール:" lines): they
+// give the real address of a quoted author whose header line shows only a name.
+import { nameForms } from './name-keys.js';
+import { orgOf, parseMailboxes, type Mailbox } from './names.js';
 
 const REPLY_WORDS = [
   're',
@@ -239,12 +242,23 @@ export interface QuotedBlock {
   to: Mailbox[];
   /** the marker line, shortened, for the finding's detail */
   line: string;
+  /** the address of the signature block under the quoted message ("E-mail: …"), '' when none */
+  signature: string;
+}
+
+export interface QuotedBinding {
+  /** a name key (./name-keys.ts) */
+  name: string;
+  /** lower-case address */
+  address: string;
+  /** the display name as quoted */
+  display: string;
 }
 
 export interface QuotedThread {
   blocks: QuotedBlock[];
-  /** every name → address binding the quoted thread states (normalised name, lower-case address) */
-  bindings: { name: string; address: string; display: string }[];
+  /** every name → address binding the quoted thread states, one per name key, signature addresses included */
+  bindings: QuotedBinding[];
   /** every address the quoted thread names */
   addresses: Set<string>;
 }
@@ -290,11 +304,18 @@ export function quotedThread(...bodies: (string | undefined)[]): QuotedThread {
   for (const body of bodies) {
     if (!body) continue;
     const lines = body.split(/\r?\n/, MAX_LINES).map((l) => l.replace(/^(?:\s*>)+\s?/, '').normalize('NFKC'));
+    // where each block's marker is and where its quoted message starts: the signature lies in between
+    const spans: { block: QuotedBlock; at: number; start: number }[] = [];
+    const push = (block: Omit<QuotedBlock, 'signature'>, at: number, start: number) => {
+      const full = { ...block, signature: '' };
+      blocks.push(full);
+      spans.push({ block: full, at, start });
+    };
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i];
       if (SEPARATOR.test(line)) {
         const header = headerBlock(lines, i + 1);
-        blocks.push({ kind: 'separator', from: header?.from ?? [], to: header?.to ?? [], line: line.trim().slice(0, 80) });
+        push({ kind: 'separator', from: header?.from ?? [], to: header?.to ?? [], line: line.trim().slice(0, 80) }, i, (header?.end ?? i) + 1);
         if (header) i = header.end;
         continue;
       }
@@ -302,7 +323,7 @@ export function quotedThread(...bodies: (string | undefined)[]): QuotedThread {
       if (from) {
         const header = headerBlock(lines, i);
         if (header) {
-          blocks.push({ kind: 'header', from: header.from, to: header.to, line: line.trim().slice(0, 80) });
+          push({ kind: 'header', from: header.from, to: header.to, line: line.trim().slice(0, 80) }, i, header.end + 1);
           i = header.end;
           continue;
         }
@@ -313,22 +334,49 @@ export function quotedThread(...bodies: (string | undefined)[]): QuotedThread {
         if (candidate.length > 400 || !ATTRIBUTION.test(candidate)) continue;
         const addr = /<?([^<>\s"]+@[^<>\s"]+?)>?(?=\s*(?:wrote|写道|寫道|のメッセージ|さんは書きました|[:：]))/iu.exec(candidate);
         const who = attributionPerson(candidate, addr?.[1]);
-        blocks.push({ kind: 'attribution', from: who ? [who] : [], to: [], line: candidate.slice(0, 80) });
+        push({ kind: 'attribution', from: who ? [who] : [], to: [], line: candidate.slice(0, 80) }, i, i + (candidate === joined ? 2 : 1));
         if (candidate === joined) i++;
         break;
       }
     }
+    spans.forEach((span, k) => (span.block.signature = signatureAddress(lines, span.start, spans[k + 1]?.at ?? lines.length)));
   }
-  const bindings: QuotedThread['bindings'] = [];
+  const bindings: QuotedBinding[] = [];
   const addresses = new Set<string>();
+  const bind = (display: string, address: string) => {
+    const forms = nameForms(display);
+    // "X via LIST" <list@…>: the address is the list's (or the relay's), not X's
+    if (!forms.via) for (const name of forms.keys) bindings.push({ name, address, display });
+  };
   for (const block of blocks) {
+    const author = block.from.length === 1 ? block.from[0] : undefined;
+    // the signature names the author's real address when the quoted header shows only a name, or
+    // another address of the author's own organisation; an address elsewhere is someone else's
+    if (author && block.signature) {
+      if (!author.address) author.address = block.signature;
+      else if (block.signature !== author.address && orgOf(block.signature) === orgOf(author.address)) bind(author.name, block.signature);
+    }
     for (const m of [...block.from, ...block.to]) {
       if (m.address) addresses.add(m.address);
-      const name = normaliseName(m.name);
-      if (name && m.address) bindings.push({ name, address: m.address, display: m.name });
+      if (m.address) bind(m.name, m.address);
     }
   }
   return { blocks, bindings, addresses };
+}
+
+/** "E-mail:", "Mail:", "メール:" … lines of a signature (after NFKC: full-width forms are ASCII). */
+const SIGNATURE_LINE =
+  /^[\s*■□●◆◇◎○・|✉]*(?:e[-\s]?mail(?:\s*address)?|mail(?:\s*address)?|メール(?:アドレス)?|eメール|電子メール)\s*[:：]\s*(?:mailto:)?<?([a-z0-9._%+'-]+@(?:[a-z0-9-]+\.)+[a-z]{2,})/iu;
+/** A signature sits at the end of a quoted message: no further than this many lines after its header. */
+const SIGNATURE_REACH = 200;
+
+/** The address of the last signature line of a quoted message (lines start..end), '' when none. */
+function signatureAddress(lines: string[], start: number, end: number): string {
+  for (let i = Math.min(end, start + SIGNATURE_REACH) - 1; i >= start; i--) {
+    const m = SIGNATURE_LINE.exec(lines[i]);
+    if (m) return m[1].toLowerCase();
+  }
+  return '';
 }
 
 function attributionPerson(line: string, address: string | undefined): Mailbox | null {
@@ -357,8 +405,11 @@ function headerBlock(lines: string[], start: number): { from: Mailbox[]; to: Mai
     const line = lines[i];
     if (!line.trim()) continue; // HTML paragraphs leave blank lines between the header lines
     let m: RegExpExecArray | null;
-    if (!from && (m = FROM_LINE.exec(line))) from = mailboxes(m[1]);
-    else if (SENT_LINE.test(line)) sent = true;
+    if (!from && (m = FROM_LINE.exec(line))) {
+      from = mailboxes(m[1]);
+      // a name without an address ("From: Hasegawa, Kenta", Exchange's internal form) is one author, commas and all
+      if (!from.some((f) => f.address) && m[1].trim()) from = [{ name: m[1].trim(), address: '' }];
+    } else if (SENT_LINE.test(line)) sent = true;
     else if ((m = TO_LINE.exec(line)) || (m = CC_LINE.exec(line))) {
       to = to.concat(mailboxes(m[1]));
       other = true;

@@ -21,6 +21,10 @@ export const SPOOF_SYMBOLS = {
   SPOOF_FROM_ENVELOPE_MISMATCH: { score: 2 },
   /** the same in a reply (reply markers present): the "real address, unrelated envelope" hijack */
   SPOOF_REPLY_FROM_ENVELOPE_MISMATCH: { score: 5 },
+  /** a reply from a known correspondent through infrastructure its (or its domain's) genuine mail never used, no DMARC pass */
+  SPOOF_KNOWN_SENDER_NEW_INFRA: { score: 7 },
+  /** From and envelope differ, but the envelope's organisation sent genuine mail for the From domain before (a mailing service) */
+  SPOOF_KNOWN_SENDING_SERVICE: { score: 0 },
   /** outbound: an internal client sending with a From of another organisation than its envelope */
   SPOOF_OUTBOUND_FROM_MISMATCH: { score: 3 },
   /** reply prefix in the subject without In-Reply-To/References */
@@ -38,6 +42,8 @@ export const SPOOF_SYMBOLS = {
   AUTH_DMARC_PASS: { score: 0 },
   AUTH_SPF_FAIL: { score: 1 },
   AUTH_DKIM_FAIL: { score: 1 },
+  /** a DKIM signature of the From's organisation verifies (informational; explains a From/envelope difference) */
+  AUTH_DKIM_ALIGNED: { score: 0 },
   AUTH_ARC_PASS: { score: 0 },
   AUTH_TEMPERROR: { score: 0 },
   /** thread/correspondent memory unreachable: memory signals skipped */

@@ -1,0 +1,54 @@
+// The infrastructure a message came through, as the memory learns it per sender and per sending
+// domain: the client's network (a /24, or a /48 for IPv6: a sender's mail servers share one, a
+// colleague's new laptop on the office network too), the envelope sender's organisation (the sender's
+// own domain, or the bounce domain of the mailing service it uses), and the organisations of the DKIM
+// signatures that verified. A token says "this is how genuine mail from them arrives".
+import net from 'node:net';
+import { clientKey } from '../../policy/network.js';
+import type { AuthSummary } from './auth.js';
+import { orgDomain } from './names.js';
+
+export interface Infrastructure {
+  /** 'net:198.51.100.0/24' or 'net:2001:db8:1:0:0:0:0:0/48'; '' when the client address is unknown */
+  network: string;
+  /** 'env:' + the envelope sender's organisation; '' for the null sender */
+  envelope: string;
+  /** 'dkim:' + the organisation of each DKIM signature that verified */
+  dkim: string[];
+  /** whether SPF vouched for the envelope: pass, could not tell (authentication off or DNS failed), or no */
+  spf: 'pass' | 'unknown' | 'no';
+}
+
+/** The client's network: IPv4 /24, IPv6 /48 (IPv4-mapped IPv6 counts as IPv4). */
+export function networkOf(ip: string): string {
+  const plain = ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (net.isIPv4(plain)) return `net:${plain.split('.').slice(0, 3).join('.')}.0/24`;
+  if (net.isIPv6(plain)) return `net:${clientKey(plain, 48)}`;
+  return '';
+}
+
+export const envelopeToken = (org: string) => (org ? `env:${org}` : '');
+
+export function observeInfrastructure(client: string, envOrg: string, auth: AuthSummary | null): Infrastructure {
+  const spf = !auth || auth.spf === 'temperror' ? 'unknown' : auth.spf === 'pass' ? 'pass' : 'no';
+  return {
+    network: networkOf(client),
+    envelope: envelopeToken(envOrg),
+    dkim: [...new Set((auth?.dkim ?? []).filter((d) => d.result === 'pass' && d.domain).map((d) => `dkim:${orgDomain(d.domain)}`))],
+    spf,
+  };
+}
+
+/** Every token of the message: what the memory learns when the message turns out genuine. */
+export function infrastructureTokens(infra: Infrastructure): string[] {
+  return [infra.network, infra.envelope, ...infra.dkim].filter(Boolean);
+}
+
+/**
+ * The tokens that vouch for the sender: the network (a TCP peer cannot be forged), verified DKIM
+ * signatures, and the envelope organisation unless SPF said no (an envelope is what the sender
+ * claims; without DNS it is taken at its word rather than quarantining genuine mail).
+ */
+export function trustedTokens(infra: Infrastructure): string[] {
+  return [infra.network, infra.spf === 'no' ? '' : infra.envelope, ...infra.dkim].filter(Boolean);
+}

@@ -1,0 +1,103 @@
+// What a relayed message teaches the thread memory. Outbound: the thread (Message-ID → sender and
+// recipients), the recipients' names and addresses and their domains, and how the quoted thread
+// writes the people of the recipients' organisations. Inbound mail that was relayed without any
+// positive spoof finding: the sender's name keys ↔ address and domain, the other written forms of
+// the sender's organisation's people in its quoted thread ("長谷川 健太" <kenta@…> quoted under a
+// reply from "Kenta Hasegawa" <kenta@…> binds both forms to the one address), and the infrastructure
+// the sender's genuine mail came through (per address and per domain).
+import type { Policy } from '../../policy/schema.js';
+import type { MemoryUpdate, NameBinding, ThreadMemory, ThreadPerson } from '../../state/thread-memory.js';
+import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js';
+import { domainOf, inNetworks, isInternalDomain } from '../../policy/network.js';
+import { listEvidence } from './evidence.js';
+import { addressField, allMailboxes, header, messageIds } from './fields.js';
+import { infrastructureTokens, type Infrastructure } from './infrastructure.js';
+import type { QuotedBinding } from './markers.js';
+import { nameForms } from './name-keys.js';
+import { orgOf, parseMailboxes, type Mailbox } from './names.js';
+
+/** What the analysis saw that the memory may learn once the message is relayed. */
+export interface Observation {
+  /** name ↔ address bindings of the quoted thread and its signature blocks */
+  quoted: QuotedBinding[];
+  /** the infrastructure an inbound message came through (undefined for outbound mail) */
+  infrastructure?: Infrastructure;
+}
+
+/** Outbound: an internal client sending as an internal domain (envelope sender or header From). */
+export function isOutbound(policy: Policy, client: ClientInfo, mailFrom: string, from: string): boolean {
+  return (
+    inNetworks(policy.network.internalNetworks, client.address) && (isInternalDomain(policy, domainOf(mailFrom)) || isInternalDomain(policy, domainOf(from)))
+  );
+}
+
+/** A mailbox as the memory keeps it; "X via LIST" <list@…> names X at the list's address, which is not X's. */
+const person = (m: Mailbox): ThreadPerson => {
+  const forms = nameForms(m.name);
+  return { address: m.address, names: forms.via ? [] : forms.keys };
+};
+const bindingsOf = (people: ThreadPerson[]): NameBinding[] => people.flatMap((p) => (p.address ? p.names.map((name) => ({ name, address: p.address })) : []));
+
+/** The quoted thread's bindings for addresses in these organisations (the correspondent's side of the thread). */
+function quotedBindings(observation: Observation | undefined, orgs: Set<string>): NameBinding[] {
+  return (observation?.quoted ?? []).filter((b) => orgs.has(orgOf(b.address))).map(({ name, address }) => ({ name, address }));
+}
+
+export function learnFromRelayed(
+  input: { headers: HeaderField[]; envelope: Envelope; client: ClientInfo; policy: Policy; observation?: Observation },
+  findings: { symbol: string; score: number; excepted?: string }[],
+): MemoryUpdate | null {
+  const { headers, envelope, client, policy, observation } = input;
+  if (!policy.spoof.enabled) return null;
+  const from = parseMailboxes(addressField(headers, 'from'))[0] ?? { name: '', address: '' };
+  if (isOutbound(policy, client, envelope.mailFrom, from.address)) {
+    const headerRcpts = ['to', 'cc', 'bcc'].flatMap((n) => allMailboxes(headers, n));
+    const to = new Map<string, ThreadPerson>();
+    for (const m of headerRcpts) if (m.address) to.set(m.address, person(m));
+    for (const r of envelope.rcptTo) if (!to.has(r.toLowerCase())) to.set(r.toLowerCase(), { address: r.toLowerCase(), names: [] });
+    const external = [...to.values()].filter((p) => !isInternalDomain(policy, domainOf(p.address)));
+    const externalOrgs = new Set(external.map((p) => orgOf(p.address)).filter(Boolean));
+    const id = messageIds(header(headers, 'message-id'))[0];
+    const sender = from.address ? person(from) : { address: envelope.mailFrom.toLowerCase(), names: [] };
+    return {
+      threads: id ? [{ messageId: id, record: { from: sender, to: [...to.values()], at: Date.now() } }] : [],
+      bindings: [...bindingsOf([sender, ...to.values()]), ...quotedBindings(observation, externalOrgs)],
+      addresses: external.map((p) => p.address),
+      domains: [...externalOrgs],
+      infrastructure: [],
+    };
+  }
+  const suspicious = findings.some((f) => !f.excepted && f.score > 0 && (f.symbol.startsWith('SPOOF_') || f.symbol.startsWith('AUTH_')));
+  if (suspicious || !from.address) return null;
+  // list and forwarded mail teaches nothing about who the organisation corresponds with
+  if (listEvidence(headers, envelope.mailFrom.toLowerCase(), from.address, null)) return null;
+  const org = orgOf(from.address);
+  const tokens = observation?.infrastructure ? infrastructureTokens(observation.infrastructure) : [];
+  return {
+    threads: [],
+    bindings: [...bindingsOf([person(from)]), ...(org ? quotedBindings(observation, new Set([org])) : [])],
+    addresses: [from.address],
+    domains: org ? [org] : [],
+    // our own domains' infrastructure is the internal network's, not something inbound mail teaches
+    infrastructure: tokens.length && !isInternalDomain(policy, domainOf(from.address)) ? [{ address: from.address, domain: org, tokens }] : [],
+  };
+}
+
+/**
+ * After a message was relayed (the downstream accepted it): teach the thread memory what it shows.
+ * Never throws: a memory that cannot be updated is logged (the message is already delivered).
+ */
+export async function rememberRelayed(
+  headers: HeaderField[],
+  meta: { id: string; envelope: Envelope; client: ClientInfo; policy: Policy; observation?: Observation },
+  findings: { symbol: string; score: number; excepted?: string }[],
+  memory: ThreadMemory,
+  log?: { warn(obj: object, msg: string): void },
+): Promise<void> {
+  try {
+    const update = learnFromRelayed({ headers, ...meta }, findings);
+    if (update) await memory.update(update, meta.policy.spoof.memoryTtl);
+  } catch (err) {
+    log?.warn({ event: 'thread_memory_update_failed', id: meta.id, err: (err as Error).message }, 'thread memory not updated');
+  }
+}

@@ -1,0 +1,243 @@
+// A participant's real address with someone else's infrastructure (issue 12 §3): the memory learns,
+// per sender and per sending domain, the networks, envelope organisations and DKIM signers of genuine
+// mail; a reply from a known sender through none of them, with no DMARC pass, is
+// SPOOF_KNOWN_SENDER_NEW_INFRA and quarantined on its own. The same knowledge clears partner mail sent
+// through a mailing service (SPOOF_KNOWN_SENDING_SERVICE), also when DNS is unreachable.
+import assert from 'node:assert/strict';
+import type { DNSResolver } from '../../src/inspect/spoof/auth.js';
+import { infrastructureTokens, networkOf, observeInfrastructure, trustedTokens } from '../../src/inspect/spoof/infrastructure.js';
+import type { StateBackend } from '../../src/state/index.js';
+import { runAndLearn, symbols, testPolicy } from '../fixtures/mail/run.js';
+import { ESP_BOUNCE, HOSTS, senderKeys, signed, SMALL } from '../fixtures/mail/senders.js';
+import { ATTACKER, buildMessage, display, ORIGINAL_ID, originalMessage, PEOPLE, quotedOriginal, type Person } from '../fixtures/mail/threads.js';
+import { unreachableResolver, zoneResolver } from '../fixtures/mail/zone.js';
+
+const { us, them: bob, colleague: dan } = PEOPLE.en;
+const SMALL_THREAD = 'kobo-thread@mail.example.com';
+const up = () => zoneResolver(senderKeys().zone);
+type Host = { address: string; helo: string };
+
+/** A reply to one of our threads, as `from` writes it. */
+function reply(from: Person, thread = ORIGINAL_ID, extra?: Record<string, string>): Buffer {
+  return buildMessage({
+    from: display(from),
+    to: display(us),
+    subject: 'RE: Quote for the Q3 order',
+    body: `Please find the updated invoice attached.\n\n${quotedOriginal('en', 'text', us, from)}`,
+    inReplyTo: thread,
+    references: [thread],
+    ...(extra ? { extra } : {}),
+  });
+}
+
+async function send(state: StateBackend, bytes: Buffer, mailFrom: string, host: Host, resolver: DNSResolver, policy = testPolicy()) {
+  return runAndLearn(bytes, { mailFrom, rcptTo: [us.address] }, host, policy, { state, resolver });
+}
+
+const ours: Host = { address: '127.0.0.1', helo: 'pc17.example.com' };
+
+/** Our threads with Bob and with Kaori, and one genuine reply from each through their own servers (DNS up). */
+async function knownCorrespondents(): Promise<StateBackend> {
+  const state: StateBackend = { kind: 'memory' };
+  const policy = testPolicy();
+  for (const bytes of [
+    buildMessage(originalMessage('en')),
+    buildMessage({ from: display(us), to: display(SMALL), subject: 'Quote for the Q3 order', body: 'Hi Kaori', messageId: SMALL_THREAD }),
+  ]) {
+    const v = await runAndLearn(bytes, { mailFrom: us.address, rcptTo: [bob.address, SMALL.address] }, ours, policy, { state, resolver: up() });
+    assert.ok(v.update?.threads.length);
+  }
+  const fromBob = await send(state, await signed(reply(bob), 'partner.example'), bob.address, HOSTS.partner, up());
+  assert.equal(fromBob.action, 'relay', symbols(fromBob).join(','));
+  assert.deepEqual(fromBob.update?.infrastructure[0].tokens.sort(), ['dkim:partner.example', 'env:partner.example', 'net:198.51.100.0/24']);
+  const fromKaori = await send(state, await signed(reply(SMALL, SMALL_THREAD), 'kobo.example'), SMALL.address, HOSTS.small, up());
+  assert.equal(fromKaori.action, 'relay', symbols(fromKaori).join(','));
+  return state;
+}
+
+const fired = (v: Parameters<typeof symbols>[0]) => symbols(v).includes('SPOOF_KNOWN_SENDER_NEW_INFRA');
+const positives = (v: { findings: { symbol: string; score: number }[] }) => v.findings.filter((f) => f.score > 0).map((f) => f.symbol);
+
+describe('spoof: the infrastructure of a known sender', () => {
+  it('networks are /24 (IPv4) and /48 (IPv6); the envelope counts unless SPF says no', () => {
+    assert.equal(networkOf('198.51.100.77'), 'net:198.51.100.0/24');
+    assert.equal(networkOf('::ffff:198.51.100.77'), 'net:198.51.100.0/24');
+    assert.equal(networkOf('2001:db8:10:7::9'), networkOf('2001:db8:10:1::25'));
+    assert.notEqual(networkOf('2001:db8:11::1'), networkOf('2001:db8:10::1'));
+    assert.equal(networkOf('unknown'), '');
+    const auth = (spf: string) => ({
+      spf,
+      dkim: [{ domain: 'mail.partner.example', result: 'pass', aligned: true }],
+      dmarc: null,
+      arc: 'none',
+      temperror: false,
+      header: '',
+    });
+    const pass = observeInfrastructure('198.51.100.10', 'partner.example', auth('pass'));
+    assert.deepEqual(infrastructureTokens(pass), ['net:198.51.100.0/24', 'env:partner.example', 'dkim:partner.example']);
+    assert.deepEqual(trustedTokens(observeInfrastructure('203.0.113.66', 'partner.example', auth('fail'))), ['net:203.0.113.0/24', 'dkim:partner.example']);
+    assert.deepEqual(trustedTokens(observeInfrastructure('203.0.113.66', 'partner.example', null)), ['net:203.0.113.0/24', 'env:partner.example']);
+  });
+
+  describe("hijacks: the participant's real From through someone else's infrastructure", () => {
+    for (const [dns, resolver] of [
+      ['DNS up', up],
+      ['DNS unreachable', () => unreachableResolver],
+    ] as const) {
+      it(`real From, the attacker's envelope and host (${dns}): quarantined`, async () => {
+        const state = await knownCorrespondents();
+        const v = await send(state, reply(bob), ATTACKER, HOSTS.attacker, resolver());
+        assert.ok(fired(v), symbols(v).join(','));
+        assert.match(v.findings.find((f) => f.symbol === 'SPOOF_KNOWN_SENDER_NEW_INFRA')?.detail ?? '', /net:203\.0\.113\.0\/24/);
+        assert.equal(v.action, 'quarantine');
+      });
+    }
+
+    it('with authentication switched off: quarantined', async () => {
+      const state = await knownCorrespondents();
+      const v = await send(state, reply(bob), ATTACKER, HOSTS.attacker, up(), testPolicy({ spoof: { authentication: false } }));
+      assert.ok(fired(v), symbols(v).join(','));
+      assert.equal(v.action, 'quarantine');
+    });
+
+    it('quarantined on its own: a partner without SPF or DMARC, its own address in the envelope, from the attacker', async () => {
+      const state = await knownCorrespondents();
+      const v = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, HOSTS.attacker, up());
+      assert.deepEqual(positives(v), ['SPOOF_KNOWN_SENDER_NEW_INFRA']);
+      assert.equal(v.action, 'quarantine');
+    });
+
+    it("the way around: a VERP-looking envelope, a Sender header, the attacker's own DKIM, a copied DKIM signature, IPv6", async () => {
+      const state = await knownCorrespondents();
+      const variants: [string, () => Promise<Buffer>, string, Host][] = [
+        ['VERP-looking envelope', async () => reply(bob), 'bounce-alice.walker=example.com@hacked-shop.example', HOSTS.attacker],
+        ['Sender of the envelope organisation', async () => reply(bob, ORIGINAL_ID, { Sender: ATTACKER }), ATTACKER, HOSTS.attacker],
+        ["the attacker's own valid DKIM", () => signed(reply(bob), 'hacked-shop.example'), ATTACKER, HOSTS.attacker],
+        [
+          "the partner's DKIM signature copied from the stolen thread",
+          async () => {
+            const stolen = await signed(reply(bob), 'partner.example');
+            const header = stolen.subarray(0, stolen.indexOf('From:')).toString();
+            return Buffer.concat([Buffer.from(header), reply({ name: bob.name, address: bob.address })]);
+          },
+          ATTACKER,
+          HOSTS.attacker,
+        ],
+        ['IPv6', async () => reply(bob), ATTACKER, HOSTS.attackerV6],
+      ];
+      for (const [label, make, mailFrom, host] of variants) {
+        for (const resolver of [up(), unreachableResolver]) {
+          const v = await send(state, await make(), mailFrom, host, resolver);
+          assert.ok(fired(v), `${label}: ${symbols(v).join(',')}`);
+          assert.equal(v.action, 'quarantine', label);
+        }
+      }
+    });
+
+    it("the attacker sends through the partner's mailing service envelope from its own host: SPF says no, the envelope does not count", async () => {
+      const state = await knownCorrespondents();
+      // the partner's genuine mail through its mailing service taught the memory that bounce domain
+      const esp = await send(state, await signed(reply(SMALL, SMALL_THREAD), 'kobo.example'), ESP_BOUNCE, HOSTS.esp, up());
+      assert.equal(esp.action, 'relay', symbols(esp).join(','));
+      const v = await send(state, reply(SMALL, SMALL_THREAD), ESP_BOUNCE, HOSTS.attacker, up());
+      assert.ok(fired(v), symbols(v).join(','));
+      assert.ok(!symbols(v).includes('SPOOF_KNOWN_SENDING_SERVICE') && symbols(v).includes('SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'), symbols(v).join(','));
+      assert.equal(v.action, 'quarantine');
+    });
+  });
+
+  describe('genuine near-neighbours do not fire', () => {
+    it("Bob from another host of his network, and his colleague's new laptop on it (DNS unreachable)", async () => {
+      const state = await knownCorrespondents();
+      for (const [who, mailFrom] of [
+        [bob, bob.address],
+        [dan, dan.address],
+      ] as const) {
+        const v = await send(state, reply(who), mailFrom, HOSTS.partnerNeighbour, unreachableResolver);
+        assert.ok(!fired(v), `${who.address}: ${symbols(v).join(',')}`);
+        assert.equal(v.action, 'relay');
+      }
+    });
+
+    it('a partner without DMARC, from another server of its network (DNS up)', async () => {
+      const state = await knownCorrespondents();
+      const v = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, HOSTS.smallNeighbour, up());
+      assert.ok(!fired(v), symbols(v).join(','));
+      assert.equal(v.action, 'relay');
+    });
+
+    it('IPv6: another host of the same /48', async () => {
+      const state = await knownCorrespondents();
+      const first = await send(state, reply(bob), bob.address, HOSTS.partnerV6, up());
+      assert.equal(first.action, 'relay', symbols(first).join(','));
+      const v = await send(state, reply(bob), bob.address, HOSTS.partnerV6Neighbour, unreachableResolver);
+      assert.ok(!fired(v), symbols(v).join(','));
+    });
+
+    it('a partner that switched to a mailing service signing with its own domain (DMARC pass, or aligned DKIM without DMARC)', async () => {
+      const state = await knownCorrespondents();
+      const viaEsp = await send(state, await signed(reply(bob), 'partner.example'), ESP_BOUNCE, HOSTS.esp, up());
+      assert.ok(!fired(viaEsp) && symbols(viaEsp).includes('AUTH_DMARC_PASS'), symbols(viaEsp).join(','));
+      assert.equal(viaEsp.action, 'relay');
+      const small = await send(state, await signed(reply(SMALL, SMALL_THREAD), 'kobo.example'), ESP_BOUNCE, HOSTS.esp, up());
+      assert.ok(!fired(small), symbols(small).join(','));
+      assert.ok(symbols(small).includes('AUTH_DKIM_ALIGNED'), symbols(small).join(','));
+      assert.ok(!symbols(small).includes('SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'), symbols(small).join(','));
+      assert.equal(small.action, 'relay');
+    });
+
+    it('a mailing list that keeps From, and one that rewrites it', async () => {
+      const state = await knownCorrespondents();
+      const list = { 'List-Id': '<dev.lists.example.org>', 'List-Post': '<mailto:dev@lists.example.org>' };
+      const keeps = await send(state, reply(bob, ORIGINAL_ID, list), 'dev-bounces@lists.example.org', HOSTS.list, up());
+      assert.ok(!fired(keeps), symbols(keeps).join(','));
+      const rewrites = await send(
+        state,
+        reply({ name: `${bob.name} via dev`, address: 'dev@lists.example.org' }, 'list-1@lists.example.org', list),
+        'dev-bounces@lists.example.org',
+        HOSTS.list,
+        unreachableResolver,
+      );
+      assert.ok(!fired(rewrites), symbols(rewrites).join(','));
+      assert.equal(rewrites.action, 'relay');
+    });
+
+    it('a sender we only ever wrote to (nothing learned yet) is not judged by infrastructure', async () => {
+      const state: StateBackend = { kind: 'memory' };
+      await runAndLearn(buildMessage(originalMessage('en')), { mailFrom: us.address, rcptTo: [bob.address] }, ours, testPolicy(), { state, resolver: up() });
+      const v = await send(state, await signed(reply(bob), 'partner.example'), bob.address, HOSTS.partner, unreachableResolver);
+      assert.ok(!fired(v), symbols(v).join(','));
+    });
+  });
+
+  describe('partner mail through a mailing service, DNS unreachable', () => {
+    it("the partner-bounce flags go once the memory has seen that service send the partner's genuine mail", async () => {
+      const state = await knownCorrespondents();
+      const viaEsp = () => reply(SMALL, SMALL_THREAD);
+      // unknown service, nothing verifiable: the From/envelope mismatch (today's tag) and new infrastructure for a known sender
+      const before = await send(state, viaEsp(), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      assert.ok(symbols(before).includes('SPOOF_REPLY_FROM_ENVELOPE_MISMATCH') && fired(before), symbols(before).join(','));
+      assert.notEqual(before.action, 'relay');
+      // one message through the service while DNS works: aligned DKIM, relayed, learned
+      const learned = await send(state, await signed(viaEsp(), 'kobo.example'), ESP_BOUNCE, HOSTS.esp, up());
+      assert.equal(learned.action, 'relay', symbols(learned).join(','));
+      assert.ok(learned.update?.infrastructure[0].tokens.includes('env:esp-mailer.example'));
+      const after = await send(state, viaEsp(), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      assert.ok(!symbols(after).includes('SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'), symbols(after).join(','));
+      assert.ok(symbols(after).includes('SPOOF_KNOWN_SENDING_SERVICE'), symbols(after).join(','));
+      assert.equal(after.action, 'relay');
+      // a newsletter of the partner through the same service, not a reply
+      const news = buildMessage({ from: display(SMALL), to: display(us), subject: 'Kobo news, June', body: 'News' });
+      const newsletter = await send(state, news, ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      assert.deepEqual(positives(newsletter), []);
+    });
+
+    it('a bounce domain seen with another From domain clears nothing', async () => {
+      const state = await knownCorrespondents();
+      await send(state, await signed(reply(SMALL, SMALL_THREAD), 'kobo.example'), ESP_BOUNCE, HOSTS.esp, up());
+      const v = await send(state, reply(bob), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      assert.ok(symbols(v).includes('SPOOF_REPLY_FROM_ENVELOPE_MISMATCH'), symbols(v).join(','));
+      assert.ok(fired(v), symbols(v).join(','));
+    });
+  });
+});
