@@ -47,7 +47,14 @@ export async function parseMessage(spool: Spool, meta: { id: string; envelope: E
   const head = await spool.head(MAX_HEADER_BYTES);
   const end = headerEnd(head);
   const block = head.subarray(0, end === -1 ? head.length : end).toString('utf8');
-  return { ...meta, size: spool.size, headers: parseHeaderBlock(block), headerTruncated: end === -1 && spool.size > head.length, attachmentKinds: [], passwords: [] };
+  return {
+    ...meta,
+    size: spool.size,
+    headers: parseHeaderBlock(block),
+    headerTruncated: end === -1 && spool.size > head.length,
+    attachmentKinds: [],
+    passwords: [],
+  };
 }
 
 /** Offset of the empty line that ends the header block (CRLF CRLF, or a bare-LF equivalent). */
