@@ -101,7 +101,7 @@ export function pairPasswords(
     rcptTo: facts.envelope.rcptTo,
     verdict: judgement,
     outcome,
-    passwords: judgement.inspected.passwords,
+    passwords: judgement.inspected.passwords ?? [],
   });
 }
 

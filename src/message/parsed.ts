@@ -37,7 +37,7 @@ export interface InspectedMessage {
   /** the kind by content of each leaf the Office engine scanned */
   attachmentKinds: Kind[];
   /** password candidates the message's text parts give, nearest first (src/inspect/office/passwords.ts) */
-  passwords: string[];
+  passwords?: string[];
 }
 
 /** Header blocks larger than this are read only this far (Postfix's header_size_limit is 100 KB). */
@@ -53,7 +53,6 @@ export async function parseMessage(spool: Spool, meta: { id: string; envelope: E
     headers: parseHeaderBlock(block),
     headerTruncated: end === -1 && spool.size > head.length,
     attachmentKinds: [],
-    passwords: [],
   };
 }
 

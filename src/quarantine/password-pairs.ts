@@ -22,7 +22,7 @@ import type { Policy } from '../policy/schema.js';
 import type { StateBackend } from '../state/index.js';
 import { passwordMemoryFor, PasswordMemoryUnavailable, recipientHash, type HeldRecord, type PasswordMemory } from '../state/password-memory.js';
 import type { Verdict } from '../verdict.js';
-import { isLocked, retryWithPasswords, type RetryOutcome } from './password-retry.js';
+import { GATEWAY_OPERATOR, isLocked, retryWithPasswords, type RetryOutcome } from './password-retry.js';
 import { QuarantineStore } from './store.js';
 
 /** Held items one password mail is tried on (the newest). */
@@ -93,6 +93,16 @@ export class PasswordPairs {
     if (facts.outcome === 'quarantined') {
       const item: HeldRecord = { id: facts.id, rcpt, at: now, tries: 0 };
       await memory.rememberHeld(sender, item, wait);
+      await new QuarantineStore(facts.policy.quarantine.dir)
+        .audit({
+          action: 'password-wait',
+          id: facts.id,
+          operator: GATEWAY_OPERATOR,
+          result: 'waiting',
+          wait,
+          detail: 'encrypted and unopened: a separate password mail may open it',
+        })
+        .catch(() => undefined);
       const earlier = (await memory.lookup(sender, wait)).passwords.filter((p) => overlaps(p.rcpt, rcpt));
       this.log.info(
         { event: 'ppap_held', id: facts.id, front: facts.front, from: sender, rcpt: facts.rcptTo, wait, passwordMails: earlier.map((p) => p.mailId) },
@@ -126,8 +136,17 @@ export class PasswordPairs {
     }
     this.logRetry(facts, item.id, from, passwords.length, result);
     const keep = result.outcome === 'still-locked' ? item.tries + 1 < MAX_TRIES : result.outcome === 'held' && result.locked > 0;
-    if (keep) await memory.rememberHeld(sender, { ...item, tries: item.tries + (result.outcome === 'still-locked' ? 1 : 0) }, policy.office.passwordWait);
-    else await memory.forgetHeld(sender, item.id);
+    if (keep) {
+      await memory.rememberHeld(sender, { ...item, tries: item.tries + (result.outcome === 'still-locked' ? 1 : 0) }, policy.office.passwordWait);
+      return;
+    }
+    await memory.forgetHeld(sender, item.id);
+    if (result.outcome === 'still-locked') {
+      this.log.info(
+        { event: 'ppap_forgotten', id: item.id, front: facts.front, tries: MAX_TRIES },
+        `held item: ${MAX_TRIES} password mails opened nothing; no more are tried (it stays held)`,
+      );
+    }
   }
 
   private logRetry(facts: PairFacts, id: string, from: string, candidates: number, result: RetryOutcome): void {

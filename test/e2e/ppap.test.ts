@@ -13,6 +13,7 @@ import { removePrefix, testRedis, uniquePrefix } from '../helpers/rate-redis.js'
 import { startSink, type Sink } from '../helpers/sink.js';
 import { archiveMail, passwordMail, type PairOptions } from '../fixtures/passwords/ppap.js';
 import type { QuarantineMetadata } from '../../src/quarantine/store.js';
+import { MAX_TRIES } from '../../src/quarantine/password-pairs.js';
 import { createRedisClient, type RedisClient } from '../../src/state/index.js';
 import { freePort } from '../helpers/global.js';
 
@@ -109,10 +110,10 @@ describe('separate password mail through SMTP', function () {
       const lines = audit().filter((l) => l.id === id);
       assert.deepEqual(
         lines.map((l) => `${String(l.action)}:${String(l.result)}`),
-        ['password-retry:clean', 'release:released'],
+        ['password-wait:waiting', 'password-retry:clean', 'release:released'],
       );
-      assert.match(String(lines[1].note), /password from message/);
-      assert.equal(lines[0].passwordMail, gw.events('message').at(-1)!.id);
+      assert.match(String(lines[2].note), /password from message/);
+      assert.equal(lines[1].passwordMail, gw.events('message').at(-1)!.id);
 
       // once only: the same password mail again finds nothing to release
       await send(TARO, [SATO], passwords);
@@ -152,7 +153,7 @@ describe('separate password mail through SMTP', function () {
         audit()
           .filter((l) => l.id === id)
           .map((l) => l.result),
-        ['held'],
+        ['waiting', 'held'],
       );
     });
   }
@@ -224,6 +225,21 @@ describe('separate password mail through SMTP', function () {
     assert.equal(releasedCopies(b).length, 1);
     assert.equal(meta(a).state, 'released');
     assert.equal(meta(b).state, 'released');
+  });
+
+  it(`after ${MAX_TRIES} password mails that open nothing, the item is no longer tried; it stays held`, async () => {
+    await start();
+    const pair: PairOptions = { from: `Taro <${TARO}>`, to: [SATO], password: 'Right-1', payload: 'zipcrypto' };
+    const id = quarantinedId(await send(TARO, [SATO], await archiveMail(pair)));
+    for (let i = 0; i < MAX_TRIES; i++) {
+      await send(TARO, [SATO], await passwordMail({ ...pair, password: `Wrong-${i}` }));
+      await waitFor(`retry ${i}`, () => gw.events('ppap_retry').length > i);
+    }
+    await waitFor('ppap_forgotten', () => gw.events('ppap_forgotten').find((e) => e.id === id));
+    await send(TARO, [SATO], await passwordMail(pair));
+    await checked(gw, MAX_TRIES + 1);
+    assert.equal(gw.events('ppap_retry').length, MAX_TRIES);
+    assert.equal(meta(id).state, 'held');
   });
 
   it('office.passwordRelease false: opened and clean, it stays held and says so', async () => {

@@ -134,7 +134,8 @@ export async function scanMessage(source: MessageSource, options: MessageScanOpt
     });
   }
 
-  const passwords = findPasswords(passwordText.join('\n'));
+  // text: each HTML part was read as its lines already; a text part that shows "<b>" is not markup
+  const passwords = findPasswords(passwordText.join('\n'), { text: true });
   const tried = [...new Set([...(options.extraPasswords ?? []), ...passwords])];
   for (const leaf of locked) {
     options.signal?.throwIfAborted();

@@ -87,14 +87,16 @@ const PHONE = /^\+?\(?\d{1,4}\)?[-. ]\d{2,4}[-. ]\d{3,4}$/;
 const ARCHIVE_NAME = /\.(?:zip|7z|rar|lzh|docx?|docm|xlsx?|xlsm|pptx?|pdf|txt)$/i;
 
 /** The text as the finder reads it: HTML as lines, invisible characters out, NFKC, LF line ends. */
-export function normaliseText(input: string): string {
-  const text = looksLikeHtml(input) ? htmlToText(input) : input;
+export function normaliseText(input: string, html = looksLikeHtml(input)): string {
+  const text = html ? htmlToText(input) : input;
   return text.replace(INVISIBLE, '').normalize('NFKC').replace(/\r\n?/g, '\n');
 }
 
 /** The candidates of a text, nearest first (not capped). */
-export function findPasswordCandidates(input: string): PasswordCandidate[] {
-  const lines = normaliseText(input.length > MAX_TEXT ? input.slice(0, MAX_TEXT) : input).split('\n');
+/** `text`: the input is text already (the MIME pass converts each HTML part itself): never read as HTML. */
+export function findPasswordCandidates(input: string, options: { text?: boolean } = {}): PasswordCandidate[] {
+  const head = input.length > MAX_TEXT ? input.slice(0, MAX_TEXT) : input;
+  const lines = normaliseText(head, options.text ? false : looksLikeHtml(head)).split('\n');
   const found = new Map<string, PasswordCandidate>();
   const add = (password: string, distance: number, via: PasswordCandidate['via']) => {
     const known = found.get(password);
@@ -139,8 +141,8 @@ export function findPasswordCandidates(input: string): PasswordCandidate[] {
 }
 
 /** The likeliest passwords of a text, nearest to their keyword first, at most MAX_PASSWORDS. */
-export function findPasswords(input: string): string[] {
-  return findPasswordCandidates(input)
+export function findPasswords(input: string, options: { text?: boolean } = {}): string[] {
+  return findPasswordCandidates(input, options)
     .slice(0, MAX_PASSWORDS)
     .map((c) => c.password);
 }

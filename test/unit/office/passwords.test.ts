@@ -103,6 +103,14 @@ describe('password finder: through the MIME pass', function () {
     );
   });
 
+  it('a text part that shows markup is read as text: "Password: <Zq-77>" is not a tag to strip', async () => {
+    const zip = await buildZip([{ name: 'invoice.docm', data: await docm(), password: 'Zq-77' }]);
+    const eml = await emailWith([{ filename: 'invoice.zip', content: zip }], { text: 'In the template, write <b>bold</b> like this.\nPassword: <Zq-77>\n' });
+    const { findings, passwords } = await parseMessageParts(eml, policy);
+    assert.equal(passwords[0], 'Zq-77');
+    assert.ok(findings.some((f) => f.symbol === 'OFFICE_MACRO'));
+  });
+
   it('decoys cannot spend the budget: the zip is tried with the capped list and stays held, saying so', async () => {
     const zip = await buildZip([{ name: 'invoice.docm', data: await docm(), password: 'the-real-one' }]);
     const text = Array.from({ length: 40 }, (_, i) => `Password: decoy${i}`).join('\n');
