@@ -52,8 +52,14 @@ const CJK = ['解凍パスワード', 'パスワード', 'パス(?![\\p{Script=K
 /** Keywords that are also everyday words: they count only as `KEYWORD: value-that-looks-like-a-password`. */
 export const WEAK = new Set(['pass', 'pin', 'clave', 'parola', 'パス']);
 
-/** A password word, with word boundaries for the Latin ones. */
-export const KEYWORD = new RegExp(`(?<![\\p{L}\\p{N}])(?:${LATIN.join('|')})(?![\\p{L}\\p{N}])|${CJK.join('|')}`, 'giu');
+/**
+ * A password word, for scanning a text. Group 1 is set for a Latin one, which must also not follow a
+ * letter or digit: the caller checks that (a lookbehind here costs its price at every character).
+ */
+export const KEYWORD = new RegExp(`(${LATIN.join('|')})(?![\\p{L}\\p{N}])|${CJK.join('|')}`, 'giu');
+
+/** A password word anywhere in a short string, with word boundaries for the Latin ones. */
+export const HAS_KEYWORD = new RegExp(`(?<![\\p{L}\\p{N}])(?:${LATIN.join('|')})(?![\\p{L}\\p{N}])|${CJK.join('|')}`, 'iu');
 
 /**
  * What stands between the keyword (and a few words: "for the attachment", "(zip)") and the value:

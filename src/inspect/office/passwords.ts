@@ -15,7 +15,7 @@
 // key derivation from the message's budget (office.maxPasswordAttempts), so the likely ones go first
 // and a text stuffed with decoys cannot make the gateway try hundreds.
 import { htmlToText, looksLikeHtml } from '../mime/html-text.js';
-import { ANNOUNCES_NEXT_LINE, KEYWORD, NEVER_A_PASSWORD, NOT_AN_ANNOUNCEMENT, SENTENCE_END, SEPARATOR, WEAK } from './password-words.js';
+import { ANNOUNCES_NEXT_LINE, HAS_KEYWORD, KEYWORD, NEVER_A_PASSWORD, NOT_AN_ANNOUNCEMENT, SENTENCE_END, SEPARATOR, WEAK } from './password-words.js';
 
 /** How many candidates a text yields at most (the nearest ones). */
 export const MAX_PASSWORDS = 8;
@@ -41,6 +41,10 @@ const LINE = 100;
 /** A value without a separator (`PW 7531`) ranks after one with. */
 const LABEL_PENALTY = 20;
 const NEXT_LINES = 2;
+/** How far "the next lines" look past empty and decorative lines. */
+const NEXT_LINE_SPAN = 10;
+/** A line longer than this is prose, not a password on its own line. */
+const MAX_VALUE_LINE = 200;
 /** Quoted tokens count within this many lines of a password word. */
 const QUOTE_LINES = 3;
 
@@ -80,7 +84,7 @@ const QUOTED = new RegExp(
 );
 const TRAILING_CLOSERS = new RegExp(`[${QUOTE_PAIRS.map(([, close]) => escape(close)).join('')}]+$`, 'u');
 const QUOTED_AT_START = new RegExp(`^(?:${QUOTED.source})`, 'u');
-const HAS_KEYWORD = new RegExp(KEYWORD.source, 'iu');
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 /** `TEL:03-…`, `Fax:…`: a labelled value of another kind */
 const LABELLED = /^\p{L}+:/u;
 const PHONE = /^\+?\(?\d{1,4}\)?[-. ]\d{2,4}[-. ]\d{3,4}$/;
@@ -92,11 +96,14 @@ export function normaliseText(input: string, html = looksLikeHtml(input)): strin
   return text.replace(INVISIBLE, '').normalize('NFKC').replace(/\r\n?/g, '\n');
 }
 
-/** The candidates of a text, nearest first (not capped). */
-/** `text`: the input is text already (the MIME pass converts each HTML part itself): never read as HTML. */
+/**
+ * The candidates of a text, nearest first (not capped). `text`: the input is text already (the MIME
+ * pass converts each HTML part itself), never read as HTML.
+ */
 export function findPasswordCandidates(input: string, options: { text?: boolean } = {}): PasswordCandidate[] {
   const head = input.length > MAX_TEXT ? input.slice(0, MAX_TEXT) : input;
-  const lines = normaliseText(head, options.text ? false : looksLikeHtml(head)).split('\n');
+  const text = normaliseText(head, options.text ? false : looksLikeHtml(head));
+  const lines = text.split('\n');
   const found = new Map<string, PasswordCandidate>();
   const add = (password: string, distance: number, via: PasswordCandidate['via']) => {
     const known = found.get(password);
@@ -104,36 +111,41 @@ export function findPasswordCandidates(input: string, options: { text?: boolean 
   };
   /** where the password words that announce something are: quoted tokens in their sentence and the lines after count */
   const anchors: { line: number; col: number; from: number }[] = [];
+  // one pass of the keyword expression over the whole text (not line by line: a text of short lines costs no more)
+  let line = 0;
+  let lineStart = 0;
   let keywords = 0;
-  for (let i = 0; i < lines.length && keywords < MAX_KEYWORDS; i++) {
-    const line = lines[i];
-    for (const m of line.matchAll(KEYWORD)) {
-      if (++keywords > MAX_KEYWORDS) break;
-      const start = m.index;
-      const end = start + m[0].length;
-      const weak = WEAK.has(m[0].toLowerCase());
-      const sentence = sentenceAround(line, start, end);
-      if (NOT_AN_ANNOUNCEMENT.test(line.slice(sentence.start, end))) continue;
-      const read = readValue(line.slice(end, sentence.end), weak);
-      if (read === 'not-an-announcement') continue;
-      if (!weak) anchors.push({ line: i, col: end, from: sentence.start });
-      for (const c of read.values) add(c.password, c.offset + (read.label ? LABEL_PENALTY : 0), read.label ? 'label' : 'value');
-      if (read.next) {
-        const announced = read.next === 'announced';
-        for (const c of nextLines(lines, i, announced && !weak ? 'value' : 'weak', announced ? NEXT_LINES : 1)) add(c.password, c.offset, 'next-line');
-      }
+  for (const m of text.matchAll(KEYWORD)) {
+    if (m[1] !== undefined && m.index > 0 && LETTER_OR_DIGIT.test(text[m.index - 1])) continue; // inside a word: "compass"
+    if (++keywords > MAX_KEYWORDS) break;
+    while (line + 1 < lines.length && lineStart + lines[line].length < m.index) lineStart += lines[line++].length + 1;
+    const current = lines[line];
+    const start = m.index - lineStart;
+    const end = start + m[0].length;
+    const weak = WEAK.has(m[0].toLowerCase());
+    const sentence = sentenceAround(current, start, end);
+    if (NOT_AN_ANNOUNCEMENT.test(current.slice(sentence.start, end))) continue;
+    const read = readValue(current.slice(end, sentence.end), weak);
+    if (read === 'not-an-announcement') continue;
+    if (!weak) anchors.push({ line, col: end, from: sentence.start });
+    for (const c of read.values) add(c.password, c.offset + (read.label ? LABEL_PENALTY : 0), read.label ? 'label' : 'value');
+    if (read.next) {
+      const announced = read.next === 'announced';
+      for (const c of nextLines(lines, line, announced && !weak ? 'value' : 'weak', announced ? NEXT_LINES : 1)) add(c.password, c.offset, 'next-line');
     }
   }
   for (const anchor of anchors) {
     for (let j = anchor.line; j <= Math.min(lines.length - 1, anchor.line + QUOTE_LINES); j++) {
-      for (const q of lines[j].matchAll(QUOTED)) {
-        if (j === anchor.line && q.index < anchor.from) continue; // another sentence's quote
+      // the keyword's sentence and what follows it, a window of the line: a huge line is not read again per keyword
+      const from = j === anchor.line ? anchor.from : 0;
+      const window = lines[j].slice(from, (j === anchor.line ? anchor.col : 0) + SENTENCE_WINDOW);
+      for (const q of window.matchAll(QUOTED)) {
         const inner = q
           .slice(1)
           .find((g) => g !== undefined)!
           .trim();
         // a quote near the keyword, not right after it: one token ("cvs update" is a command, not a password)
-        if (!/\s/.test(inner) && acceptable(inner, 'quoted', true)) add(inner, LINE * (j - anchor.line) + Math.abs(q.index - anchor.col), 'quoted');
+        if (!/\s/.test(inner) && acceptable(inner, 'quoted', true)) add(inner, LINE * (j - anchor.line) + Math.abs(from + q.index - anchor.col), 'quoted');
       }
     }
   }
@@ -188,10 +200,11 @@ function readValue(rest: string, weak: boolean): ValueRead | 'not-an-announcemen
 function nextLines(lines: string[], i: number, strength: Strength, count: number): { password: string; offset: number }[] {
   const out: { password: string; offset: number }[] = [];
   let seen = 0;
-  for (let j = i + 1; j < lines.length && seen < count; j++) {
+  for (let j = i + 1; j < lines.length && j <= i + NEXT_LINE_SPAN && seen < count; j++) {
     const line = lines[j].trim();
     if (!/[\p{L}\p{N}]/u.test(line)) continue;
     seen++;
+    if (line.length > MAX_VALUE_LINE) continue; // prose, not a password line
     if (HAS_KEYWORD.test(line)) break; // a line with its own password word speaks for itself
     const words = line.split(/\s+/).length;
     const s: Strength = seen === 1 ? strength : 'weak';

@@ -75,12 +75,11 @@ describe('password finder: ranking and the cap', () => {
     assert.deepEqual(got.slice(0, 2), ['decoy0', 'decoy1']);
   });
 
-  it('a huge text of nothing but password words stays fast (the keyword count is bounded)', () => {
-    const text = 'password '.repeat(100_000);
-    const started = process.hrtime.bigint();
-    findPasswords(text);
-    // not a timing assertion on the product: a guard against a quadratic regression (seconds, not ms)
-    assert.ok(process.hrtime.bigint() - started < 5_000_000_000n);
+  it('a text of 100,000 password words and quotes is read to the end of its budget, and still yields at most the cap', () => {
+    // the keyword count and the windows read around each keyword are bounded (no wall-time assertion: the suite's timeout is the guard)
+    const got = findPasswords('password: x1 パスワードは「Ab12」です '.repeat(100_000));
+    assert.ok(got.length <= MAX_PASSWORDS);
+    assert.deepEqual([...got].sort(), ['Ab12', 'x1']);
   });
 });
 
