@@ -8,6 +8,7 @@ import { threadMemoryFor } from './state/thread-memory.js';
 import type { Logger } from './observe/log.js';
 import type { Policy } from './policy/schema.js';
 import { QuarantineStore, type QuarantineMetadata } from './quarantine/store.js';
+import type { PasswordPairs } from './quarantine/password-pairs.js';
 import type { Spool } from './message/spool.js';
 import type { StateBackend } from './state/index.js';
 import type { DNSResolver } from './inspect/spoof/auth.js';
@@ -94,6 +95,30 @@ export async function quarantineMessage(spool: Spool, facts: MessageFacts, verdi
   } catch (err) {
     throw new QuarantineWriteError(`quarantine write to ${facts.policy.quarantine.dir} failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * After the message's reply (relayed, or held in our quarantine): the separate password mail, in the
+ * background (src/quarantine/password-pairs.ts). A held encrypted item waits for its password; a
+ * relayed message's password candidates are tried on the sender's held items.
+ */
+export function pairPasswords(
+  pairs: PasswordPairs,
+  front: 'smtp' | 'milter',
+  facts: MessageFacts,
+  judgement: Judgement,
+  outcome: 'relayed' | 'quarantined',
+): void {
+  pairs.after({
+    id: facts.id,
+    front,
+    policy: facts.policy,
+    mailFrom: facts.envelope.mailFrom,
+    rcptTo: facts.envelope.rcptTo,
+    verdict: judgement,
+    outcome,
+    passwords: judgement.inspected.passwords ?? [],
+  });
 }
 
 /**

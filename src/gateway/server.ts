@@ -14,6 +14,7 @@ import { formatReply, type SmtpReply } from '../relay/smtp-client.js';
 import {
   addedHeaders,
   judge,
+  pairPasswords,
   quarantineMessage,
   QuarantineWriteError,
   rememberRelayed,
@@ -26,6 +27,7 @@ import { RateLimiter, RateRefusal } from '../rate/limiter.js';
 import { applySmtpServerPatches, commandLine, receivedXforward } from './smtp-server-patches.js';
 import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
+import { PasswordPairs } from '../quarantine/password-pairs.js';
 import { Spool } from '../message/spool.js';
 import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
 import { judgeRecipient } from './recipient.js';
@@ -50,6 +52,8 @@ export class Gateway {
   private readonly guard: ConnectionGuard;
   /** outbound sender rates: MAIL-time holds, counting after the verdict (src/rate/) */
   readonly rate: RateLimiter;
+  /** the separate password mail: held encrypted items and the passwords that come later (or earlier) */
+  readonly pairs: PasswordPairs;
 
   constructor(
     private readonly source: PolicySource,
@@ -58,7 +62,9 @@ export class Gateway {
     private readonly services?: Services,
   ) {
     applySmtpServerPatches();
-    this.rate = new RateLimiter(services?.state ?? { kind: 'memory' }, log);
+    const state = services?.state ?? { kind: 'memory' };
+    this.rate = new RateLimiter(state, log);
+    this.pairs = new PasswordPairs(state, log);
     const policy = source.policy;
     const tls = policy.tls ? { key: readFileSync(policy.tls.key), cert: readFileSync(policy.tls.cert) } : {};
     this.server = new SMTPServer({
@@ -242,6 +248,7 @@ export class Gateway {
         quarantined = true;
         cb(null, `2.0.0 Ok: quarantined as ${tx.id}`);
         sendQuarantineNotice(held, policy, this.log).catch(() => undefined); // after the 250; logs its own failures
+        pairPasswords(this.pairs, 'smtp', facts, verdict, 'quarantined'); // after the 250, in the background
         return;
       }
       downstreamReply = await tx.downstream!.data(this.relayBody(spool, verdict, tx));
@@ -251,6 +258,7 @@ export class Gateway {
       tx.downstream!.finish();
       tx.done = true;
       cb(null, downstreamReply.lines.join(' '));
+      pairPasswords(this.pairs, 'smtp', facts, verdict, 'relayed'); // after the 250, in the background
     } catch (err) {
       if (tx.abandonReason) {
         // the client is gone or the drain deadline passed: its own log line says so, nobody to answer
@@ -390,6 +398,8 @@ export class Gateway {
     }
     // the hooks of abandoned transactions unwind (their spool gone, their log line written)
     await settleWithin([...this.handlers], DRAIN_UNWIND_MS);
+    // held items being tried with a password mail: what is not done by then stays held
+    await this.pairs.drain(Math.max(0, deadline - Date.now()) + DRAIN_UNWIND_MS);
     await this.pool.closeAll();
     await this.rate.close();
     await closed;

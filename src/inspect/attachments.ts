@@ -21,6 +21,8 @@ export interface PartsOptions {
   signal?: AbortSignal;
   /** the raw message once more, for the second reading of a message whose headers disagree */
   reread?: () => Promise<Buffer>;
+  /** passwords from a separate password mail, tried on encrypted leaves before the message's own */
+  extraPasswords?: string[];
 }
 
 /** Scans every leaf of a message (its raw bytes, or a stream of them); returns the findings. */
@@ -33,7 +35,7 @@ export async function parseMessageParts(
   source: MessageSource,
   policy: Policy,
   options: PartsOptions = {},
-): Promise<{ findings: Finding[]; text?: string; html?: string; attachmentKinds: Kind[] }> {
+): Promise<{ findings: Finding[]; text?: string; html?: string; attachmentKinds: Kind[]; passwords: string[] }> {
   const limits = officeLimits(policy);
   const budget = new MessageBudget(limits);
   const { signal } = options;
@@ -43,8 +45,9 @@ export async function parseMessageParts(
     maxHeaderBytes: policy.limits.maxMessageSize,
     signal,
     reread: options.reread,
+    ...(options.extraPasswords?.length ? { extraPasswords: options.extraPasswords } : {}),
     scanLeaf: (leaf, passwords) =>
       scanAttachmentOffThread(leaf.bytes, leaf.filename, leaf.contentType, passwords, limits, { path: leaf.path, budget, ...(signal ? { signal } : {}) }),
   });
-  return { findings: result.findings, text: result.text, html: result.html, attachmentKinds: result.kinds };
+  return { findings: result.findings, text: result.text, html: result.html, attachmentKinds: result.kinds, passwords: result.passwords };
 }

@@ -42,6 +42,7 @@ export async function inspect(
   message.text = parts.text;
   message.html = parts.html;
   message.attachmentKinds = parts.attachmentKinds;
+  message.passwords = parts.passwords;
   const { state } = services;
   // the reply-chain checks read the body of multipart mail and of replies; a single text part without
   // reply markers is not read as a thread (lines in it that look quoted do not make it a reply)

@@ -41,6 +41,8 @@ export interface InspectedMessage {
   html?: string;
   /** the kind by content of each leaf the Office engine scanned */
   attachmentKinds: Kind[];
+  /** password candidates the message's text parts give, nearest first (src/inspect/office/passwords.ts) */
+  passwords?: string[];
 }
 
 /** Header blocks larger than this are read only this far (Postfix's header_size_limit is 100 KB). */
@@ -50,7 +52,13 @@ export async function parseMessage(spool: Spool, meta: { id: string; envelope: E
   const head = await spool.head(MAX_HEADER_BYTES);
   const end = headerEnd(head);
   const block = head.subarray(0, end === -1 ? head.length : end).toString('utf8');
-  return { ...meta, size: spool.size, headers: parseHeaderBlock(block), headerTruncated: end === -1 && spool.size > head.length, attachmentKinds: [] };
+  return {
+    ...meta,
+    size: spool.size,
+    headers: parseHeaderBlock(block),
+    headerTruncated: end === -1 && spool.size > head.length,
+    attachmentKinds: [],
+  };
 }
 
 /** Offset of the empty line that ends the header block (CRLF CRLF, or a bare-LF equivalent). */

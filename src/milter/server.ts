@@ -9,6 +9,7 @@ import type { Services } from '../pipeline.js';
 import { DEFAULT_MAX_PACKET, PacketReader } from './codec.js';
 import { MilterSession, type EnvelopeHooks, type PolicySource } from './session.js';
 import { RateLimiter } from '../rate/limiter.js';
+import { PasswordPairs } from '../quarantine/password-pairs.js';
 import { MilterConnectionGuard } from './connection-guard.js';
 
 export type MilterAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -45,6 +46,8 @@ export class MilterServer {
   private readonly guard: MilterConnectionGuard;
   /** outbound sender rates: the MAIL-time hold (unless a hook is given) and counting after the verdict */
   readonly rate: RateLimiter;
+  /** the separate password mail: held encrypted items and the passwords that come later (or earlier) */
+  readonly pairs: PasswordPairs;
 
   constructor(
     private readonly source: PolicySource,
@@ -55,7 +58,9 @@ export class MilterServer {
     this.maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET;
     this.services = options.services;
     this.guard = new MilterConnectionGuard(source, log);
-    this.rate = new RateLimiter(options.services?.state ?? { kind: 'memory' }, log);
+    const state = options.services?.state ?? { kind: 'memory' };
+    this.rate = new RateLimiter(state, log);
+    this.pairs = new PasswordPairs(state, log);
     // a MAIL-time hold (suspended or held sender) costs the MTA a reply at MAIL: only with rates on
     if (source.policy.rate.enabled)
       this.hooks.mail ??= async (ctx) => {
@@ -126,6 +131,7 @@ export class MilterServer {
       maxPacket: this.maxPacket,
       services: this.services,
       rate: this.rate,
+      pairs: this.pairs,
       refusal,
     });
     this.sessions.add(session);
@@ -161,6 +167,8 @@ export class MilterServer {
     }
     while (this.activeMessages && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const session of this.sessions) session.close();
+    // held items being tried with a password mail: what is not done by then stays held
+    await this.pairs.drain(Math.max(0, deadline - Date.now()) + 5000);
     await closed;
     if (this.unixPath) {
       try {

@@ -14,6 +14,7 @@ import type { Logger } from '../observe/log.js';
 import {
   addedHeaders,
   judge,
+  pairPasswords,
   quarantineMessage,
   QuarantineWriteError,
   rememberRelayed,
@@ -23,6 +24,7 @@ import {
 } from '../pipeline.js';
 import { RateRefusal, type RateLimiter } from '../rate/limiter.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
+import type { PasswordPairs } from '../quarantine/password-pairs.js';
 import { countMessage } from '../observe/metrics.js';
 import type { QuarantineMetadata } from '../quarantine/store.js';
 import type { Policy } from '../policy/schema.js';
@@ -126,6 +128,8 @@ export interface SessionOptions {
   services?: Services;
   /** outbound sender rates: counting after the verdict, as in the SMTP front end */
   rate?: RateLimiter;
+  /** the separate password mail, as in the SMTP front end (after the reply, in the background) */
+  pairs?: PasswordPairs;
   /** the server is past a connection limit: CONNECT gets this REPLYCODE text, then the connection ends */
   refusal?: string;
 }
@@ -632,6 +636,7 @@ export class MilterSession {
       this.write(encode.discard());
       given = `discard: quarantined as ${message.id}`;
       if (held) sendQuarantineNotice(held, policy, this.log).catch(() => undefined); // after the reply; logs its own failures
+      if (held && verdict && this.options.pairs) pairPasswords(this.options.pairs, 'milter', this.facts(message), verdict, 'quarantined');
     } else {
       for (const p of packets) this.write(p);
       this.write(encode.continue());
@@ -641,6 +646,7 @@ export class MilterSession {
     if (verdict && !reply && quarantined === undefined) {
       // relayed: Postfix delivers it; what the thread memory learns from it (never throws)
       await rememberRelayed(this.facts(message), verdict, this.options.services);
+      if (this.options.pairs) pairPasswords(this.options.pairs, 'milter', this.facts(message), verdict, 'relayed');
     }
     if (this.message === message) this.dropMessage();
   }

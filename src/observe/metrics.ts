@@ -33,6 +33,12 @@ export const metrics = {
     labelNames: ['component', 'failMode'] as const,
     registers: [registry],
   }),
+  passwordRetries: new Counter({
+    name: 'mailmoat_password_retries_total',
+    help: 'Held encrypted items tried with the passwords of a separate mail, by outcome (released, held, clean-held, still-locked, gone)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
   connectionLimits: new Counter({
     name: 'mailmoat_connection_limits_total',
     help: 'Connections refused or closed by a connection bound, by front end (smtp, milter) and bound',

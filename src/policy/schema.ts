@@ -403,6 +403,10 @@ export const policySchema = z.strictObject({
       maxRatio: z.number().min(1).default(200),
       maxPasswordAttempts: z.number().int().min(0).default(20),
       timeout: duration.default(20_000),
+      /** how long an encrypted item held as unscannable waits for a separate password mail, and such a mail for its item (0: off) */
+      passwordWait: duration.default(3_600_000),
+      /** an item a separate password mail opens and finds clean is released by itself (else it stays held, its findings updated) */
+      passwordRelease: z.boolean().default(true),
     })
     .prefault({}),
   verdict: z

@@ -66,7 +66,13 @@ export function pickRecipients(meta: QuarantineMetadata, only?: string[]): { rcp
   });
 }
 
-export async function release(store: QuarantineStore, id: string, policy: Policy, options: ActorOptions & { to?: string[] }): Promise<ReleaseResult> {
+export async function release(
+  store: QuarantineStore,
+  id: string,
+  policy: Policy,
+  /** `note`: why, in the history and the audit log (the gateway releasing on a password mail says which) */
+  options: ActorOptions & { to?: string[]; note?: string },
+): Promise<ReleaseResult> {
   checkId(id);
   const lock = await store.lock(id, options.operator);
   try {
@@ -83,7 +89,7 @@ export async function release(store: QuarantineStore, id: string, policy: Policy
       by: options.operator,
       host: os.hostname(),
       recipients,
-      ...(options.force ? { detail: 'forced' } : {}),
+      ...(options.force || options.note ? { detail: [options.force ? 'forced' : '', options.note ?? ''].filter(Boolean).join('; ') } : {}),
     });
     await store.update(meta);
 
@@ -118,6 +124,7 @@ export async function release(store: QuarantineStore, id: string, policy: Policy
         reply: result.reply ? formatReply(result.reply) : undefined,
         reason: result.reason,
         force: options.force || undefined,
+        note: options.note,
       })
       .catch(() => undefined);
     return result;

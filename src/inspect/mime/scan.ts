@@ -15,6 +15,7 @@ import type { Finding } from '../finding.js';
 import { findPasswords } from '../office/passwords.js';
 import { sniff, type Kind } from '../office/sniff.js';
 import { OFFICE_SYMBOLS } from '../office/types.js';
+import { htmlToText } from './html-text.js';
 import { lenientParts } from './lenient.js';
 import { MIME_SCORES, MIME_SYMBOLS } from './limits.js';
 import { decodeBodyText, isPlainText, looksLikeText } from './text.js';
@@ -31,6 +32,11 @@ export interface MessageScanOptions {
   signal?: AbortSignal;
   /** the raw message once more, for the lenient second reading when the headers disagree */
   reread?: () => Promise<Buffer>;
+  /**
+   * Passwords from elsewhere (a separate password mail, src/quarantine/password-pairs.ts): tried on
+   * the locked leaves before the message's own, which go before the well-known ones.
+   */
+  extraPasswords?: string[];
 }
 
 export interface MessageScan {
@@ -42,6 +48,8 @@ export interface MessageScan {
   kinds: Kind[];
   /** SHA-256 of every leaf that was scanned */
   scanned: Set<string>;
+  /** the password candidates the message's text gives (passwords.ts), nearest first */
+  passwords: string[];
 }
 
 /** Text leaves beyond this size are not read for passwords (a password line sits near the top). */
@@ -126,12 +134,14 @@ export async function scanMessage(source: MessageSource, options: MessageScanOpt
     });
   }
 
-  const passwords = findPasswords(passwordText.join('\n'));
+  // text: each HTML part was read as its lines already; a text part that shows "<b>" is not markup
+  const passwords = findPasswords(passwordText.join('\n'), { text: true });
+  const tried = [...new Set([...(options.extraPasswords ?? []), ...passwords])];
   for (const leaf of locked) {
     options.signal?.throwIfAborted();
-    findings.push(...(await options.scanLeaf(leaf, passwords)));
+    findings.push(...(await options.scanLeaf(leaf, tried)));
   }
-  return { findings, kinds, scanned, ...(texts.length ? { text: texts.join('\n') } : {}), ...(htmls.length ? { html: htmls.join('<br/>\n') } : {}) };
+  return { findings, kinds, scanned, passwords, ...(texts.length ? { text: texts.join('\n') } : {}), ...(htmls.length ? { html: htmls.join('<br/>\n') } : {}) };
 }
 
 /** The body text and HTML (the message's own text parts) and the text passwords are looked for in (every text leaf). */
@@ -144,7 +154,8 @@ function collectText(leaf: Leaf, texts: string[], htmls: string[], passwordText:
   );
   const isHtml = leaf.contentType === 'text/html';
   if (leaf.body) (isHtml ? htmls : texts).push(content);
-  passwordText.push(isHtml ? content.replace(/<[^>]+>/g, ' ') : content);
+  // HTML as its reader sees it: a <br> or a <p> ends a line, "Pass<b>word</b>" is one word
+  passwordText.push(isHtml ? htmlToText(content) : content);
 }
 
 function isLocked(f: Finding): boolean {
