@@ -8,24 +8,26 @@ import { Piscina } from 'piscina';
 import type { Finding } from '../finding.js';
 import { OFFICE_SYMBOLS, type OfficeLimits } from './types.js';
 import type { ScanTask } from './worker.js';
+import { joinLeaf } from '../mime/leaf-bytes.js';
 
 let pool: Piscina | undefined;
 
 function workers(): Piscina {
   pool ??= new Piscina({
     filename: new URL('./worker.js', import.meta.url).href,
-    minThreads: 1,
+    // an idle worker exits, and with it its heap and the garbage of the scans it ran: a burst of large
+    // messages leaves no memory held (a cold worker takes ~0.2 s to start)
+    minThreads: 0,
     // at least two: one slow scan (a bomb up to its budget) must not hold up every other attachment
     maxThreads: Math.max(2, availableParallelism()),
-    idleTimeout: 60_000,
+    idleTimeout: 10_000,
   });
   return pool;
 }
 
 /**
- * One attachment's scan in a worker. Bytes in a SharedArrayBuffer (as the MIME walk decodes them)
- * reach the worker without a copy. `signal` (the client went away) stops the scan: the promise
- * then rejects with its reason.
+ * One attachment's scan in a worker, on a copy of its bytes. `signal` (the client went away) stops
+ * the scan: the promise then rejects with its reason.
  */
 export async function scanAttachmentOffThread(
   bytes: Buffer,
@@ -35,11 +37,15 @@ export async function scanAttachmentOffThread(
   limits: OfficeLimits,
   options: { path?: string[]; signal?: AbortSignal } = {},
 ): Promise<Finding[]> {
-  const task: ScanTask = { bytes, filename, contentType, passwords, limits, path: options.path };
+  // the worker's own copy, moved to it rather than serialised: pages of their own (leaf-bytes.ts),
+  // counted by the worker's garbage collector, unmapped when it collects them
+  const copy = joinLeaf([bytes]);
+  const task: ScanTask = { bytes: copy, filename, contentType, passwords, limits, path: options.path };
   const hardLimit = limits.timeoutMs * 2 + 5000;
   const timeout = AbortSignal.timeout(hardLimit);
   try {
-    return (await workers().run(task, { signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout })) as Finding[];
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    return (await workers().run(task, { signal, transferList: [copy.buffer as ArrayBuffer] })) as Finding[];
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
     if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err;
