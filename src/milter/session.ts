@@ -9,6 +9,7 @@
 import type net from 'node:net';
 import { finished } from 'node:stream/promises';
 import { isStorageFull, Spool } from '../message/spool.js';
+import { withinMemoryBudget } from '../message/admission.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
 import {
@@ -113,6 +114,8 @@ interface Message {
   inBody: boolean;
   /** the MTA's queue id (macro `i`) */
   queueId: string | undefined;
+  /** aborted when the message is dropped (the MTA went away or aborted it): its scan stops, nothing is held */
+  aborter: AbortController;
 }
 
 export interface SessionOptions {
@@ -395,6 +398,7 @@ export class MilterSession {
       spool,
       inBody: false,
       queueId: undefined,
+      aborter: new AbortController(),
     };
     this.busy = true;
     return this.message;
@@ -404,6 +408,7 @@ export class MilterSession {
     const message = this.message;
     this.message = undefined;
     if (message) {
+      message.aborter.abort(new Error('milter message dropped'));
       message.spool.destroy();
       message.spool
         .dispose()
@@ -563,7 +568,12 @@ export class MilterSession {
         reply = replyText(452, '4.5.3', `Too many recipients [${message.id}]`);
       } else {
         const facts = this.facts(message);
-        const judged = await this.withProgress(() => judge(spool, facts, this.options.services), policy);
+        const { signal } = message.aborter;
+        // in turn under the memory budget; the MTA hears "still working" while the message waits
+        const judged = await this.withProgress(
+          () => withinMemoryBudget(spool, policy, signal, () => judge(spool, facts, this.options.services), { front: 'milter' }),
+          policy,
+        );
         const { headers, attachmentKinds } = judged.inspected;
         const rated = {
           id: message.id,
@@ -592,6 +602,7 @@ export class MilterSession {
         }
       }
     } catch (err) {
+      if (message.aborter.signal.aborted) return; // dropped mid-scan: close() logged it, nobody to answer
       if (isStorageFull(err) || (err instanceof QuarantineWriteError && isStorageFull(err.cause))) {
         this.log.error({ event: 'storage_full', front: 'milter', id: message.id, err: (err as Error).message }, 'no space left for the message');
         reply = replyText(452, '4.3.1', `Insufficient system storage, try again later [${message.id}]`);
