@@ -122,4 +122,4 @@ export interface Lease {
 }
 
 /** The process's budget, shared by both front ends; its capacity follows the policy (limits.memoryBudget). */
-export const memoryBudget = new MemoryBudget(256 * 1024 * 1024);
+export const memoryBudget = new MemoryBudget(128 * 1024 * 1024);

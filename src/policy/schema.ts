@@ -273,7 +273,7 @@ export const policySchema = z.strictObject({
       /** DATA may take timeouts.client plus 1 s per minDataRate bytes received (0: no floor) */
       minDataRate: byteSize.default(500),
       /** bytes of mail held in memory by the whole process: spooled bytes and messages under inspection; null: no bound */
-      memoryBudget: byteSize.nullable().default(256 * 1024 * 1024),
+      memoryBudget: byteSize.nullable().default(128 * 1024 * 1024),
     })
     .prefault({}),
   timeouts: z
