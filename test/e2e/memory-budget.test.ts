@@ -119,6 +119,23 @@ describe('the memory budget (limits.memoryBudget)', function () {
     }
   });
 
+  it("waiting for the budget is the gateway's time, not the client's: longer than timeouts.client, and the message is relayed", async () => {
+    const gw = await startGateway(sink.port, ['limits.memoryBudget=2MB', 'timeouts.client=1s']);
+    const held = await holdWholeBudget(2 * MB);
+    try {
+      const message = await largeMessage(13, false);
+      const sent = transaction(gw.port, MAIL, [RCPT], message);
+      await until(() => memoryBudget.waiters === 1, 'the message to wait for the budget');
+      await new Promise((r) => setTimeout(r, 1500));
+      held.release();
+      assert.match(text((await sent).data), /^250 2\.0\.0 Ok: queued as SINK/);
+      assert.equal(sink.messages.at(-1)!.sha256, sha256(message));
+    } finally {
+      held.release();
+      await gw.close();
+    }
+  });
+
   it('the milter waits in the same queue, telling the MTA it is still working, and gets its verdict when its turn comes', async () => {
     const m = await startMilter(['limits.memoryBudget=2MB', 'milter.progressInterval=50ms']);
     const held = await holdWholeBudget(2 * MB);
