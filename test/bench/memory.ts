@@ -89,7 +89,9 @@ async function main(): Promise<void> {
   const metricsPort = await freePort();
   const children: ChildProcess[] = [];
   try {
-    children.push(spawn(process.execPath, [sinkMain, String(sinkPort)], { stdio: 'ignore' }));
+    // the downstream as Postfix's after-filter smtpd: 300 s of silence allowed mid-transaction (a message
+    // waiting for the memory budget, like one still being uploaded, keeps its downstream transaction idle)
+    children.push(spawn(process.execPath, [sinkMain, String(sinkPort), '300'], { stdio: 'ignore' }));
     await waitForPort(sinkPort);
     const gateway = spawn(
       process.execPath,
