@@ -84,11 +84,6 @@ export class Spool extends Writable {
     return this.file !== undefined;
   }
 
-  /** Bytes held in memory (counted in the memory budget). */
-  get inMemoryBytes(): number {
-    return this.memoryBytes;
-  }
-
   get disposed(): boolean {
     return this.disposing !== undefined;
   }
