@@ -62,14 +62,19 @@ describe('the memory budget (limits.memoryBudget)', function () {
     return memoryBudget.acquire(budget);
   }
 
-  it('six concurrent ~3 MB messages under a 2 MB budget: every one relayed byte for byte or quarantined, none refused', async () => {
+  it('six concurrent ~3 MB messages queued under a 2 MB budget: every one relayed byte for byte or quarantined, none refused', async () => {
     const quarantineDir = mkdtempSync(path.join(tmpdir(), 'mailmoat-budget-q-'));
     const gw = await startGateway(sink.port, ['limits.memoryBudget=2MB', `quarantine.dir=${quarantineDir}`]);
     const waitsBefore = await waits('smtp');
+    const messages = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => largeMessage(i, i % 3 === 0)));
+    assert.ok(messages.every((m) => m.length > 2 * MB));
+    // held until all six are in and waiting, so that every one of them queues; then they go one at a time
+    const held = await holdWholeBudget(2 * MB);
     try {
-      const messages = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => largeMessage(i, i % 3 === 0)));
-      assert.ok(messages.every((m) => m.length > 2 * MB));
-      const replies = (await Promise.all(messages.map((m) => transaction(gw.port, MAIL, [RCPT], m)))).map((r) => text(r.data));
+      const sent = Promise.all(messages.map((m) => transaction(gw.port, MAIL, [RCPT], m)));
+      await until(() => memoryBudget.waiters === 6, 'all six messages to wait for the budget', 30_000);
+      held.release();
+      const replies = (await sent).map((r) => text(r.data));
       console.log(`      replies: ${replies.map((r) => r.replace(/ [0-9A-Z]{26}$/, '')).join(' | ')}`);
       messages.forEach((message, i) => {
         if (i % 3 === 0) assert.match(replies[i], /^250 2\.0\.0 Ok: quarantined as /, `message ${i}`);
@@ -84,9 +89,10 @@ describe('the memory budget (limits.memoryBudget)', function () {
       const quarantined = gw.events('message').filter((l) => l.verdict === 'quarantine');
       assert.equal(quarantined.length, 2);
       for (const line of quarantined) assert.ok((line.symbols as string[]).includes('OFFICE_MACRO'), JSON.stringify(line.symbols));
-      assert.ok((await waits('smtp')) - waitsBefore >= 5, 'each message is larger than the budget: all but the first waited for their turn');
+      assert.equal((await waits('smtp')) - waitsBefore, 6);
       assert.equal(memoryBudget.inUse, 0, 'nothing left held');
     } finally {
+      held.release();
       await gw.close();
     }
   });
