@@ -29,6 +29,7 @@ import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { PasswordPairs } from '../quarantine/password-pairs.js';
 import { Spool } from '../message/spool.js';
+import { withinMemoryBudget } from '../message/admission.js';
 import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
 import { judgeRecipient } from './recipient.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -230,7 +231,8 @@ export class Gateway {
         throw new SmtpError(552, `5.3.4 Message size exceeds fixed maximum message size ${policy.limits.maxMessageSize}`);
       }
       const facts = this.facts(tx, session);
-      const judged = await judge(spool, facts, this.services, tx.signal);
+      // in turn under the memory budget: meanwhile the client simply waits for its reply
+      const judged = await withinMemoryBudget(spool, policy, tx.signal, () => judge(spool, facts, this.services, tx.signal), { front: 'smtp' });
       tx.signal.throwIfAborted(); // nobody is waiting for this message: nothing is held or relayed
       const { headers, attachmentKinds } = judged.inspected;
       verdict = await this.rate

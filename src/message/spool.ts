@@ -3,6 +3,10 @@
 // Past limits.maxMessageSize it stops storing (and only counts), so an oversized message is refused
 // with 552 without ever being buffered whole.
 //
+// The bytes a spool keeps in memory come from the process's memory budget (memory-budget.ts): when
+// the budget has no room, or messages wait for it, the message goes to its file instead, and spill()
+// moves a message already in memory to its file before it waits for its inspection.
+//
 // A spool file never outlives its message: dispose() waits for a write still opening or filling the
 // file (a client that vanishes while the message spills to disk), every live spool is disposed at
 // shutdown (disposeAllSpools), and a file left by a process killed outright is removed at the next
@@ -13,6 +17,7 @@ import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promise
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { memoryBudget, type MemoryBudget } from './memory-budget.js';
 
 /** Spools of this process that still hold bytes (or a file): disposed at shutdown whatever their owner does. */
 const live = new Set<Spool>();
@@ -45,6 +50,8 @@ export class Spool extends Writable {
     private readonly dir: string,
     private readonly memoryLimit: number,
     private readonly maxSize: number,
+    /** where the bytes kept in memory are counted */
+    private readonly budget: MemoryBudget = memoryBudget,
   ) {
     super();
     live.add(this);
@@ -87,11 +94,11 @@ export class Spool extends Writable {
     if (this.exceeded) return callback();
     if (this.received > this.maxSize) {
       this.exceeded = true;
-      this.chunks = [];
+      this.dropMemory();
       this.track(this.discardFile(), callback);
       return;
     }
-    if (!this.file && this.memoryBytes + chunk.length <= this.memoryLimit) {
+    if (!this.file && this.memoryBytes + chunk.length <= this.memoryLimit && this.budget.take(chunk.length)) {
       this.chunks.push(chunk);
       this.memoryBytes += chunk.length;
       return callback();
@@ -116,10 +123,34 @@ export class Spool extends Writable {
       this.file = { path: file, handle: undefined };
       this.file.handle = await open(file, 'wx', 0o600);
       for (const held of this.chunks) await this.file.handle.write(held);
-      this.chunks = [];
-      this.memoryBytes = 0;
+      this.dropMemory();
     }
-    await this.file.handle!.write(chunk);
+    if (chunk.length) await this.file.handle!.write(chunk);
+  }
+
+  /** The bytes kept in memory let go, and given back to the budget. */
+  private dropMemory(): void {
+    this.chunks = [];
+    this.budget.give(this.memoryBytes);
+    this.memoryBytes = 0;
+  }
+
+  /**
+   * Moves a finished message held in memory to its file and gives its bytes back to the budget: a
+   * message that is about to wait for the budget must hold none of it. Call before reading.
+   */
+  async spill(): Promise<void> {
+    this.assertReadable();
+    if (this.file || !this.memoryBytes) return;
+    const written = (async () => {
+      await this.toFile(Buffer.alloc(0));
+      const handle = this.file!.handle!;
+      this.file!.handle = undefined;
+      await handle.close();
+    })();
+    // dispose() waits for the write (a client that vanishes meanwhile): a failure is reported here, not there
+    this.pending = written.catch(() => undefined);
+    await written;
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -183,8 +214,7 @@ export class Spool extends Writable {
    */
   dispose(): Promise<void> {
     this.disposing ??= (async () => {
-      this.chunks = [];
-      this.memoryBytes = 0;
+      this.dropMemory();
       // a write may be opening the file right now: wait, then remove what it made
       while (this.pending) {
         const pending = this.pending;

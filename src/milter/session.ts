@@ -9,6 +9,7 @@
 import type net from 'node:net';
 import { finished } from 'node:stream/promises';
 import { isStorageFull, Spool } from '../message/spool.js';
+import { withinMemoryBudget } from '../message/admission.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
 import {
@@ -572,7 +573,11 @@ export class MilterSession {
       } else {
         const facts = this.facts(message);
         const { signal } = message.aborter;
-        const judged = await this.withProgress(() => judge(spool, facts, this.options.services, signal), policy);
+        // in turn under the memory budget; the MTA hears "still working" while the message waits
+        const judged = await this.withProgress(
+          () => withinMemoryBudget(spool, policy, signal, () => judge(spool, facts, this.options.services, signal), { front: 'milter' }),
+          policy,
+        );
         const { headers, attachmentKinds } = judged.inspected;
         const rated = {
           id: message.id,

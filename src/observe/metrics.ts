@@ -2,7 +2,8 @@
 // names `metrics.listen`. Counters mirror the log's events, so a dashboard and a grep agree.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { memoryBudget } from '../message/memory-budget.js';
 import type { Logger } from './log.js';
 
 export const registry = new Registry();
@@ -39,6 +40,12 @@ export const metrics = {
     labelNames: ['outcome'] as const,
     registers: [registry],
   }),
+  memoryWaits: new Counter({
+    name: 'mailmoat_memory_budget_waits_total',
+    help: 'Messages that waited for room in limits.memoryBudget before their inspection, by front end (smtp, milter)',
+    labelNames: ['front'] as const,
+    registers: [registry],
+  }),
   connectionLimits: new Counter({
     name: 'mailmoat_connection_limits_total',
     help: 'Connections refused or closed by a connection bound, by front end (smtp, milter) and bound',
@@ -46,6 +53,24 @@ export const metrics = {
     registers: [registry],
   }),
 };
+
+// the memory budget as it is when scraped
+new Gauge({
+  name: 'mailmoat_memory_budget_bytes',
+  help: 'Bytes held from limits.memoryBudget: message bytes kept in memory, and messages under inspection at their size',
+  registers: [registry],
+  collect() {
+    this.set(memoryBudget.inUse);
+  },
+});
+new Gauge({
+  name: 'mailmoat_memory_budget_waiting',
+  help: 'Messages waiting for room in limits.memoryBudget',
+  registers: [registry],
+  collect() {
+    this.set(memoryBudget.waiters);
+  },
+});
 
 /** Counts one judged message and its findings. */
 export function countMessage(front: 'smtp' | 'milter', action: string, findings: { symbol: string; excepted?: string }[] = []): void {

@@ -272,6 +272,8 @@ export const policySchema = z.strictObject({
       maxJunkCommands: z.number().int().min(1).nullable().default(100),
       /** DATA may take timeouts.client plus 1 s per minDataRate bytes received (0: no floor) */
       minDataRate: byteSize.default(500),
+      /** bytes of mail held in memory by the whole process: spooled bytes and messages under inspection; null: no bound */
+      memoryBudget: byteSize.nullable().default(128 * 1024 * 1024),
     })
     .prefault({}),
   timeouts: z

@@ -123,27 +123,33 @@ export class PasswordPairs {
   }
 
   private async retry(memory: PasswordMemory, facts: PairFacts, sender: string, item: HeldRecord, passwords: string[], from: string): Promise<void> {
-    const { policy } = facts;
-    const store = new QuarantineStore(policy.quarantine.dir);
+    // one item's tries run one after another, each reading the item's count afresh: two password
+    // mails close together must not both count from the same number (an item is tried MAX_TRIES times at most)
     const previous = this.items.get(item.id) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => retryWithPasswords(store, item.id, passwords, policy, from));
+    const run = previous.catch(() => undefined).then(() => this.retryOnce(memory, facts, sender, item.id, passwords, from));
     this.items.set(item.id, run);
-    let result: RetryOutcome;
     try {
-      result = await run;
+      await run;
     } finally {
       if (this.items.get(item.id) === run) this.items.delete(item.id);
     }
-    this.logRetry(facts, item.id, from, passwords.length, result);
+  }
+
+  private async retryOnce(memory: PasswordMemory, facts: PairFacts, sender: string, id: string, passwords: string[], from: string): Promise<void> {
+    const { policy } = facts;
+    const item = (await memory.lookup(sender, policy.office.passwordWait)).held.find((h) => h.id === id);
+    if (!item) return; // released, forgotten or expired meanwhile
+    const result = await retryWithPasswords(new QuarantineStore(policy.quarantine.dir), id, passwords, policy, from);
+    this.logRetry(facts, id, from, passwords.length, result);
     const keep = result.outcome === 'still-locked' ? item.tries + 1 < MAX_TRIES : result.outcome === 'held' && result.locked > 0;
     if (keep) {
       await memory.rememberHeld(sender, { ...item, tries: item.tries + (result.outcome === 'still-locked' ? 1 : 0) }, policy.office.passwordWait);
       return;
     }
-    await memory.forgetHeld(sender, item.id);
+    await memory.forgetHeld(sender, id);
     if (result.outcome === 'still-locked') {
       this.log.info(
-        { event: 'ppap_forgotten', id: item.id, front: facts.front, tries: MAX_TRIES },
+        { event: 'ppap_forgotten', id, front: facts.front, tries: MAX_TRIES },
         `held item: ${MAX_TRIES} password mails opened nothing; no more are tried (it stays held)`,
       );
     }

@@ -2,6 +2,12 @@
 // each, all at once, through a gateway process with the default policy (every analyzer on) to a
 // discarding downstream. Prints the gateway's peak RSS (VmHWM), its RSS once the run is over and the
 // gateway idle, and how long the run took. Target (issue 11): peak under 600 MB, back under 250 MB.
+// BENCH_SET passes policy overrides (e.g. limits.memoryBudget=128MB); the gateway gets the bench's
+// environment (MALLOC_ARENA_MAX and the like, when set, are printed).
+//
+// All clients connect from 127.0.0.1, which the default policy lists in xforwardHosts: such an
+// address is a proxying MTA and not subject to limits.maxClientsPerIp (20), so none is refused; the
+// replies are printed, so a refusal would show.
 //
 // The message: a text part, a ~10 MB binary attachment, and a ~8 MB .docx-like package with a large
 // media part and a small document: what a mail client sends, base64-encoded to ~24.6 MB on the wire.
@@ -11,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SmtpClient } from '../../src/relay/smtp-client.js';
+import { SmtpClient, type SmtpReply } from '../../src/relay/smtp-client.js';
 import { sendData } from '../helpers/client.js';
 import { freePort } from '../helpers/global.js';
 import { buildZip } from '../fixtures/office/container-builders.js';
@@ -56,15 +62,18 @@ async function buildMessage(): Promise<Buffer> {
   ]);
 }
 
+/** The reply that ended the transaction, without the queue id or message id that differ between clients. */
 async function send(port: number, message: Buffer): Promise<string> {
   const client = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 10_000, commandTimeout: 600_000 });
+  const shown = (step: string, r: SmtpReply) =>
+    `${step} ${r.code} ${r.lines.join(' ')}`.replace(/(queued as|quarantined as) \S+/, '$1 …').replace(/ \[[0-9A-Z]{26}\]/, '');
   try {
     await client.ehlo('bench.test');
     const mail = await client.command('MAIL FROM:<sender@internal.test>');
-    if (mail.code !== 250) return `${mail.code}`;
+    if (mail.code !== 250) return shown('MAIL', mail);
     const rcpt = await client.command('RCPT TO:<rcpt@outside.test>');
-    if (rcpt.code !== 250) return `${rcpt.code}`;
-    return `${(await sendData(client, message)).code}`;
+    if (rcpt.code !== 250) return shown('RCPT', rcpt);
+    return shown('DATA', await sendData(client, message));
   } finally {
     client.close();
   }
@@ -77,9 +86,12 @@ async function main(): Promise<void> {
   writeFileSync(policy, '');
   const sinkPort = await freePort();
   const gatewayPort = await freePort();
+  const metricsPort = await freePort();
   const children: ChildProcess[] = [];
   try {
-    children.push(spawn(process.execPath, [sinkMain, String(sinkPort)], { stdio: 'ignore' }));
+    // the downstream as Postfix's after-filter smtpd: 300 s of silence allowed mid-transaction (a message
+    // waiting for the memory budget, like one still being uploaded, keeps its downstream transaction idle)
+    children.push(spawn(process.execPath, [sinkMain, String(sinkPort), '300'], { stdio: 'ignore' }));
     await waitForPort(sinkPort);
     const gateway = spawn(
       process.execPath,
@@ -98,13 +110,24 @@ async function main(): Promise<void> {
         `quarantine.dir=${path.join(dir, 'quarantine')}`,
         '--set',
         'log.level=warn',
+        '--set',
+        `metrics.listen={host: 127.0.0.1, port: ${metricsPort}}`,
+        // BENCH_SET="limits.memoryBudget=128MB": the same run with policy changes
+        ...(process.env.BENCH_SET ?? '')
+          .split(/\s+/)
+          .filter(Boolean)
+          .flatMap((o) => ['--set', o]),
       ],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(gateway);
     await waitForPort(gatewayPort);
     const idle = status(gateway.pid!).rss;
+    const malloc = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_'));
     console.log(`bench:memory: ${CLIENTS} clients x ${mb(message.length)} message, gateway pid ${gateway.pid}, RSS idle ${mb(idle)}`);
+    console.log(
+      `  policy overrides:   ${process.env.BENCH_SET || 'none'}; environment: ${malloc.map(([k, v]) => `${k}=${v}`).join(' ') || 'no MALLOC_* tuning'}`,
+    );
     let peakSeen = 0;
     const sampler = setInterval(() => (peakSeen = Math.max(peakSeen, status(gateway.pid!).rss)), 50);
     const started = Date.now();
@@ -113,9 +136,14 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     const counts = replies.reduce<Record<string, number>>((acc, r) => ((acc[r] = (acc[r] ?? 0) + 1), acc), {});
     const { hwm, rss: atEnd } = status(gateway.pid!);
+    const waited = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+      .then((r) => r.text())
+      .then((text) => /^mailmoat_memory_budget_waits_total\{front="smtp"\} (\d+)/m.exec(text)?.[1] ?? '0');
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const settled = status(gateway.pid!).rss;
-    console.log(`  replies:            ${JSON.stringify(counts)}`);
+    console.log(`  replies:`);
+    for (const [reply, n] of Object.entries(counts)) console.log(`    ${String(n).padStart(4)} x ${reply}`);
+    console.log(`  waited for memory:  ${waited} of ${CLIENTS} messages (limits.memoryBudget)`);
     console.log(`  run:                ${seconds.toFixed(1)} s (${((CLIENTS * message.length) / 1024 / 1024 / seconds).toFixed(0)} MB/s)`);
     console.log(`  peak RSS (VmHWM):   ${mb(Math.max(hwm, peakSeen))}   target < 600 MB`);
     console.log(`  RSS at the end:     ${mb(atEnd)}`);

@@ -19,7 +19,8 @@ import { htmlToText } from './html-text.js';
 import { lenientParts } from './lenient.js';
 import { MIME_SCORES, MIME_SYMBOLS } from './limits.js';
 import { decodeBodyText, isPlainText, looksLikeText } from './text.js';
-import { newWalkState, walkMessage, shared, type Leaf, type MessageSource } from './walk.js';
+import { joinLeaf } from './leaf-bytes.js';
+import { newWalkState, walkMessage, type Leaf, type MessageSource } from './walk.js';
 
 /** `passwords` null: not known yet; try none (ScanContext.passwordsLater). */
 export type LeafScanner = (leaf: Leaf, passwords: string[] | null) => Promise<Finding[]>;
@@ -105,7 +106,7 @@ export async function scanMessage(source: MessageSource, options: MessageScanOpt
     for (const part of lenientParts(raw.toString('latin1'))) {
       options.signal?.throwIfAborted();
       if (isPlainText(part.bytes)) continue;
-      const bytes = shared([part.bytes]);
+      const bytes = joinLeaf([part.bytes]);
       await scan({
         path: ['second reading', part.name],
         contentType: 'application/octet-stream',

@@ -16,7 +16,8 @@
 //   absurd nesting.
 //
 // Leaves come out one at a time and the walk waits until the caller asks for the next one, so one
-// message holds at most one decoded leaf (plus what the caller keeps). An AbortSignal stops it.
+// message holds at most one decoded leaf (plus what the caller keeps), decoded as it streams in
+// (leaf-bytes.ts). An AbortSignal stops it.
 import type { Readable, Transform } from 'node:stream';
 import { once } from 'node:events';
 import mailsplit from '@zone-eu/mailsplit';
@@ -26,6 +27,7 @@ import libqp from 'libqp';
 import { sniff, type Kind } from '../office/sniff.js';
 import { decodeUuBody, findUuBlocks } from './uuencode.js';
 import { MIME_LIMITS, MIME_SYMBOLS } from './limits.js';
+import { joinLeaf, LeafBytes } from './leaf-bytes.js';
 
 type Node = MimeNode;
 
@@ -41,7 +43,7 @@ export interface Leaf {
   charset?: string;
   flowed: boolean;
   delSp: boolean;
-  /** the decoded content, in a SharedArrayBuffer so that a scan worker reads it without a copy */
+  /** the decoded content, on an ArrayBuffer of its own (leaf-bytes.ts): a scan worker gets a copy of exactly this */
   bytes: Buffer;
   /** what the bytes are (the Office engine's sniff) */
   kind: Kind;
@@ -206,7 +208,7 @@ async function* finishLeaf(open: Open, base: string[], messageDepth: number, opt
     // the part is its uuencoded blocks: each one a leaf named after its `begin` line
     for (const [i, block] of decodeUuBody(raw ?? decoded).entries()) {
       yield* offerLeaf(
-        { ...leaf, bytes: shared([block.bytes]), path: i === 0 && !block.name ? path : [...path, block.name || `uuencoded#${i + 1}`] },
+        { ...leaf, bytes: joinLeaf([block.bytes]), path: i === 0 && !block.name ? path : [...path, block.name || `uuencoded#${i + 1}`] },
         base,
         messageDepth,
         options,
@@ -228,7 +230,7 @@ async function* finishLeaf(open: Open, base: string[], messageDepth: number, opt
     for (const block of findUuBlocks(decoded)) {
       n++;
       yield* offerLeaf(
-        { ...leaf, bytes: shared([block.bytes]), filename: block.name, body: false, path: [...path, block.name || `uuencoded#${n}`] },
+        { ...leaf, bytes: joinLeaf([block.bytes]), filename: block.name, body: false, path: [...path, block.name || `uuencoded#${n}`] },
         base,
         messageDepth,
         options,
@@ -301,9 +303,9 @@ function alternateDecodings(encoding: string, ambiguity: Ambiguity | null, raw: 
     if (norm === 'raw') {
       if (KNOWN_ENCODINGS.has(encoding) && encoding !== '' && encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary')
         out.push({ label: 'as raw', bytes: raw });
-    } else if (norm === 'base64') out.push({ label: 'as base64', bytes: shared([libbase64.decode(raw.toString('latin1'))]) });
-    else if (norm === 'quoted-printable') out.push({ label: 'as quoted-printable', bytes: shared([libqp.decode(raw)]) });
-    else for (const block of decodeUuBody(raw)) out.push({ label: `as uuencode${block.name ? ` ${block.name}` : ''}`, bytes: shared([block.bytes]) });
+    } else if (norm === 'base64') out.push({ label: 'as base64', bytes: joinLeaf([libbase64.decode(raw.toString('latin1'))]) });
+    else if (norm === 'quoted-printable') out.push({ label: 'as quoted-printable', bytes: joinLeaf([libqp.decode(raw)]) });
+    else for (const block of decodeUuBody(raw)) out.push({ label: `as uuencode${block.name ? ` ${block.name}` : ''}`, bytes: joinLeaf([block.bytes]) });
   }
   return out;
 }
@@ -315,51 +317,33 @@ function looksBase64(raw: Buffer): boolean {
 
 // ---- bodies ---------------------------------------------------------------------------------
 
-/** Collects one leaf's body, decoding it on the way (streaming where the decoder streams). */
+/** Collects one leaf's body, decoding it on the way (streaming where the decoder streams) straight into the leaf's bytes. */
 class BodyCollector {
   private readonly decoder: Transform | null;
-  private readonly decoded: Buffer[] = [];
-  private decodedLength = 0;
-  private readonly raw: Buffer[] | null;
-  private rawLength = 0;
+  private readonly decoded = new LeafBytes();
+  /** the raw body, kept only where a second decoding needs it (headers that disagree); without a decoder it is the leaf */
+  private readonly raw: LeafBytes | null;
 
   constructor(encoding: string, keepRaw: boolean) {
     this.decoder = encoding === 'base64' ? new libbase64.Decoder() : encoding === 'quoted-printable' ? new libqp.Decoder() : null;
-    // the raw body is kept only where a second decoding needs it (no decoder, or headers that disagree)
-    this.raw = keepRaw || this.decoder === null ? [] : null;
-    this.decoder?.on('data', (chunk: Buffer) => {
-      this.decoded.push(chunk);
-      this.decodedLength += chunk.length;
-    });
+    this.raw = keepRaw && this.decoder !== null ? new LeafBytes() : null;
+    this.decoder?.on('data', (chunk: Buffer) => this.decoded.append(chunk));
   }
 
   write(chunk: Buffer): void {
-    if (this.raw) {
-      this.raw.push(chunk);
-      this.rawLength += chunk.length;
-    }
-    this.decoder?.write(chunk);
+    this.raw?.append(chunk);
+    if (this.decoder) this.decoder.write(chunk);
+    else this.decoded.append(chunk);
   }
 
   async end(): Promise<{ decoded: Buffer; raw: Buffer | null }> {
     if (!this.decoder) {
-      const bytes = shared(this.raw!, this.rawLength);
+      const bytes = this.decoded.finish();
       return { decoded: bytes, raw: bytes };
     }
     const ended = once(this.decoder, 'end');
     this.decoder.end();
     await ended;
-    return { decoded: shared(this.decoded, this.decodedLength), raw: this.raw && shared(this.raw, this.rawLength) };
+    return { decoded: this.decoded.finish(), raw: this.raw && this.raw.finish() };
   }
-}
-
-/** The chunks in one buffer on a SharedArrayBuffer (a scan worker reads it in place: decoded bytes are held once). */
-export function shared(chunks: Buffer[], length = chunks.reduce((n, c) => n + c.length, 0)): Buffer {
-  const out = Buffer.from(new SharedArrayBuffer(length));
-  let at = 0;
-  for (const chunk of chunks) {
-    chunk.copy(out, at);
-    at += chunk.length;
-  }
-  return out;
 }

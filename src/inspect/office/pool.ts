@@ -14,6 +14,7 @@ import { MessageBudget } from './message-budget.js';
 import { Turns } from './turns.js';
 import { OFFICE_SYMBOLS, type OfficeLimits } from './types.js';
 import type { ScanOutcome, ScanTask } from './worker.js';
+import { joinLeaf } from '../mime/leaf-bytes.js';
 
 /** A turn makes no new key derivation after this long (one derivation is ~100-150 ms). */
 const TURN_MS = 150;
@@ -26,15 +27,23 @@ let pool: Piscina | undefined;
 const turns = new Turns(THREADS);
 
 function workers(): Piscina {
-  pool ??= new Piscina({ filename: new URL('./worker.js', import.meta.url).href, minThreads: 1, maxThreads: THREADS, idleTimeout: 60_000 });
+  pool ??= new Piscina({
+    filename: new URL('./worker.js', import.meta.url).href,
+    // an idle worker exits, and with it its heap and the garbage of the scans it ran: a burst of large
+    // messages leaves no memory held (a cold worker takes ~0.2 s to start)
+    minThreads: 0,
+    maxThreads: THREADS,
+    idleTimeout: 10_000,
+  });
   return pool;
 }
 
 /**
  * One attachment's scan in the workers, spending `budget` (the message's; a fresh one when the
- * attachment is alone). Bytes in a SharedArrayBuffer (as the MIME walk decodes them) reach the
- * worker without a copy. `signal` (the client went away) stops the scan, queued or running: the
- * promise then rejects with its reason.
+ * attachment is alone). Each turn's worker gets its own copy of the bytes, transferred, not
+ * serialised (pages of their own, leaf-bytes.ts, unmapped when the worker collects them).
+ * `signal` (the client went away) stops the scan, queued or running: the promise then rejects
+ * with its reason.
  */
 export async function scanAttachmentOffThread(
   bytes: Buffer,
@@ -64,8 +73,14 @@ export async function scanAttachmentOffThread(
 async function turn(task: ScanTask, signal: AbortSignal | undefined, budget: MessageBudget): Promise<ScanOutcome | undefined> {
   await turns.acquire(budget.workedMs, signal);
   const overrun = AbortSignal.timeout(Math.max(0, task.budget.timeLeftMs) + OVERRUN_MS);
+  // made once a worker is free: a queued leaf is not held twice
+  const copy = joinLeaf([task.bytes as Buffer]);
   try {
-    return (await workers().run(task, { signal: signal ? AbortSignal.any([overrun, signal]) : overrun })) as ScanOutcome;
+    const run = workers().run(
+      { ...task, bytes: copy },
+      { signal: signal ? AbortSignal.any([overrun, signal]) : overrun, transferList: [copy.buffer as ArrayBuffer] },
+    );
+    return (await run) as ScanOutcome;
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
     if ((err as Error).name !== 'AbortError' && (err as Error).name !== 'TimeoutError') throw err;

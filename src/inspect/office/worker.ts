@@ -26,7 +26,7 @@ export interface ScanOutcome extends TurnSpent {
 
 export default async function scan(task: ScanTask): Promise<ScanOutcome> {
   const start = Date.now();
-  // a view, not a copy: the bytes arrive in a SharedArrayBuffer the gateway decoded them into
+  // a view, not a copy: the bytes were transferred to this worker for this turn (pool.ts)
   const bytes = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
   const share = task.budget;
   const budget: ScanBudget = {

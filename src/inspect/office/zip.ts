@@ -7,6 +7,7 @@ import type { Finding } from '../finding.js';
 import { child, OFFICE_SYMBOLS, type BlobScanner, type ScanContext } from './types.js';
 import { budgetExceeded, corruptFinding, errorText, finding, limitFinding } from './c-util.js';
 import { scanOoxml } from './ooxml.js';
+import { LeafBytes } from '../mime/leaf-bytes.js';
 import { effectiveExtension, javaArchiveFinding } from './dangerous.js';
 
 zipjs.configure({ useWebWorkers: false });
@@ -172,13 +173,14 @@ export class ZipArchive {
     const ratioCap = Math.max(RATIO_FLOOR, m.compressedSize * ctx.limits.maxRatio);
     const budgetCap = ctx.budget.bytesLeft;
     const cap = Math.min(ratioCap, budgetCap);
-    const chunks: Buffer[] = [];
+    // the member's bytes as they inflate, into pages of their own (no list of chunks joined at the end)
+    const data = new LeafBytes();
     let n = 0;
     const sink = new WritableStream<Uint8Array>({
       write(chunk) {
         n += chunk.length;
         if (n > cap) throw new CapExceeded(n, cap === budgetCap ? 'budget' : 'ratio');
-        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+        data.append(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       },
     });
     const signal = AbortSignal.timeout(Math.max(1, ctx.budget.deadline - Date.now()));
@@ -189,7 +191,7 @@ export class ZipArchive {
     } finally {
       ctx.budget.bytesLeft = Math.max(0, ctx.budget.bytesLeft - Math.min(n, cap));
     }
-    return Buffer.concat(chunks, n);
+    return data.finish();
   }
 }
 
