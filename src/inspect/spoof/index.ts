@@ -11,7 +11,8 @@ import { ThreadMemoryUnavailable, type MemoryFacts, type MemoryUpdate, type Thre
 import type { Finding } from '../finding.js';
 import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js';
 import { findPasswords } from '../office/index.js';
-import { authenticateMessage, systemResolver, type AuthSummary, type DNSResolver } from './auth.js';
+import { authenticateMessage, type AuthSummary, type DNSResolver } from './auth.js';
+import { policyResolver } from './dns.js';
 import { htmlToText, quotedThread, subjectPrefix, type QuotedThread, type SubjectPrefix } from './markers.js';
 import { addressesInName, isPersonalName, normaliseName, orgDomain, orgOf, parseMailboxes, type Mailbox } from './names.js';
 import { SPOOF_SYMBOLS, type SpoofSymbol } from './symbols.js';
@@ -33,7 +34,7 @@ export interface SpoofInput {
   memory?: ThreadMemory;
   /** the state backend's fail mode (for STATE_FAIL_CLOSED) */
   failMode?: 'open' | 'closed';
-  /** DNS for authentication; default: the system resolver with policy.spoof.dnsTimeout and a cache */
+  /** DNS for authentication; default: the policy's `dns` section (./dns.ts) */
   resolver?: DNSResolver;
   /** the raw message, for DKIM; without it authentication is skipped */
   raw?: () => Readable | Buffer;
@@ -162,8 +163,8 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
         ip: client.address,
         helo: client.helo,
         mta: policy.hostname,
-        resolver: input.resolver ?? systemResolver(cfg.dnsTimeout),
-        timeoutMs: cfg.dnsTimeout,
+        resolver: input.resolver ?? policyResolver(policy.dns),
+        timeoutMs: policy.dns.timeout,
       });
       authHeader = auth.header || undefined;
       authFindings.push(...authenticationFindings(auth, from.address));
