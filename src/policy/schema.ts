@@ -145,6 +145,14 @@ const spoofSchema = z
     authentication: z.boolean().default(true),
     /** prepend mailauth's Authentication-Results header to relayed mail (both front ends) */
     authenticationResults: z.boolean().default(false),
+    /** lookalike domains of internal and known correspondents' domains (SPOOF_(REPLY_)LOOKALIKE_DOMAIN) */
+    lookalike: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** sender domains never taken for lookalikes (the organisation's sister companies, say); subdomains included */
+        trusted: z.array(domain).default([]),
+      })
+      .prefault({}),
     /** the spoof symbols' scores of one message add up to: SPOOF_SUSPECT / SPOOF_HIJACK */
     thresholds: z
       .strictObject({

@@ -13,6 +13,7 @@ import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js'
 import { findPasswords } from '../office/index.js';
 import { authenticateMessage, type AuthSummary, type DNSResolver } from './auth.js';
 import { policyResolver } from './dns.js';
+import { lookalikeSignals } from './lookalike-signal.js';
 import { htmlToText, quotedThread, subjectPrefix, type QuotedThread, type SubjectPrefix } from './markers.js';
 import { addressesInName, isPersonalName, normaliseName, orgDomain, orgOf, parseMailboxes, type Mailbox } from './names.js';
 import { SPOOF_SYMBOLS, type SpoofSymbol } from './symbols.js';
@@ -135,6 +136,9 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
         : { symbol: 'SPOOF_DISPLAY_NAME_ADDRESS', detail: `display name carries ${nameAddresses[0]} but From is ${from.address}` },
     );
   }
+
+  // a lookalike of an internal or known correspondent's domain in From or Reply-To
+  signals.push(...(await lookalikeSignals({ headers, from: from.address, isReply, policy, memory: input.memory })));
 
   // quoted-thread binding conflict
   if (from.address && quoted.bindings.length) {
