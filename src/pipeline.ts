@@ -29,7 +29,7 @@ export interface MessageFacts {
 export interface Services {
   state: StateBackend;
   log: Logger;
-  /** DNS for SPF/DKIM/DMARC (tests: a resolver asking a local DNS server); default the system's, with spoof.dnsTimeout and a cache */
+  /** DNS for SPF/DKIM/DMARC (tests: a resolver asking a local DNS server); default the policy's `dns` section */
   resolver?: DNSResolver;
 }
 

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, LineCounter, parseDocument, parse as parseYaml, type Document } from 'yaml';
 import type { z } from 'zod';
-import { policySchema, type Policy } from './schema.js';
+import { MOVED_OPTIONS, policySchema, type Policy } from './schema.js';
 
 export interface PolicyProblem {
   /** `file:line:column`, or `--set key.path` for a command-line override */
@@ -99,7 +99,8 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, at: (offset: numb
   return keys.map((keyPath) => {
     const key = keyPath.join('.');
     const override = overrides.find((o) => startsWith(keyPath, o.path) || startsWith(o.path, keyPath));
-    const message = issue.code === 'unrecognized_keys' ? 'unknown option' : explain(issue);
+    const moved = MOVED_OPTIONS[key];
+    const message = issue.code === 'unrecognized_keys' ? (moved ? `moved: this option is now ${moved}` : 'unknown option') : explain(issue);
     if (override) return { where: `--set ${override.path.join('.')}`, key, message };
     return { where: locate(doc, keyPath, at, file), key, message };
   });

@@ -38,6 +38,17 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
   }
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
+/** A name server by address: `127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353` (port 53 when none). */
+export function parseNameServer(text: string): { host: string; port: number } | null {
+  const t = text.trim();
+  const bracketed = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(t);
+  const plain = /^([^:\s]+)(?::(\d{1,5}))?$/.exec(t);
+  const [host, portText] = bracketed ? [bracketed[1], bracketed[2]] : plain ? [plain[1], plain[2]] : net.isIPv6(t) ? [t, undefined] : [];
+  if (!host || !net.isIP(host)) return null;
+  const port = portText === undefined ? 53 : Number(portText);
+  return port >= 1 && port <= 65535 ? { host, port } : null;
+}
+
 const cidr = z.string().refine((s) => parseCidr(s) !== null, 'a network in CIDR form, e.g. 10.0.0.0/8 or ::1/128');
 
 const domain = z
@@ -134,8 +145,14 @@ const spoofSchema = z
     authentication: z.boolean().default(true),
     /** prepend mailauth's Authentication-Results header to relayed mail (both front ends) */
     authenticationResults: z.boolean().default(false),
-    /** each DNS query's bound; a timeout is AUTH_TEMPERROR */
-    dnsTimeout: duration.default(2000),
+    /** lookalike domains of internal and known correspondents' domains (SPOOF_(REPLY_)LOOKALIKE_DOMAIN) */
+    lookalike: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** sender domains never taken for lookalikes (the organisation's sister companies, say); subdomains included */
+        trusted: z.array(domain).default([]),
+      })
+      .prefault({}),
     /** the spoof symbols' scores of one message add up to: SPOOF_SUSPECT / SPOOF_HIJACK */
     thresholds: z
       .strictObject({
@@ -145,6 +162,33 @@ const spoofSchema = z
       .prefault({}),
   })
   .prefault({});
+
+/** DNS for the authentication checks (src/inspect/spoof/dns.ts). */
+const dnsSchema = z
+  .strictObject({
+    /** name servers by address, asked in turn; empty: the system's (/etc/resolv.conf) */
+    servers: z
+      .array(z.string().refine((s) => parseNameServer(s) !== null, 'a name server by IP address with an optional port, e.g. 127.0.0.1:53 or [::1]:5353'))
+      .default([]),
+    /** one query's bound, all servers together; past it AUTH_TEMPERROR and the checks go on */
+    timeout: duration.refine((ms) => ms >= 1, 'at least 1ms').default(2000),
+    cache: z
+      .strictObject({
+        /** answers kept, least recently used dropped first; 0: no cache */
+        size: z.number().int().min(0).default(10_000),
+        /** an answer is kept for its TTL, but at least minTtl and at most maxTtl */
+        minTtl: duration.default(60_000),
+        maxTtl: duration.default(3_600_000),
+      })
+      .refine((c) => c.minTtl <= c.maxTtl, { message: 'minTtl is longer than maxTtl', path: ['minTtl'] })
+      .prefault({}),
+  })
+  .prefault({});
+
+/** Options that moved: the old key is refused with the new one named (src/policy/load.ts). */
+export const MOVED_OPTIONS: Record<string, string> = {
+  'spoof.dnsTimeout': 'dns.timeout',
+};
 
 /**
  * An exception drops the findings it matches (they stay in the log, marked excepted): for a
@@ -435,6 +479,7 @@ export const policySchema = z.strictObject({
     .prefault({}),
   rate: rateSchema,
   spoof: spoofSchema,
+  dns: dnsSchema,
   log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).prefault({}),
 });
 

@@ -80,6 +80,12 @@ export interface MemoryUpdate {
 export interface ThreadMemory {
   lookup(query: MemoryLookup): Promise<MemoryFacts>;
   update(update: MemoryUpdate, ttlMs: number): Promise<void>;
+  /**
+   * The correspondent domains (MemoryUpdate.domains) still remembered, each with when it will be
+   * forgotten (ms since epoch); with `after`, only those remembered past it (an incremental read).
+   * The lookalike check's targets: it needs the names themselves, so they are kept in clear.
+   */
+  knownDomains(after?: number): Promise<{ domain: string; expires: number }[]>;
 }
 
 export class ThreadMemoryUnavailable extends Error {
@@ -100,6 +106,8 @@ export const MAX_LOOKUP_NAMES = 4;
 /** Infrastructure tokens kept per sender address and per domain (a large sender's many networks). */
 export const MAX_ADDRESS_INFRASTRUCTURE = 32;
 export const MAX_DOMAIN_INFRASTRUCTURE = 64;
+/** Correspondent domains listed for the lookalike check (those that will be forgotten first are dropped). */
+export const MAX_KNOWN_DOMAINS = 50_000;
 
 /**
  * Adds a field to a bounded hash (field → last seen) and keeps at most ARGV[4] fields, dropping the
@@ -118,6 +126,12 @@ if redis.call('HLEN', KEYS[1]) > max then
   table.sort(entries, function(a, b) return a[2] < b[2] end)
   for i = 1, #entries - max do redis.call('HDEL', KEYS[1], entries[i][1]) end
 end
+return 1`;
+
+/** The list of known domains lives as long as its longest-remembered member (a short TTL must not cut the rest). */
+const EXPIRE_WITH_LAST = `
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
 return 1`;
 
 function ids(query: MemoryLookup): string[] {
@@ -202,10 +216,32 @@ export class RedisThreadMemory implements ThreadMemory {
     }
     for (const a of new Set(update.addresses.map((x) => x.toLowerCase()))) p.set(this.key('a', a), '1', 'PX', ttlMs);
     for (const d of new Set(update.domains.map((x) => x.toLowerCase()))) p.set(this.key('d', d), '1', 'PX', ttlMs);
+    if (update.domains.length) this.listDomains(p, update.domains, now + ttlMs);
     if (!p.length) return;
     const results = await this.run(() => p.exec());
     const failed = results.find(([err]) => err);
     if (failed) throw new ThreadMemoryUnavailable(failed[0]!.message);
+  }
+
+  /** The sorted set of known domains, scored by when each is forgotten: expired and surplus members go in the same pipeline. */
+  private listDomains(p: ReturnType<RedisClient['pipeline']>, domains: string[], expires: number): void {
+    const key = this.prefix + 'domains';
+    const unique = [...new Set(domains.map((d) => d.toLowerCase()))];
+    for (let i = 0; i < unique.length; i += 1000) p.zadd(key, ...unique.slice(i, i + 1000).flatMap((d) => [expires, d]));
+    p.zremrangebyscore(key, '-inf', Date.now());
+    p.zremrangebyrank(key, 0, -(MAX_KNOWN_DOMAINS + 1));
+    p.eval(EXPIRE_WITH_LAST, 1, key);
+  }
+
+  async knownDomains(after = 0): Promise<{ domain: string; expires: number }[]> {
+    const p = this.redis.pipeline();
+    p.zrangebyscore(this.prefix + 'domains', `(${Math.max(after, Date.now())}`, '+inf', 'WITHSCORES');
+    const [[err, flat]] = await this.run(() => p.exec());
+    if (err) throw new ThreadMemoryUnavailable(err.message);
+    const list = flat as string[];
+    const out: { domain: string; expires: number }[] = [];
+    for (let i = 0; i + 1 < list.length; i += 2) out.push({ domain: list[i], expires: Number(list[i + 1]) });
+    return out;
   }
 
   /** A pipeline that cannot run (Redis down, offline queue off) or takes too long is "unavailable". */
@@ -231,6 +267,8 @@ export class RedisThreadMemory implements ThreadMemory {
 /** The embedded twin: the same contract in process memory, bounded to maxEntries keys (oldest dropped first). */
 export class MemoryThreadMemory implements ThreadMemory {
   private readonly entries = new Map<string, { expires: number; value: string | Map<string, number> }>();
+  /** known domains → when each is forgotten, in that order (an update moves a domain to the end) */
+  private readonly domains = new Map<string, number>();
 
   constructor(
     private readonly maxEntries = 200_000,
@@ -286,6 +324,7 @@ export class MemoryThreadMemory implements ThreadMemory {
   }
 
   async update(update: MemoryUpdate, ttlMs: number): Promise<void> {
+    const now = this.now();
     for (const { messageId, record } of update.threads) this.set(hashKey('t', messageId.trim().toLowerCase()), JSON.stringify(record), ttlMs);
     for (const { name, address } of update.bindings) {
       if (name && address) this.add(hashKey('n', name), address.toLowerCase(), MAX_NAME_ADDRESSES, ttlMs);
@@ -298,6 +337,19 @@ export class MemoryThreadMemory implements ThreadMemory {
     }
     for (const a of update.addresses) this.set(hashKey('a', a.toLowerCase()), '1', ttlMs);
     for (const d of update.domains) this.set(hashKey('d', d.toLowerCase()), '1', ttlMs);
+    for (const d of update.domains) {
+      this.domains.delete(d.toLowerCase());
+      this.domains.set(d.toLowerCase(), now + ttlMs);
+    }
+    for (const [d, expires] of this.domains) {
+      if (this.domains.size <= MAX_KNOWN_DOMAINS && expires > now) break;
+      this.domains.delete(d);
+    }
+  }
+
+  async knownDomains(after = 0): Promise<{ domain: string; expires: number }[]> {
+    const floor = Math.max(after, this.now());
+    return [...this.domains].filter(([, expires]) => expires > floor).map(([domain, expires]) => ({ domain, expires }));
   }
 }
 

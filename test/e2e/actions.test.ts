@@ -9,6 +9,7 @@ import { startScripted } from '../helpers/scripted.js';
 import { sha256 } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
 import { withRelay } from '../helpers/relay.js';
+import { startDnsServer } from '../helpers/zone-dns-server.js';
 import type { QuarantineMetadata } from '../../src/quarantine/store.js';
 
 const MAIL = 'MAIL FROM:<alice@internal.test> SIZE=500';
@@ -91,25 +92,33 @@ describe('actions', function () {
 
 describe('Authentication-Results', function () {
   it('spoof.authenticationResults prepends the result of SPF/DKIM/DMARC to relayed mail, and nothing else changes', async () => {
-    await withRelay(
-      {
-        policy: [
-          'spoof.authenticationResults=true',
-          'spoof.dnsTimeout=300ms',
-          'network.internalNetworks=[10.0.0.0/8]',
-          'network.internalDomains=[outside.test]',
-        ],
-      },
-      async ({ gw, sink }) => {
-        const message = messages.simpleMessage('hello');
-        const r = await transaction(gw.port, 'MAIL FROM:<alice@partner.example>', [RCPT], message);
-        assert.equal(r.data?.code, 250, text(r.data));
-        const received = sink.messages[0].bytes;
-        const eol = received.indexOf('\r\n') + 2;
-        assert.match(received.subarray(0, eol).toString(), /^Authentication-Results: [^\r\n]*spf=[a-z]+/);
-        assert.ok(received.subarray(eol).equals(message));
-      },
-    );
+    // the gateway asks the name server the policy names: one on loopback with partner.example's SPF
+    const dns = await startDnsServer({ 'partner.example': { TXT: ['v=spf1 ip4:127.0.0.0/8 -all'] } });
+    try {
+      await withRelay(
+        {
+          policy: [
+            'spoof.authenticationResults=true',
+            `dns.servers=["${dns.address}"]`,
+            'dns.timeout=300ms',
+            'network.internalNetworks=[10.0.0.0/8]',
+            'network.internalDomains=[outside.test]',
+          ],
+        },
+        async ({ gw, sink }) => {
+          const message = messages.simpleMessage('hello');
+          const r = await transaction(gw.port, 'MAIL FROM:<alice@partner.example>', [RCPT], message);
+          assert.equal(r.data?.code, 250, text(r.data));
+          const received = sink.messages[0].bytes;
+          const eol = received.indexOf('\r\n') + 2;
+          assert.match(received.subarray(0, eol).toString(), /^Authentication-Results: [^\r\n]*spf=pass/);
+          assert.ok(received.subarray(eol).equals(message));
+          assert.ok(dns.questions.some((q) => q.name === 'partner.example' && q.type === 'TXT'));
+        },
+      );
+    } finally {
+      await dns.close();
+    }
   });
 });
 

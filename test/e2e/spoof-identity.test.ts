@@ -133,17 +133,17 @@ describe('spoof identity e2e (SMTP front end, real Redis)', function () {
     // a list we are both on rewrites From to "長谷川 健太 via bukai" (in a list thread): relayed, his name is no conflict
     const list = await sendIn(
       '192.0.2.50',
-      'lists.example.org',
-      'bukai-bounces@lists.example.org',
+      'lists.listhost.org',
+      'bukai-bounces@lists.listhost.org',
       [us.address],
       buildMessage({
-        from: fromField('長谷川 健太 via bukai', 'bukai@lists.example.org'),
-        to: 'bukai@lists.example.org',
+        from: fromField('長谷川 健太 via bukai', 'bukai@lists.listhost.org'),
+        to: 'bukai@lists.listhost.org',
         subject: 'Re: [bukai] 部会のお知らせ',
         body: `賛成です。\n\n差出人: ${us.name} <${us.address}>\n送信日時: x\n宛先: bukai\n件名: 部会のお知らせ\n`,
-        inReplyTo: 'bukai-1@lists.example.org',
-        references: ['bukai-1@lists.example.org'],
-        extra: { 'List-Id': '<bukai.lists.example.org>', 'List-Post': '<mailto:bukai@lists.example.org>' },
+        inReplyTo: 'bukai-1@lists.listhost.org',
+        references: ['bukai-1@lists.listhost.org'],
+        extra: { 'List-Id': '<bukai.lists.listhost.org>', 'List-Post': '<mailto:bukai@lists.listhost.org>' },
       }),
     );
     assert.equal(list.line.verdict, 'relay', list.symbols.join(','));

@@ -188,13 +188,13 @@ describe('spoof: the infrastructure of a known sender', () => {
 
     it('a mailing list that keeps From, and one that rewrites it', async () => {
       const state = await knownCorrespondents();
-      const list = { 'List-Id': '<dev.lists.example.org>', 'List-Post': '<mailto:dev@lists.example.org>' };
-      const keeps = await send(state, reply(bob, ORIGINAL_ID, list), 'dev-bounces@lists.example.org', HOSTS.list, up());
+      const list = { 'List-Id': '<dev.lists.listhost.org>', 'List-Post': '<mailto:dev@lists.listhost.org>' };
+      const keeps = await send(state, reply(bob, ORIGINAL_ID, list), 'dev-bounces@lists.listhost.org', HOSTS.list, up());
       assert.ok(!fired(keeps), symbols(keeps).join(','));
       const rewrites = await send(
         state,
-        reply({ name: `${bob.name} via dev`, address: 'dev@lists.example.org' }, 'list-1@lists.example.org', list),
-        'dev-bounces@lists.example.org',
+        reply({ name: `${bob.name} via dev`, address: 'dev@lists.listhost.org' }, 'list-1@lists.listhost.org', list),
+        'dev-bounces@lists.listhost.org',
         HOSTS.list,
         unreachableResolver,
       );

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import {
   MAX_ADDRESS_INFRASTRUCTURE,
   MAX_DOMAIN_INFRASTRUCTURE,
+  MAX_KNOWN_DOMAINS,
   MAX_NAME_ADDRESSES,
   MemoryThreadMemory,
   RedisThreadMemory,
@@ -160,6 +161,33 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       assert.deepEqual(facts, { threads: [], nameAddresses: [], addressKnown: false, domainKnown: false, infrastructure: { address: [], domain: [] } });
     });
 
+    it('lists the known correspondent domains with when each is forgotten; an incremental read gives what was learned since', async () => {
+      await env.memory.update(update, 60_000);
+      const first = await env.memory.knownDomains();
+      assert.deepEqual(
+        first.map((d) => d.domain),
+        ['partner.example'],
+      );
+      await (env.advance ? env.advance(10) : new Promise((r) => setTimeout(r, 10)));
+      await env.memory.update({ threads: [], bindings: [], addresses: [], infrastructure: [], domains: ['Torihiki.co.jp', 'partner.example'] }, 60_000);
+      const later = await env.memory.knownDomains(first[0].expires);
+      assert.deepEqual(later.map((d) => d.domain).sort(), ['partner.example', 'torihiki.co.jp']);
+      assert.equal(later.find((d) => d.domain === 'partner.example')!.expires - first[0].expires >= 10, true, 'seen again: remembered longer');
+      await env.memory.update({ threads: [], bindings: [], addresses: [], infrastructure: [], domains: ['short.example'] }, 50);
+      await (env.advance ? env.advance(100) : new Promise((r) => setTimeout(r, 120)));
+      assert.deepEqual((await env.memory.knownDomains()).map((d) => d.domain).sort(), ['partner.example', 'torihiki.co.jp']);
+    });
+
+    it(`keeps at most ${MAX_KNOWN_DOMAINS} known domains, the most recently seen`, async () => {
+      const many = Array.from({ length: MAX_KNOWN_DOMAINS + 10 }, (_, i) => `corp${i}.example`);
+      await env.memory.update({ threads: [], bindings: [], addresses: [], infrastructure: [], domains: many }, 60_000);
+      await (env.advance ? env.advance(10) : new Promise((r) => setTimeout(r, 10)));
+      await env.memory.update({ threads: [], bindings: [], addresses: [], infrastructure: [], domains: ['newest.example'] }, 60_000);
+      const listed = await env.memory.knownDomains();
+      assert.equal(listed.length, MAX_KNOWN_DOMAINS);
+      assert.ok(listed.some((d) => d.domain === 'newest.example'));
+    });
+
     it('an empty update and an empty lookup are fine', async () => {
       await env.memory.update({ threads: [], bindings: [], addresses: [], domains: [], infrastructure: [] }, 1000);
       assert.deepEqual(await env.memory.lookup({ messageIds: [], names: [], address: '', domain: '' }), {
@@ -211,9 +239,13 @@ describe('thread memory: redis specifics', () => {
       });
       assert.equal(roundTrips, 2);
       const keys = await redis.keys(`${prefix}*`);
-      assert.equal(keys.length, 6);
+      assert.equal(keys.length, 7);
+      // the one key that is not hashed: the lookalike check's list of correspondent domains (it needs the names)
+      const list = `${prefix}domains`;
+      assert.ok(keys.includes(list));
+      assert.deepEqual(await redis.zrange(list, '0', '-1'), ['partner.example']);
+      for (const key of keys.filter((k) => k !== list)) assert.doesNotMatch(key, /partner|example|orig/);
       for (const key of keys) {
-        assert.doesNotMatch(key, /partner|example|orig/);
         const ttl = await redis.pttl(key);
         assert.ok(ttl > 0 && ttl <= 60_000, `${key} ttl ${ttl}`);
       }

@@ -175,9 +175,9 @@ describe('spoof: one person, many written forms', () => {
         client: { address: '192.0.2.40', helo: 'mx.other-corp.example' },
       });
       assert.ok(!symbols(namesake).includes('SPOOF_THREAD_NAME_CONFLICT'), symbols(namesake).join(','));
-      const viaList = await run(fromField(`${KENTA.family} ${KENTA.given} via bukai`, 'bukai@lists.example.org'), 'bukai-bounces@lists.example.org', quoted, {
-        client: { address: '192.0.2.50', helo: 'lists.example.org' },
-        extra: { 'List-Id': '<bukai.lists.example.org>', 'List-Post': '<mailto:bukai@lists.example.org>' },
+      const viaList = await run(fromField(`${KENTA.family} ${KENTA.given} via bukai`, 'bukai@lists.listhost.org'), 'bukai-bounces@lists.listhost.org', quoted, {
+        client: { address: '192.0.2.50', helo: 'lists.listhost.org' },
+        extra: { 'List-Id': '<bukai.lists.listhost.org>', 'List-Post': '<mailto:bukai@lists.listhost.org>' },
       });
       assert.ok(!symbols(viaList).some((s) => /NAME_CONFLICT|HIJACK|SUSPECT/.test(s)), symbols(viaList).join(','));
       assert.equal(viaList.action, 'relay');
@@ -189,8 +189,8 @@ describe('spoof: one person, many written forms', () => {
     it('a quoted "X via RELAY" <relay address> binds nothing: X answering from his own address is no conflict', async () => {
       for (const quotedFrom of [
         `Kenta Hasegawa via B4 Relay <devnull+kenta.torihiki.co.jp@relay.example.org>`,
-        `${KENTA.family} ${KENTA.given} via bukai <bukai@lists.example.org>`,
-        `Kenta Hasegawa (by way of Partner List) <partners@lists.example.org>`,
+        `${KENTA.family} ${KENTA.given} via bukai <bukai@lists.listhost.org>`,
+        `Kenta Hasegawa (by way of Partner List) <partners@lists.listhost.org>`,
       ]) {
         const kentaKeys = [kanjiKey(KENTA), romajiKey(KENTA)];
         assert.deepEqual(

@@ -214,6 +214,7 @@ describe('spoof: thread memory signals', () => {
     const down: ThreadMemory = {
       lookup: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
       update: () => Promise.resolve(undefined),
+      knownDomains: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
     };
     const c = hijack('name-only', 'en', 'text');
     const input = {

@@ -1,9 +1,9 @@
 // SPF, DKIM, DMARC and ARC with mailauth, on the real envelope, client address and HELO. DNS goes
-// through an injectable resolver (tests use a zone-file-like one, offline) wrapped in a per-query
-// timeout and a small TTL cache; a DNS failure or timeout is a temperror, never a hang.
-import { promises as dns } from 'node:dns';
+// through the policy's resolver (./dns.ts: its servers, a per-query timeout, a TTL cache) or an
+// injected one (tests); a DNS failure or timeout is a temperror, never a hang.
 import type { Readable } from 'node:stream';
 import { authenticate, type DNSResolver } from 'mailauth';
+import { cachedResolver, TEMPORARY_DNS_ERRORS } from './dns.js';
 
 export type { DNSResolver };
 
@@ -18,43 +18,14 @@ export interface AuthSummary {
   header: string;
 }
 
-const TEMPORARY = new Set(['ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED', 'EREFUSED', 'ECANCELLED', 'ETIMEDOUT', 'EAI_AGAIN', 'ETEMPFAIL']);
-
 /**
- * A resolver with a per-query deadline and a cache (positive answers and NXDOMAIN/NODATA, for
- * `ttlMs`). A timeout rejects with code ETIMEOUT, which mailauth reports as temperror.
+ * An injected resolver (tests, benchmarks: answers without TTLs) with a per-query deadline and a
+ * cache that keeps every definite answer for `ttlMs`. The policy's resolver is `policyResolver`
+ * in ./dns.ts (real TTLs within the policy's bounds).
  */
-export function cachingResolver(inner: DNSResolver = dns.resolve, timeoutMs = 2000, ttlMs = 300_000, max = 10_000): DNSResolver {
-  const cache = new Map<string, { expires: number; answer: Promise<string[][] | string[]> }>();
-  return (name, type) => {
-    const key = `${type}:${name.toLowerCase()}`;
-    const hit = cache.get(key);
-    if (hit && hit.expires > Date.now()) return hit.answer;
-    let timer: NodeJS.Timeout | undefined;
-    const answer = Promise.race([
-      inner(name, type),
-      new Promise<never>((_r, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error(`DNS ${type} ${name} timed out after ${timeoutMs} ms`), { code: 'ETIMEOUT' })), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    cache.set(key, { expires: Date.now() + ttlMs, answer });
-    answer.catch((err: { code?: string }) => {
-      if (TEMPORARY.has(err?.code ?? '') || !err?.code) cache.delete(key); // only definite answers are cached
-    });
-    if (cache.size > max) cache.delete(cache.keys().next().value!);
-    return answer;
-  };
-}
-
-let defaultResolver: DNSResolver | undefined;
-let defaultTimeout = -1;
-/** The process-wide system resolver with the policy's timeout and a cache. */
-export function systemResolver(timeoutMs: number): DNSResolver {
-  if (!defaultResolver || defaultTimeout !== timeoutMs) {
-    defaultResolver = cachingResolver(undefined, timeoutMs);
-    defaultTimeout = timeoutMs;
-  }
-  return defaultResolver;
+export function cachingResolver(inner: DNSResolver, timeoutMs = 2000, ttlMs = 300_000, max = 10_000): DNSResolver {
+  const lookup = async (name: string, type: string) => ({ records: (await inner(name, type)) as string[][], ttl: ttlMs / 1000 });
+  return cachedResolver(lookup, timeoutMs, { size: max, minTtl: ttlMs, maxTtl: ttlMs });
 }
 
 export async function authenticateMessage(
@@ -66,7 +37,7 @@ export async function authenticateMessage(
     try {
       return await opts.resolver(name, type);
     } catch (err) {
-      if (TEMPORARY.has((err as { code?: string }).code ?? '')) temperror = true;
+      if (TEMPORARY_DNS_ERRORS.has((err as { code?: string }).code ?? '')) temperror = true;
       throw err;
     }
   };

@@ -14,6 +14,7 @@ import { fromEnvelopeMismatch, knownSendingService, outboundFromMismatch } from 
 import { fakeReply } from './signals/fake-reply.js';
 import { newInfrastructure } from './signals/infrastructure.js';
 import { knownNameNewAddress } from './signals/known-name.js';
+import { lookalikeSignals } from './lookalike-signal.js';
 import { quotedNameConflict } from './signals/quoted-conflict.js';
 import { threadMembership } from './signals/thread.js';
 import { SPOOF_SYMBOLS } from './symbols.js';
@@ -51,6 +52,8 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   if (isOutbound(policy, input.client, view.mailFrom, view.from.address)) return { findings: score(present(outboundFromMismatch(view)), policy), observation };
 
   const signals = present(displayNameAddress(view), quotedNameConflict(view));
+  // a lookalike of an internal or known correspondent's domain in From or Reply-To
+  signals.push(...(await lookalikeSignals({ headers: input.headers, from: view.from.address, isReply: view.isReply, policy, memory: input.memory })));
   const authenticated = await authenticate(view, view.isReply || view.orgMismatch || signals.length > 0);
   observation.infrastructure = observeInfrastructure(input.client.address, view.envOrg, authenticated.auth);
 

@@ -17,6 +17,10 @@ export const SPOOF_SYMBOLS = {
   SPOOF_DISPLAY_NAME_ADDRESS: { score: 4 },
   /** … naming the recipient's own organisation */
   SPOOF_DISPLAY_NAME_RCPT_DOMAIN: { score: 8 },
+  /** the From (or Reply-To) domain imitates an internal domain or a known correspondent's (./lookalike.ts) */
+  SPOOF_LOOKALIKE_DOMAIN: { score: 4 },
+  /** … in a reply (reply markers present): a hijacked thread continued from a lookalike domain */
+  SPOOF_REPLY_LOOKALIKE_DOMAIN: { score: 7 },
   /** header From and envelope sender in different organisations, no list/forwarder evidence, no DMARC pass */
   SPOOF_FROM_ENVELOPE_MISMATCH: { score: 2 },
   /** the same in a reply (reply markers present): the "real address, unrelated envelope" hijack */

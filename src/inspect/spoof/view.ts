@@ -26,7 +26,7 @@ export interface SpoofInput {
   memory?: ThreadMemory;
   /** the state backend's fail mode (for STATE_FAIL_CLOSED) */
   failMode?: 'open' | 'closed';
-  /** DNS for authentication; default: the system resolver with policy.spoof.dnsTimeout and a cache */
+  /** DNS for authentication; default: the policy's `dns` section (./dns.ts) */
   resolver?: DNSResolver;
   /** the raw message, for DKIM; without it authentication is skipped */
   raw?: () => Readable | Buffer;

@@ -1,7 +1,8 @@
 // SPF, DKIM, DMARC, ARC of the message, only when a decision depends on them (a reply, a From/envelope
 // mismatch, another signal): their findings (AUTH_*) and what the other signals read from them.
 import type { Finding } from '../../finding.js';
-import { authenticateMessage, systemResolver, type AuthSummary } from '../auth.js';
+import { authenticateMessage, type AuthSummary } from '../auth.js';
+import { policyResolver } from '../dns.js';
 import { listEvidence } from '../evidence.js';
 import { orgDomain } from '../names.js';
 import { finding } from '../scoring.js';
@@ -40,8 +41,8 @@ export async function authenticate(view: MessageView, needed: boolean): Promise<
         ip: client.address,
         helo: client.helo,
         mta: policy.hostname,
-        resolver: input.resolver ?? systemResolver(cfg.dnsTimeout),
-        timeoutMs: cfg.dnsTimeout,
+        resolver: input.resolver ?? policyResolver(policy.dns),
+        timeoutMs: policy.dns.timeout,
       });
       header = auth.header || undefined;
       findings.push(...authenticationFindings(auth, from.address, view.fromOrg));
