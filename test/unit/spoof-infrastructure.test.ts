@@ -166,6 +166,31 @@ describe('spoof: the infrastructure of a known sender', () => {
       assert.equal(v.action, 'relay');
     });
 
+    it("a partner on shared hosting: once its mail came from two /24s of the provider's /16, a third there is no news; elsewhere it still fires", async () => {
+      const state = await knownCorrespondents(); // Kaori's genuine reply came from 192.0.2.0/24 (no SPF, no DMARC, no DKIM)
+      const pool = (third: number) => ({ address: `192.0.${third}.30`, helo: `www${third}.sharedhost.example` });
+      // a second /24 of the /16: one /24 before it does not make a pool, so this one still fires
+      const second = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, pool(7), up());
+      assert.ok(fired(second), symbols(second).join(','));
+      // learned as genuine (an admin released it, or it was relayed): now two /24s of 192.0.0.0/16
+      await runAndLearn(
+        reply(SMALL, SMALL_THREAD),
+        { mailFrom: SMALL.address, rcptTo: [us.address] },
+        pool(7),
+        testPolicy({ spoof: { enabled: true, authentication: false } }),
+        {
+          state,
+          resolver: up(),
+        },
+      );
+      const third = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, pool(88), up());
+      assert.ok(!fired(third), symbols(third).join(','));
+      assert.equal(third.action, 'relay');
+      // the attacker's host in another /16 is still new infrastructure
+      const attacker = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, HOSTS.attacker, up());
+      assert.ok(fired(attacker), symbols(attacker).join(','));
+    });
+
     it('IPv6: another host of the same /48', async () => {
       const state = await knownCorrespondents();
       const first = await send(state, reply(bob), bob.address, HOSTS.partnerV6, up());

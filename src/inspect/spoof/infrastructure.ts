@@ -52,3 +52,16 @@ export function infrastructureTokens(infra: Infrastructure): string[] {
 export function trustedTokens(infra: Infrastructure): string[] {
   return [infra.network, infra.spf === 'no' ? '' : infra.envelope, ...infra.dkim].filter(Boolean);
 }
+
+/**
+ * A sender on shared hosting sends from a pool: each message from another /24 of the provider's
+ * range. Once its genuine mail has come from two /24s of one IPv4 /16, that /16 is its pool, and a
+ * third /24 there is no news. A /16 is never learned from one message: two customers of one cloud
+ * land in one /16 too easily for that.
+ */
+export function inKnownPool(network: string, known: string[]): boolean {
+  const m = /^net:(\d+\.\d+)\.\d+\.0\/24$/.exec(network);
+  if (!m) return false;
+  const prefix = `net:${m[1]}.`;
+  return new Set(known.filter((t) => t.startsWith(prefix) && t.endsWith('/24'))).size >= 2;
+}

@@ -7,7 +7,7 @@
 // header alone does not (anyone can write those).
 import { domainOf, isInternalDomain } from '../../../policy/network.js';
 import type { MemoryFacts } from '../../../state/thread-memory.js';
-import { trustedTokens, type Infrastructure } from '../infrastructure.js';
+import { inKnownPool, trustedTokens, type Infrastructure } from '../infrastructure.js';
 import type { Signal } from '../scoring.js';
 import type { MessageView } from '../view.js';
 import type { Authentication } from './authentication.js';
@@ -23,7 +23,8 @@ export function newInfrastructure(view: MessageView, facts: MemoryFacts, authn: 
   if (authn.dmarcPass || authn.alignedDkim) return null;
   if (authn.listed && !FORGEABLE_ALONE.test(authn.listed)) return null;
   const current = trustedTokens(infra);
-  if (current.some((t) => known.includes(t))) return null;
+  // a shared-hosting pool (two /24s of one /16 seen already) counts as the sender's network
+  if (current.some((t) => known.includes(t)) || inKnownPool(infra.network, facts.infrastructure.domain)) return null;
   const seen = known.slice(0, 4).join(', ');
   return {
     symbol: 'SPOOF_KNOWN_SENDER_NEW_INFRA',
