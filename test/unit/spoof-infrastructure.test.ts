@@ -266,3 +266,46 @@ describe('spoof: the infrastructure of a known sender', () => {
     });
   });
 });
+
+describe('spoof: a reply that comes back through the mailing list the thread went to', () => {
+  const LIST = 'partners@lists.listhost.org';
+  const BOUNCE = 'partners-bounces@lists.listhost.org';
+  const THREAD = 'list-thread-1@mail.example.com';
+  const member = { name: 'Carol Jones', address: 'carol@member-firm.example' };
+  const listReply = () =>
+    buildMessage({
+      from: display(member),
+      to: LIST,
+      subject: 'Re: Trade fair stand',
+      body: `I can take Tuesday.\n\n${quotedOriginal('en', 'text', us, member)}`,
+      inReplyTo: THREAD,
+      references: [THREAD],
+      extra: { 'List-Id': '<partners.lists.listhost.org>', 'List-Post': `<mailto:${LIST}>` },
+    });
+
+  async function threadToList(): Promise<StateBackend> {
+    const state: StateBackend = { kind: 'memory' };
+    const v = await runAndLearn(
+      buildMessage({ from: display(us), to: LIST, subject: 'Trade fair stand', body: 'Who can staff the stand?', messageId: THREAD }),
+      { mailFrom: us.address, rcptTo: [LIST] },
+      ours,
+      testPolicy(),
+      { state, resolver: up() },
+    );
+    assert.ok(v.update?.threads.length);
+    return state;
+  }
+
+  it("a member's reply through the list's own server (its envelope, SPF pass) is no outsider", async () => {
+    const v = await send(await threadToList(), listReply(), BOUNCE, HOSTS.list, up());
+    assert.ok(!symbols(v).includes('SPOOF_THREAD_OUTSIDER'), symbols(v).join(','));
+    assert.equal(v.action, 'relay');
+  });
+
+  it("the way around: List-Post copied onto the attacker's own envelope, or the list's envelope from the attacker's host", async () => {
+    const ownEnvelope = await send(await threadToList(), listReply(), ATTACKER, HOSTS.attacker, up());
+    assert.ok(symbols(ownEnvelope).includes('SPOOF_THREAD_OUTSIDER'), symbols(ownEnvelope).join(','));
+    const listEnvelope = await send(await threadToList(), listReply(), BOUNCE, HOSTS.attacker, up());
+    assert.ok(symbols(listEnvelope).includes('SPOOF_THREAD_OUTSIDER'), symbols(listEnvelope).join(','));
+  });
+});

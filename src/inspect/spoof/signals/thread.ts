@@ -5,6 +5,7 @@
 // recorded, or a form the memory has seen with the participant's address ("長谷川 健太" and
 // "Kenta Hasegawa" are one person once one address was seen with both).
 import type { MemoryFacts, ThreadPerson } from '../../../state/thread-memory.js';
+import { header } from '../fields.js';
 import { sameName } from '../name-keys.js';
 import { orgOf } from '../names.js';
 import type { Signal } from '../scoring.js';
@@ -31,6 +32,8 @@ export function threadMembership(view: MessageView, facts: MemoryFacts, authn: A
       detail: `reply to our thread as "${from.name}" from ${from.address}; the thread has that person as ${namesake.address}`,
     };
   }
+  // the thread went to a mailing list, and this reply came back through that list: any member may answer
+  if (throughThreadList(view, people, authn)) return null;
   return {
     symbol: 'SPOOF_THREAD_OUTSIDER',
     detail: `reply to our thread from ${from.address}, who was not in it (${people
@@ -38,4 +41,20 @@ export function threadMembership(view: MessageView, facts: MemoryFacts, authn: A
       .slice(0, 5)
       .join(', ')})`,
   };
+}
+
+/**
+ * A list that keeps the poster's From (mailman without DMARC mitigation) relays a member's reply to
+ * a thread we sent to the list: the member was never in the thread, the list was. It counts as the
+ * list's only when the list's own server brought it: List-Post names a participant of the thread,
+ * the envelope is the list's (same organisation), and SPF does not say otherwise (without DNS the
+ * envelope is taken at its word, as everywhere else). A forged List-Post from another server fails
+ * the envelope or SPF test; a participant's name on a member's address is still impersonation.
+ */
+function throughThreadList(view: MessageView, people: ThreadPerson[], authn: Authentication): boolean {
+  const post = /<mailto:([^>?\s]+@[^>?\s]+)/i.exec(header(view.input.headers, 'list-post') ?? '')?.[1]?.toLowerCase();
+  if (!post || !people.some((p) => p.address === post)) return false;
+  if (!view.envOrg || view.envOrg !== orgOf(post)) return false;
+  const spf = authn.auth?.spf;
+  return !spf || spf === 'pass' || spf === 'temperror';
 }
