@@ -11,7 +11,6 @@ import { QuarantineStore, type QuarantineMetadata } from './quarantine/store.js'
 import type { PasswordPairs } from './quarantine/password-pairs.js';
 import type { Spool } from './message/spool.js';
 import type { StateBackend } from './state/index.js';
-import type { DNSResolver } from './inspect/spoof/auth.js';
 import { decide, type Verdict } from './verdict.js';
 
 /** What the pipeline knows of a message besides its bytes. */
@@ -25,12 +24,10 @@ export interface MessageFacts {
   envelope: { mailFrom: string; mailLine: string; rcptTo: string[]; rcptLines: string[] };
 }
 
-/** Long-lived things analyzers may use: shared state, the logger, the DNS resolver of the authentication checks. */
+/** Long-lived things analyzers may use: shared state, the logger. */
 export interface Services {
   state: StateBackend;
   log: Logger;
-  /** DNS for SPF/DKIM/DMARC (tests: a resolver asking a local DNS server); default the policy's `dns` section */
-  resolver?: DNSResolver;
 }
 
 /** A verdict and what inspection composed for the relayed copy (mailauth's Authentication-Results). */
@@ -45,13 +42,7 @@ export interface Judgement extends Verdict {
 /** Inspects and decides. `signal`: nobody waits for the verdict any more (the client went away); the work stops and judge rejects with its reason. */
 export async function judge(spool: Spool, facts: MessageFacts, services?: Services, signal?: AbortSignal): Promise<Judgement> {
   const envelope = { mailFrom: facts.envelope.mailFrom, rcptTo: facts.envelope.rcptTo };
-  const inspected = await inspect(
-    spool,
-    { id: facts.id, envelope, client: facts.client },
-    facts.policy,
-    services ? { state: services.state, resolver: services.resolver } : {},
-    signal,
-  );
+  const inspected = await inspect(spool, { id: facts.id, envelope, client: facts.client }, facts.policy, services ? { state: services.state } : {}, signal);
   const verdict = decide(inspected.findings, facts.policy, envelope);
   return {
     ...verdict,

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SmtpClient } from '../../src/relay/smtp-client.js';
-import { sendData } from '../helpers/client.js';
+import { sendData, waitForSmtp } from '../helpers/client.js';
 import { freePort } from '../helpers/global.js';
 import { buildDocx, buildVbaCfb, buildZip } from '../fixtures/office/container-builders.js';
 import { buildAgileEncrypted } from '../fixtures/office/ole-builders.js';
@@ -26,19 +26,6 @@ const gatewayMain = path.resolve(here, '../../src/cli/main.js');
 const sinkMain = path.resolve(here, 'smtp-server-alone.js');
 const WORST = Number(process.env.BENCH_WORST ?? 50);
 const ORDINARY = Number(process.env.BENCH_ORDINARY ?? 9);
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const c = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 500, commandTimeout: 2000 });
-      c.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 async function worstMessage(): Promise<Buffer> {
   // each document padded to ~19 KB, as a real one would be; each with its own salts
@@ -97,7 +84,7 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     children.push(spawn(process.execPath, [sinkMain, String(sinkPort)], { stdio: 'ignore' }));
-    await waitForPort(sinkPort);
+    await waitForSmtp(sinkPort);
     // every client comes from 127.0.0.1 here: the per-address limit would refuse most of the attack before any scan
     const set = ['limits.maxClientsPerIp=null', `spool.dir=${path.join(dir, 'spool')}`, `quarantine.dir=${path.join(dir, 'quarantine')}`, 'log.level=warn'];
     const gateway = spawn(
@@ -116,7 +103,7 @@ async function main(): Promise<void> {
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(gateway);
-    await waitForPort(gatewayPort);
+    await waitForSmtp(gatewayPort);
     console.log(`bench:budget: worst message ${(worst.length / 1024).toFixed(0)} KB (30 encrypted documents, 20 passwords), ${os.availableParallelism()} CPUs`);
 
     await send(gatewayPort, ordinary); // warm the workers

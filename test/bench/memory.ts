@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SmtpClient, type SmtpReply } from '../../src/relay/smtp-client.js';
-import { sendData } from '../helpers/client.js';
+import { sendData, waitForSmtp } from '../helpers/client.js';
 import { freePort } from '../helpers/global.js';
 import { buildZip } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
@@ -36,19 +36,6 @@ function status(pid: number): { rss: number; hwm: number } {
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MB`;
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const c = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 500, commandTimeout: 2000 });
-      c.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 async function buildMessage(): Promise<Buffer> {
   const docx = await buildZip([
@@ -92,7 +79,7 @@ async function main(): Promise<void> {
     // the downstream as Postfix's after-filter smtpd: 300 s of silence allowed mid-transaction (a message
     // waiting for the memory budget, like one still being uploaded, keeps its downstream transaction idle)
     children.push(spawn(process.execPath, [sinkMain, String(sinkPort), '300'], { stdio: 'ignore' }));
-    await waitForPort(sinkPort);
+    await waitForSmtp(sinkPort);
     const gateway = spawn(
       process.execPath,
       [
@@ -121,7 +108,7 @@ async function main(): Promise<void> {
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(gateway);
-    await waitForPort(gatewayPort);
+    await waitForSmtp(gatewayPort);
     const idle = status(gateway.pid!).rss;
     const malloc = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_'));
     console.log(`bench:memory: ${CLIENTS} clients x ${mb(message.length)} message, gateway pid ${gateway.pid}, RSS idle ${mb(idle)}`);

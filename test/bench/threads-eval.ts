@@ -11,7 +11,7 @@
 //   --verbose       every miss and every flagged genuine message, with its symbols; hijacks per variant
 import { generateCorpus, GENUINE_SHAPES, HIJACK_SHAPES, type GeneratedMessage } from '../fixtures/threads/corpus.js';
 import { startDnsServer } from '../helpers/dns-server.js';
-import { POLICY_HAS_DNS_SERVERS, replayOrganisation, type ReplayedMessage } from '../helpers/thread-replay.js';
+import { replayOrganisation, type ReplayedMessage } from '../helpers/thread-replay.js';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   const generated = Date.now() - t0;
   const dns = await startDnsServer(corpus.zone);
   console.log(
-    `eval:threads seed=${seed}: ${corpus.messages.length} messages for ${corpus.orgs.map((o) => o.key).join(', ')} (generated in ${(generated / 1000).toFixed(1)} s); zone of ${corpus.zone.length} records on ${dns.address}; DNS through ${POLICY_HAS_DNS_SERVERS ? 'the policy (dns.servers)' : 'the pipeline resolver service'}`,
+    `eval:threads seed=${seed}: ${corpus.messages.length} messages for ${corpus.orgs.map((o) => o.key).join(', ')} (generated in ${(generated / 1000).toFixed(1)} s); zone of ${Object.keys(corpus.zone).length} names on ${dns.address}, the gateway's dns.servers`,
   );
   try {
     for (const mode of modes) {

@@ -9,7 +9,7 @@ import { startScripted } from '../helpers/scripted.js';
 import { sha256 } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
 import { withRelay } from '../helpers/relay.js';
-import { startDnsServer } from '../helpers/zone-dns-server.js';
+import { startDnsServer } from '../helpers/dns-server.js';
 import type { QuarantineMetadata } from '../../src/quarantine/store.js';
 
 const MAIL = 'MAIL FROM:<alice@internal.test> SIZE=500';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { transaction, text } from '../helpers/client.js';
-import { startDnsServer, type TestDnsServer } from '../helpers/zone-dns-server.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { buildMessage, display, originalMessage, PEOPLE, quotedOriginal, SUBJECT } from '../fixtures/mail/threads.js';

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { authenticate } from 'mailauth';
 import { simpleParser } from 'mailparser';
 import { generateCorpus, GENUINE_SHAPES, HIJACK_SHAPES, type Corpus, type GeneratedMessage } from '../fixtures/threads/corpus.js';
-import { networkResolver, startDnsServer, type DnsServer } from '../helpers/dns-server.js';
+import { policyResolver } from '../../src/inspect/spoof/dns.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { testPolicy } from '../fixtures/mail/run.js';
 import { replayOrganisation } from '../helpers/thread-replay.js';
 
 const SMALL = { seed: 7, only: ['sakura'], threads: 14, hijacks: 30, listThreads: 3 };
@@ -126,7 +128,7 @@ describe('thread corpus generator', function () {
   it("publishes DNS that authenticates a partner's reply and fails the same address sent from a botnet", async () => {
     const dns = await startDnsServer(corpus.zone);
     try {
-      const resolver = networkResolver([dns.address]);
+      const resolver = policyResolver(testPolicy({ dns: { servers: [dns.address] } }).dns);
       const auth = (m: GeneratedMessage) =>
         authenticate(m.raw, { sender: m.envelope.mailFrom, ip: m.client.address, helo: m.client.helo, mta: 'mx.test', resolver, disableBimi: true });
       const partners = corpus.world.partners.get('sakura')!;
@@ -145,7 +147,7 @@ describe('thread corpus generator', function () {
         assert.notEqual(bad.spf && bad.spf.status.result, 'pass', `${forged.envelope.mailFrom} from ${forged.client.address}`);
         assert.ok(!bad.dkim?.results.some((r) => r.status.result === 'pass'));
       }
-      assert.ok(dns.queries.some((q) => q.startsWith('TXT _dmarc.')));
+      assert.ok(dns.questions.some((q) => q.type === 'TXT' && q.name.startsWith('_dmarc.')));
     } finally {
       await dns.close();
     }
@@ -155,7 +157,7 @@ describe('thread corpus generator', function () {
 describe('thread replay through a gateway', function () {
   this.timeout(120_000);
   let corpus: Corpus;
-  let dns: DnsServer;
+  let dns: TestDnsServer;
   let handful: GeneratedMessage[];
   let hijack: GeneratedMessage;
 
@@ -181,7 +183,7 @@ describe('thread replay through a gateway', function () {
 
   for (const mode of ['local DNS', 'DNS unreachable'] as const) {
     it(`relays the genuine thread and flags its hijack (${mode})`, async () => {
-      const asked = dns.queries.length;
+      const asked = dns.questions.length;
       const results = await replayOrganisation(corpus.orgs[0], handful, { dns: mode === 'local DNS' ? [dns.address] : 'unreachable' });
       assert.equal(results.length, handful.length);
       for (const r of results.slice(0, -1)) {
@@ -200,10 +202,10 @@ describe('thread replay through a gateway', function () {
       assert.ok(symbols.includes('SPOOF_THREAD_OUTSIDER') || symbols.includes('SPOOF_THREAD_IMPERSONATION'), symbols.join(' '));
       if (mode === 'DNS unreachable') {
         assert.ok(symbols.includes('AUTH_TEMPERROR'), symbols.join(' '));
-        assert.equal(dns.queries.length, asked, 'nothing reached the DNS server');
+        assert.equal(dns.questions.length, asked, 'nothing reached the DNS server');
       } else {
         // the gateway asked the local server, and every answer came
-        assert.ok(dns.queries.length > asked, 'the gateway queried the local DNS server');
+        assert.ok(dns.questions.length > asked, 'the gateway queried the local DNS server');
         assert.ok(!results.some((r) => r.findings.some((f) => f.symbol === 'AUTH_TEMPERROR')), 'no DNS failure');
       }
     });

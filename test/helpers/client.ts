@@ -124,3 +124,17 @@ export function inData(port: number, mail = 'MAIL FROM:<alice@internal.test>', r
     socket.on('data', onData);
   });
 }
+
+/** Resolves once an SMTP server greets on `port` (a process just started); throws after ~10 s. */
+export async function waitForSmtp(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const c = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 500, commandTimeout: 2000 });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}

@@ -1,152 +1,157 @@
-// A small authoritative DNS server on loopback (UDP and TCP, dns-packet for the wire format) that
-// serves a fixed zone of test records: what a gateway pointed at "its" resolver sees, with real
-// packets, real sockets and real timeouts. Unknown names are NXDOMAIN, known names without the asked
-// type NODATA; a CNAME is followed inside the zone. TXT strings longer than 255 bytes are split into
-// character-strings as a real zone file would (long DKIM keys).
+// A real name server for the tests, on loopback: UDP and TCP on one port, serving a zone of test
+// records (TXT for SPF, DKIM, DMARC; A, MX, CNAME) with dns-packet over node:dgram and node:net.
+// It records every question, answers NXDOMAIN and NODATA with an SOA (RFC 2308 negative TTL), sets
+// TC when an answer is larger than the UDP size it was asked for (or than `udpLimit`), and can be
+// told to stay silent or to answer SERVFAIL.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { promises as dns } from 'node:dns';
-import * as dnsPacket from 'dns-packet';
-import type { DNSResolver } from '../../src/inspect/spoof/auth.js';
+import * as packet from 'dns-packet';
+import type { Zone } from '../fixtures/mail/zone.js';
 
-export type DnsRecord =
-  | { name: string; type: 'TXT'; data: string }
-  | { name: string; type: 'A' | 'AAAA' | 'CNAME' | 'PTR' | 'NS'; data: string }
-  | { name: string; type: 'MX'; data: { preference: number; exchange: string } };
+export interface DnsQuestion {
+  name: string;
+  type: string;
+  transport: 'udp' | 'tcp';
+}
 
-export interface DnsServer {
-  /** host:port, as a resolver's server list takes it */
-  address: string;
+export interface DnsServerOptions {
+  /** TTL of every record, seconds (default 300) */
+  ttl?: number;
+  /** the SOA minimum given with negative answers, seconds (default 60) */
+  negativeTtl?: number;
+  /** UDP answers larger than this are truncated (TC), whatever the client offered */
+  udpLimit?: number;
+  /** names (lower case) that get no answer at all; `true`: nothing is ever answered */
+  silent?: Set<string> | true;
+  /** names that get SERVFAIL */
+  servfail?: Set<string>;
+}
+
+export interface TestDnsServer {
   port: number;
-  /** every question asked ("TXT example.com"), in order */
-  queries: string[];
+  /** `127.0.0.1:PORT`, as dns.servers takes it */
+  address: string;
+  questions: DnsQuestion[];
+  zone: Zone;
   close(): Promise<void>;
 }
 
-const NXDOMAIN = 3;
-const SERVFAIL = 2;
-
-const norm = (name: string) => name.toLowerCase().replace(/\.$/, '');
-
-/** Splits a TXT string into 255-byte character-strings (RFC 1035 §3.3.14). */
-function txtChunks(text: string): Buffer[] {
-  const bytes = Buffer.from(text, 'utf8');
+/** A DNS character-string holds at most 255 bytes: long TXT values (DKIM keys) are split. */
+function txtChunks(value: string): Buffer[] {
+  const bytes = Buffer.from(value, 'utf8');
   const chunks: Buffer[] = [];
   for (let i = 0; i < bytes.length; i += 255) chunks.push(bytes.subarray(i, i + 255));
   return chunks.length ? chunks : [Buffer.alloc(0)];
 }
 
-export async function startDnsServer(records: DnsRecord[]): Promise<DnsServer> {
-  const byName = new Map<string, DnsRecord[]>();
-  for (const r of records) {
-    const key = norm(r.name);
-    byName.set(key, [...(byName.get(key) ?? []), r]);
-  }
-  // names that only exist as parents ("_domainkey.example.com") answer NODATA, not NXDOMAIN
-  const parents = new Set<string>();
-  for (const name of byName.keys()) {
-    const labels = name.split('.');
-    for (let i = 1; i < labels.length; i++) parents.add(labels.slice(i).join('.'));
-  }
-  const queries: string[] = [];
-
-  function answer(query: dnsPacket.Packet): Buffer {
-    const question = query.questions?.[0];
-    let rcode = 0;
-    const answers: dnsPacket.Answer[] = [];
-    if (!question) rcode = SERVFAIL;
-    else {
-      queries.push(`${question.type} ${norm(question.name)}`);
-      let name = norm(question.name);
-      for (let hops = 0; hops < 8; hops++) {
-        const here = byName.get(name);
-        if (!here) {
-          if (!answers.length && !parents.has(name)) rcode = NXDOMAIN;
-          break;
-        }
-        const matching = here.filter((r) => r.type === question.type);
-        const cname = here.find((r) => r.type === 'CNAME');
-        if (!matching.length && cname && question.type !== 'CNAME') {
-          answers.push({ type: 'CNAME', name, ttl: 300, data: norm(cname.data as string) });
-          name = norm(cname.data as string);
-          continue;
-        }
-        for (const r of matching) {
-          if (r.type === 'TXT') answers.push({ type: 'TXT', name, ttl: 300, data: txtChunks(r.data) });
-          else if (r.type === 'MX') answers.push({ type: 'MX', name, ttl: 300, data: r.data });
-          else answers.push({ type: r.type, name, ttl: 300, data: r.data });
-        }
-        break;
-      }
+function answer(zone: Zone, opts: DnsServerOptions, query: packet.DecodedPacket): packet.Packet | null {
+  const q = query.questions?.[0];
+  const base = { type: 'response' as const, id: query.id, flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE, questions: query.questions };
+  if (!q) return { ...base, flags: (base.flags ?? 0) | 1 }; // FORMERR
+  const name = q.name.toLowerCase().replace(/\.$/, '');
+  if (opts.silent === true || opts.silent?.has(name)) return null;
+  if (opts.servfail?.has(name)) return { ...base, flags: (base.flags ?? 0) | 2 };
+  const ttl = opts.ttl ?? 300;
+  const answers: packet.Answer[] = [];
+  let owner = name;
+  for (let hops = 0; hops < 8; hops++) {
+    const records = zone[owner];
+    const alias = records?.CNAME?.[0];
+    if (alias && q.type !== 'CNAME') {
+      answers.push({ type: 'CNAME', name: owner, ttl, data: alias });
+      owner = alias.toLowerCase();
+      continue;
     }
-    return dnsPacket.encode({
-      type: 'response',
-      id: query.id ?? 0,
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | rcode,
-      questions: query.questions ?? [],
-      answers,
-    });
+    for (const value of records?.[q.type as keyof Zone[string]] ?? []) {
+      if (q.type === 'TXT') answers.push({ type: 'TXT', name: owner, ttl, data: txtChunks(value) });
+      else if (q.type === 'MX') {
+        const [preference, exchange] = value.split(/\s+/);
+        answers.push({ type: 'MX', name: owner, ttl, data: { preference: Number(preference), exchange } });
+      } else answers.push({ type: q.type as 'A', name: owner, ttl, data: value });
+    }
+    break;
   }
+  const exists = !!zone[name] || Object.keys(zone).some((n) => n.endsWith(`.${name}`));
+  const soa: packet.Answer = {
+    type: 'SOA',
+    name: name.split('.').slice(-2).join('.'),
+    ttl: opts.negativeTtl ?? 60,
+    data: { mname: 'ns.test', rname: 'hostmaster.test', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: opts.negativeTtl ?? 60 },
+  };
+  if (answers.length) return { ...base, answers };
+  return { ...base, flags: (base.flags ?? 0) | (exists ? 0 : 3), authorities: [soa] }; // NODATA or NXDOMAIN
+}
 
+export async function startDnsServer(zone: Zone, opts: DnsServerOptions = {}): Promise<TestDnsServer> {
+  const questions: DnsQuestion[] = [];
   const udp = dgram.createSocket('udp4');
-  udp.on('message', (msg, rinfo) => {
-    let reply: Buffer;
+  const tcp = net.createServer();
+  const sockets = new Set<net.Socket>();
+  const note = (query: packet.DecodedPacket, transport: 'udp' | 'tcp') => {
+    const q = query.questions?.[0];
+    if (q) questions.push({ name: q.name.toLowerCase(), type: q.type, transport });
+  };
+  udp.on('message', (buf, peer) => {
+    let query: packet.DecodedPacket;
     try {
-      reply = answer(dnsPacket.decode(msg));
+      query = packet.decode(buf);
     } catch {
-      return; // not a DNS query: no answer, as a real server would drop it
+      return;
     }
-    if (reply.length > 512 && !(dnsPacket.decode(msg).additionals ?? []).some((a) => a.type === 'OPT')) {
-      // too big for plain UDP: the truncated header sends the client to TCP
-      const truncated = dnsPacket.decode(reply);
-      reply = dnsPacket.encode({ ...truncated, flags: (truncated.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [] });
+    note(query, 'udp');
+    const response = answer(zone, opts, query);
+    if (!response) return;
+    const offered = (query.additionals ?? []).find((a): a is packet.OptAnswer => a.type === 'OPT')?.udpPayloadSize ?? 512;
+    const limit = Math.min(offered, opts.udpLimit ?? Infinity);
+    let bytes = packet.encode(response);
+    if (bytes.length > limit) {
+      bytes = packet.encode({ ...response, flags: (response.flags ?? 0) | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] });
     }
-    udp.send(reply, rinfo.port, rinfo.address);
+    udp.send(bytes, peer.port, peer.address);
   });
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
-  const port = udp.address().port;
-
-  const tcp = net.createServer((socket) => {
-    let buffer = Buffer.alloc(0);
+  tcp.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
+    let buffered = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      while (buffer.length >= 2 && buffer.length >= 2 + buffer.readUInt16BE(0)) {
-        const length = buffer.readUInt16BE(0);
-        const msg = buffer.subarray(2, 2 + length);
-        buffer = buffer.subarray(2 + length);
-        try {
-          socket.write(dnsPacket.streamEncode(dnsPacket.decode(answer(dnsPacket.decode(msg)))));
-        } catch {
-          socket.destroy();
-        }
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        const length = buffered.readUInt16BE(0);
+        const query = packet.decode(buffered.subarray(2, 2 + length));
+        buffered = buffered.subarray(2 + length);
+        note(query, 'tcp');
+        const response = answer(zone, opts, query);
+        if (response) socket.write(packet.streamEncode(response));
       }
     });
   });
-  // the same port number for TCP, so one host:port serves both
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = udp.address();
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
     tcp.listen(port, '127.0.0.1', () => resolve());
   });
-
   return {
-    address: `127.0.0.1:${port}`,
     port,
-    queries,
+    address: `127.0.0.1:${port}`,
+    questions,
+    zone,
     close: async () => {
-      await new Promise<void>((resolve) => udp.close(() => resolve()));
-      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
     },
   };
 }
 
-/**
- * A resolver that asks these servers (host:port) over the network, as node's own resolver (c-ares)
- * does for the system's: what a gateway configured with DNS servers uses. One try per query: a test
- * server answers at once or not at all.
- */
-export function networkResolver(servers: string[], timeoutMs = 2000): DNSResolver {
-  const resolver = new dns.Resolver({ timeout: timeoutMs, tries: 1 });
-  resolver.setServers(servers);
-  return (name, type) => resolver.resolve(name, type) as Promise<string[][] | string[]>;
+/** A loopback UDP port with nothing behind it (the kernel answers "port unreachable"). */
+export async function closedDnsPort(): Promise<string> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return `127.0.0.1:${port}`;
 }

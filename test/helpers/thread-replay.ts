@@ -11,15 +11,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { Gateway } from '../../src/gateway/server.js';
-import { cachingResolver, type DNSResolver } from '../../src/inspect/spoof/auth.js';
 import { createLogger } from '../../src/observe/log.js';
 import { loadPolicy } from '../../src/policy/load.js';
-import { policySchema } from '../../src/policy/schema.js';
 import { QuarantineStore } from '../../src/quarantine/store.js';
 import { encodeXtext } from '../../src/relay/xtext.js';
 import { SmtpClient } from '../../src/relay/smtp-client.js';
 import type { GeneratedMessage, OrgSetup } from '../fixtures/threads/corpus.js';
-import { networkResolver } from './dns-server.js';
 import { defaultPolicyFile, repoRoot } from './gateway.js';
 import { startSink } from './sink.js';
 
@@ -49,18 +46,6 @@ export interface ReplayOptions {
 /** A loopback port where no DNS server listens: each query fails at once (ECONNREFUSED, a temperror). */
 const NO_DNS = ['127.0.0.1:9'];
 
-/** The policy has a `dns` section (`dns.servers`): the gateway then builds its own resolver from it. */
-export const POLICY_HAS_DNS_SERVERS = 'dns' in policySchema.shape;
-
-/**
- * How the gateway is told where DNS is. With a `dns.servers` policy option the policy says it;
- * until then the pipeline's `resolver` service carries a resolver that asks the same servers.
- */
-function dnsSetup(servers: string[], timeoutMs: number): { overrides: string[]; resolver?: DNSResolver } {
-  if (POLICY_HAS_DNS_SERVERS) return { overrides: [`dns.servers=${JSON.stringify(servers)}`] };
-  return { overrides: [], resolver: cachingResolver(networkResolver(servers, timeoutMs), timeoutMs) };
-}
-
 /** Collects the gateway's "message" log lines (the only ones the replay reads). */
 function messageLog(): { stream: Writable; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
@@ -76,7 +61,6 @@ function messageLog(): { stream: Writable; lines: Record<string, unknown>[] } {
 export async function replayOrganisation(org: OrgSetup, messages: GeneratedMessage[], options: ReplayOptions): Promise<ReplayedMessage[]> {
   const sink = await startSink();
   const quarantineDir = mkdtempSync(path.join(tmpdir(), `mailmoat-threads-${org.key}-`));
-  const dns = dnsSetup(options.dns === 'unreachable' ? NO_DNS : options.dns, 2000);
   const loaded = loadPolicy(defaultPolicyFile, [
     'listen.port=1',
     `downstream.port=${sink.port}`,
@@ -87,12 +71,13 @@ export async function replayOrganisation(org: OrgSetup, messages: GeneratedMessa
     `network.internalDomains=${JSON.stringify(org.internalDomains)}`,
     // months of mail replayed in a minute: per-hour sender rates would measure the replay, not the mail
     'rate.enabled=false',
-    ...dns.overrides,
+    // the gateway's own DNS client asks these servers (the policy's `dns` section)
+    `dns.servers=${JSON.stringify(options.dns === 'unreachable' ? NO_DNS : options.dns)}`,
     ...(options.overrides ?? []),
   ]);
   const log = messageLog();
   const logger = createLogger('info', log.stream);
-  const gateway = new Gateway(loaded, logger, { state: { kind: 'memory' }, log: logger, ...(dns.resolver ? { resolver: dns.resolver } : {}) });
+  const gateway = new Gateway(loaded, logger, { state: { kind: 'memory' }, log: logger });
   const { port } = await gateway.listen('127.0.0.1', 0);
   const results: ReplayedMessage[] = [];
   try {

@@ -6,9 +6,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { getServers } from 'node:dns';
 import { dkimSign } from 'mailauth';
 import { nameServers, policyResolver } from '../../src/inspect/spoof/dns.js';
-import { parsePolicy, PolicyError, type PolicyProblem } from '../../src/policy/load.js';
+import { parsePolicy } from '../../src/policy/load.js';
 import { parseNameServer } from '../../src/policy/schema.js';
-import { closedDnsPort, startDnsServer, type TestDnsServer } from '../helpers/zone-dns-server.js';
+import { closedDnsPort, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
+import { policyProblems as problems } from '../helpers/policy.js';
 import { runCase, runMessage, symbols, testPolicy } from '../fixtures/mail/run.js';
 import { buildMessage, FIXTURE_ZONE, genuine, hijack, PEOPLE } from '../fixtures/mail/threads.js';
 
@@ -212,16 +213,6 @@ describe('dns: an unreachable server', function () {
 });
 
 describe('dns: policy', function () {
-  function problems(text: string, overrides: string[] = []): PolicyProblem[] {
-    try {
-      parsePolicy(text, 'p.yaml', overrides);
-    } catch (err) {
-      assert.ok(err instanceof PolicyError);
-      return err.problems;
-    }
-    assert.fail('expected the policy to be rejected');
-  }
-
   it('spoof.dnsTimeout is refused with the key that replaced it, in the file and on the command line', () => {
     assert.deepEqual(problems('spoof:\n  enabled: true\n  dnsTimeout: 2s\n'), [
       { where: 'p.yaml:3:3', key: 'spoof.dnsTimeout', message: 'moved: this option is now dns.timeout' },

@@ -3,21 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadPolicy, parsePolicy, PolicyError, type PolicyProblem } from '../../src/policy/load.js';
+import { loadPolicy, parsePolicy } from '../../src/policy/load.js';
 import { policySchema } from '../../src/policy/schema.js';
 import { PolicyHolder } from '../../src/policy/watch.js';
 import { defaultPolicyFile } from '../helpers/gateway.js';
 import { capturedLogger } from '../helpers/logs.js';
-
-function problems(text: string, overrides: string[] = []): PolicyProblem[] {
-  try {
-    parsePolicy(text, 'p.yaml', overrides);
-  } catch (err) {
-    assert.ok(err instanceof PolicyError);
-    return err.problems;
-  }
-  assert.fail('expected the policy to be rejected');
-}
+import { policyProblems as problems } from '../helpers/policy.js';
 
 describe('policy file', function () {
   it('policies/default.yaml states exactly the built-in defaults (the documentation cannot drift)', () => {

@@ -65,8 +65,4 @@ export class MessageBudget {
   exhaustTime(): void {
     this.timeLeftMs = 0;
   }
-
-  get derivations(): number {
-    return this.keys.size;
-  }
 }
