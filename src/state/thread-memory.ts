@@ -64,6 +64,12 @@ export interface InfrastructureUpdate {
   domain: string;
   /** 'net:198.51.100.0/24', 'env:esp.example', 'dkim:partner.example' … */
   tokens: string[];
+  /**
+   * 'now' (the default): the tokens are the sender's from this message on. 'second-sighting': mail
+   * nothing could vouch for (DNS unreachable) is only noted; a token is learned (per domain) when a
+   * second such message shows it again.
+   */
+  learn?: 'now' | 'second-sighting';
 }
 
 export interface MemoryUpdate {
@@ -115,18 +121,27 @@ export const MAX_KNOWN_DOMAINS = 50_000;
  * ever new networks, cannot grow a key without bound. Runs inside the update pipeline, so it costs no
  * extra round trip.
  */
-const BOUNDED_ADD = `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local max = tonumber(ARGV[4])
-if redis.call('HLEN', KEYS[1]) > max then
-  local all = redis.call('HGETALL', KEYS[1])
-  local entries = {}
-  for i = 1, #all, 2 do entries[#entries + 1] = { all[i], tonumber(all[i + 1]) } end
-  table.sort(entries, function(a, b) return a[2] < b[2] end)
-  for i = 1, #entries - max do redis.call('HDEL', KEYS[1], entries[i][1]) end
-end
+const BOUNDED_ADD_FUNCTION = `
+local function bounded_add(key, field, now, ttl, max)
+  redis.call('HSET', key, field, now)
+  redis.call('PEXPIRE', key, ttl)
+  if redis.call('HLEN', key) > max then
+    local all = redis.call('HGETALL', key)
+    local entries = {}
+    for i = 1, #all, 2 do entries[#entries + 1] = { all[i], tonumber(all[i + 1]) } end
+    table.sort(entries, function(a, b) return a[2] < b[2] end)
+    for i = 1, #entries - max do redis.call('HDEL', key, entries[i][1]) end
+  end
+end`;
+const BOUNDED_ADD = `${BOUNDED_ADD_FUNCTION}
+bounded_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 return 1`;
+/** KEYS[1] the sightings, KEYS[2] the learned tokens: a token seen before is learned now. */
+const SIGHTING_ADD = `${BOUNDED_ADD_FUNCTION}
+local seen = redis.call('HEXISTS', KEYS[1], ARGV[1])
+bounded_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
+if seen == 1 then bounded_add(KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])) end
+return seen`;
 
 /** The list of known domains lives as long as its longest-remembered member (a short TTL must not cut the rest). */
 const EXPIRE_WITH_LAST = `
@@ -208,8 +223,13 @@ export class RedisThreadMemory implements ThreadMemory {
       if (!name || !address) continue;
       p.eval(BOUNDED_ADD, 1, this.key('n', name), address.toLowerCase(), now, ttlMs, MAX_NAME_ADDRESSES);
     }
-    for (const { address, domain, tokens } of update.infrastructure) {
+    for (const { address, domain, tokens, learn } of update.infrastructure) {
       for (const token of new Set(tokens.filter(Boolean))) {
+        if (learn === 'second-sighting') {
+          if (domain)
+            p.eval(SIGHTING_ADD, 2, this.key('is', domain.toLowerCase()), this.key('id', domain.toLowerCase()), token, now, ttlMs, MAX_DOMAIN_INFRASTRUCTURE);
+          continue;
+        }
         if (address) p.eval(BOUNDED_ADD, 1, this.key('ia', address.toLowerCase()), token, now, ttlMs, MAX_ADDRESS_INFRASTRUCTURE);
         if (domain) p.eval(BOUNDED_ADD, 1, this.key('id', domain.toLowerCase()), token, now, ttlMs, MAX_DOMAIN_INFRASTRUCTURE);
       }
@@ -329,8 +349,16 @@ export class MemoryThreadMemory implements ThreadMemory {
     for (const { name, address } of update.bindings) {
       if (name && address) this.add(hashKey('n', name), address.toLowerCase(), MAX_NAME_ADDRESSES, ttlMs);
     }
-    for (const { address, domain, tokens } of update.infrastructure) {
+    for (const { address, domain, tokens, learn } of update.infrastructure) {
       for (const token of new Set(tokens.filter(Boolean))) {
+        if (learn === 'second-sighting') {
+          if (!domain) continue;
+          const sightings = this.get(hashKey('is', domain.toLowerCase()));
+          const seen = sightings instanceof Map && sightings.has(token);
+          this.add(hashKey('is', domain.toLowerCase()), token, MAX_DOMAIN_INFRASTRUCTURE, ttlMs);
+          if (seen) this.add(hashKey('id', domain.toLowerCase()), token, MAX_DOMAIN_INFRASTRUCTURE, ttlMs);
+          continue;
+        }
         if (address) this.add(hashKey('ia', address.toLowerCase()), token, MAX_ADDRESS_INFRASTRUCTURE, ttlMs);
         if (domain) this.add(hashKey('id', domain.toLowerCase()), token, MAX_DOMAIN_INFRASTRUCTURE, ttlMs);
       }

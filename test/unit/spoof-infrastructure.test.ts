@@ -257,6 +257,56 @@ describe('spoof: the infrastructure of a known sender', () => {
       assert.deepEqual(positives(newsletter), []);
     });
 
+    /** The partner's own notice through its mailing service: bulk marks, the service's envelope, no reply. */
+    const notice = (extra: Record<string, string> = {}) =>
+      buildMessage({
+        from: display(SMALL),
+        to: display(us),
+        subject: 'Your invoice is ready',
+        body: 'Your invoice for June is ready: https://billing.kobo.example/i/7731',
+        extra: { 'List-Unsubscribe': '<https://bounce.esp-mailer.example/u/7a1f93>', Precedence: 'bulk', ...extra },
+      });
+    const viaEspReply = () => send(stateRef.state, reply(SMALL, SMALL_THREAD), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+    const stateRef = { state: {} as StateBackend };
+    const flaggedReply = (v: Awaited<ReturnType<typeof send>>) => symbols(v).includes('SPOOF_REPLY_FROM_ENVELOPE_MISMATCH') || fired(v);
+
+    it("the partner's notices through the service teach it: at once when DNS vouches (SPF pass for the bounce domain), on the second notice when DNS is unreachable", async () => {
+      stateRef.state = await knownCorrespondents();
+      const first = await send(stateRef.state, notice(), ESP_BOUNCE, HOSTS.esp, up());
+      assert.deepEqual(positives(first), []);
+      const after = await viaEspReply();
+      assert.ok(!flaggedReply(after) && symbols(after).includes('SPOOF_KNOWN_SENDING_SERVICE'), symbols(after).join(','));
+      assert.equal(after.action, 'relay');
+
+      stateRef.state = await knownCorrespondents();
+      await send(stateRef.state, notice(), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      const once = await viaEspReply();
+      assert.ok(flaggedReply(once), `one unverifiable notice is no evidence yet: ${symbols(once).join(',')}`);
+      await send(stateRef.state, notice(), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      const twice = await viaEspReply();
+      assert.ok(!flaggedReply(twice), symbols(twice).join(','));
+      assert.equal(twice.action, 'relay');
+    });
+
+    it("the way around: notices from the attacker's host under the service's envelope (SPF says no), through a discussion list, or once on an attacker's own bounce domain teach nothing", async () => {
+      stateRef.state = await knownCorrespondents();
+      // SPF says the attacker's host may not use the service's bounce domain: twice, and still nothing learned
+      for (let i = 0; i < 2; i++) await send(stateRef.state, notice(), ESP_BOUNCE, HOSTS.attacker, up());
+      const forged = await send(stateRef.state, reply(SMALL, SMALL_THREAD), ESP_BOUNCE, HOSTS.attacker, up());
+      assert.ok(fired(forged), symbols(forged).join(','));
+      assert.notEqual(forged.action, 'relay');
+      // a list post is someone else relaying, not a service sending for the partner
+      for (let i = 0; i < 2; i++)
+        await send(stateRef.state, notice({ 'List-Post': '<mailto:news@bounce.esp-mailer.example>' }), ESP_BOUNCE, HOSTS.esp, unreachableResolver);
+      assert.ok(flaggedReply(await viaEspReply()));
+      // the attacker's own bounce domain, one bulk message ahead of the reply (DNS unreachable)
+      const own = 'b-1@bounce.hacked-shop.example';
+      await send(stateRef.state, notice(), own, HOSTS.attacker, unreachableResolver);
+      const hijack = await send(stateRef.state, reply(SMALL, SMALL_THREAD), own, HOSTS.attacker, unreachableResolver);
+      assert.ok(fired(hijack), symbols(hijack).join(','));
+      assert.notEqual(hijack.action, 'relay');
+    });
+
     it('a bounce domain seen with another From domain clears nothing', async () => {
       const state = await knownCorrespondents();
       await send(state, await signed(reply(SMALL, SMALL_THREAD), 'kobo.example'), ESP_BOUNCE, HOSTS.esp, up());

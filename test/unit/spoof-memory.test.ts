@@ -131,6 +131,29 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       assert.equal(stranger.infrastructure.domain.length, 3);
     });
 
+    it('a token nothing vouched for is learned for its domain on its second sighting only, and never for an address', async () => {
+      const sighting = (tokens: string[]) => ({
+        threads: [],
+        bindings: [],
+        addresses: [],
+        domains: [],
+        infrastructure: [{ address: 'billing@kobo.example', domain: 'kobo.example', tokens, learn: 'second-sighting' as const }],
+      });
+      const look = () => env.memory.lookup({ messageIds: [], names: [], address: 'billing@kobo.example', domain: 'kobo.example' });
+      await env.memory.update(sighting(['env:esp-mailer.example']), 60_000);
+      assert.deepEqual((await look()).infrastructure, { address: [], domain: [] });
+      await env.memory.update(sighting(['env:other-esp.example']), 60_000);
+      assert.deepEqual((await look()).infrastructure, { address: [], domain: [] });
+      await env.memory.update(sighting(['env:esp-mailer.example']), 60_000);
+      assert.deepEqual(await look().then((f) => f.infrastructure), { address: [], domain: ['env:esp-mailer.example'] });
+      // another domain's sightings count for nothing here
+      await env.memory.update(
+        { ...sighting([]), infrastructure: [{ address: '', domain: 'partner.example', tokens: ['env:other-esp.example'], learn: 'second-sighting' }] },
+        60_000,
+      );
+      assert.deepEqual((await look()).infrastructure.domain, ['env:esp-mailer.example']);
+    });
+
     it(`keeps at most ${MAX_ADDRESS_INFRASTRUCTURE} tokens per address and ${MAX_DOMAIN_INFRASTRUCTURE} per domain, the most recently seen`, async () => {
       for (let i = 0; i < MAX_DOMAIN_INFRASTRUCTURE + 4; i++) {
         const tokens = [`net:10.${i}.0.0/24`, ...(i % 8 === 0 ? ['env:partner.example'] : [])];

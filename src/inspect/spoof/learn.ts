@@ -67,8 +67,10 @@ export function learnFromRelayed(
       infrastructure: [],
     };
   }
-  const suspicious = findings.some((f) => !f.excepted && f.score > 0 && (f.symbol.startsWith('SPOOF_') || f.symbol.startsWith('AUTH_')));
-  if (suspicious || !from.address) return null;
+  if (!from.address) return null;
+  const service = mailingServiceUpdate(headers, envelope, from, policy, observation, findings);
+  if (service !== undefined) return service;
+  if (findings.some(suspicious)) return null;
   // list and forwarded mail teaches nothing about who the organisation corresponds with
   if (listEvidence(headers, envelope.mailFrom.toLowerCase(), from.address, null)) return null;
   const org = orgOf(from.address);
@@ -80,6 +82,50 @@ export function learnFromRelayed(
     domains: org ? [org] : [],
     // our own domains' infrastructure is the internal network's, not something inbound mail teaches
     infrastructure: tokens.length && !isInternalDomain(policy, domainOf(from.address)) ? [{ address: from.address, domain: org, tokens }] : [],
+  };
+}
+
+const suspicious = (f: { symbol: string; score: number; excepted?: string }) =>
+  !f.excepted && f.score > 0 && (f.symbol.startsWith('SPOOF_') || f.symbol.startsWith('AUTH_'));
+
+/** Marks of a discussion list or a forwarder: mail that went through someone else on the way, not a service sending for From. */
+const RELAYED_BY_OTHERS = ['list-post', 'x-beenthere', 'mailing-list', 'x-mailing-list', 'resent-from', 'resent-sender'];
+
+/**
+ * A mailing service sending for the From domain (a partner's invoices and ticket replies through an
+ * ESP): bulk marks (List-Unsubscribe, Precedence: bulk), the envelope (the service's bounce domain)
+ * in another organisation, no discussion-list or forwarder marks. It teaches the From domain's
+ * infrastructure only (no correspondents, no names: nobody here wrote to it), so that a later reply
+ * from a partner's person through the same service is no SPOOF_KNOWN_SENDER_NEW_INFRA and its bounce
+ * envelope no mismatch. A DMARC failure under p=none is what such mail shows; anything else suspicious
+ * teaches nothing. Learned at once when DNS vouched for the service (SPF pass for its envelope, or a
+ * verified DKIM signature of the service or of From); with DNS unreachable only on its second
+ * sighting; when SPF contradicts the envelope, never. Returns undefined when the message is not such
+ * mail (the ordinary rules apply), null when it is and teaches nothing.
+ */
+function mailingServiceUpdate(
+  headers: HeaderField[],
+  envelope: Envelope,
+  from: Mailbox,
+  policy: Policy,
+  observation: Observation | undefined,
+  findings: { symbol: string; score: number; excepted?: string }[],
+): MemoryUpdate | null | undefined {
+  const fromOrg = orgOf(from.address);
+  const envOrg = orgOf(envelope.mailFrom);
+  const bulk = header(headers, 'list-unsubscribe') !== undefined || /^\s*bulk\s*$/i.test(header(headers, 'precedence') ?? '');
+  if (!bulk || !fromOrg || !envOrg || fromOrg === envOrg || isInternalDomain(policy, domainOf(from.address))) return undefined;
+  if (headers.some((h) => RELAYED_BY_OTHERS.includes(h.name))) return undefined;
+  const infra = observation?.infrastructure;
+  if (!infra || infra.spf === 'no' || findings.some((f) => suspicious(f) && f.symbol !== 'AUTH_DMARC_NONE_FAIL')) return null;
+  const vouched = infra.spf === 'pass' || infra.dkim.includes(`dkim:${envOrg}`) || infra.dkim.includes(`dkim:${fromOrg}`);
+  const tokens = [infra.envelope, ...infra.dkim, ...(vouched ? [infra.network] : [])].filter(Boolean);
+  return {
+    threads: [],
+    bindings: [],
+    addresses: [],
+    domains: [],
+    infrastructure: [{ address: '', domain: fromOrg, tokens, learn: vouched ? 'now' : 'second-sighting' }],
   };
 }
 
