@@ -19,7 +19,7 @@ export interface MessageFacts {
   receivedAt: Date;
   policy: Policy;
   policyVersion: string;
-  client: { address: string; helo: string };
+  client: { address: string; helo: string; name?: string };
   /** MAIL/RCPT lines as the client sent them (ESMTP parameters included) */
   envelope: { mailFrom: string; mailLine: string; rcptTo: string[]; rcptLines: string[] };
 }

@@ -29,6 +29,7 @@ import { countMessage } from '../observe/metrics.js';
 import { sendQuarantineNotice } from '../quarantine/notify.js';
 import { PasswordPairs } from '../quarantine/password-pairs.js';
 import { Spool } from '../message/spool.js';
+import { verifiedClientName } from '../message/parsed.js';
 import { withinMemoryBudget } from '../message/admission.js';
 import { clientErrorFor, mirror, SmtpError, Transaction, type AbandonReason } from './transaction.js';
 import { judgeRecipient } from './recipient.js';
@@ -290,7 +291,7 @@ export class Gateway {
       receivedAt: new Date(tx.started),
       policy: tx.policy,
       policyVersion: tx.policyVersion,
-      client: { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? '' },
+      client: { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? '', name: verifiedClientName(session.clientHostname) },
       envelope: { mailFrom: tx.mailFrom, mailLine: tx.mailLine, rcptTo: tx.recipients, rcptLines: tx.rcptLines },
     };
   }

@@ -25,6 +25,17 @@ export interface Envelope {
 export interface ClientInfo {
   address: string;
   helo: string;
+  /**
+   * The client's hostname as the MTA in front verified it (forward-confirmed reverse DNS): Postfix's
+   * XFORWARD NAME, or the milter's {client_name}. Absent when unknown or unverified.
+   */
+  name?: string;
+}
+
+/** A verified client name as an MTA passes it on: "unknown", "[UNAVAILABLE]", a bracketed address or a dotless name mean none. */
+export function verifiedClientName(value: string | undefined | false): string | undefined {
+  const name = (value || '').trim().toLowerCase().replace(/\.$/, '');
+  return /^[a-z0-9_-]+(\.[a-z0-9_-]+)+$/.test(name) && !/^\d+(\.\d+){3}$/.test(name) ? name : undefined;
 }
 
 export interface InspectedMessage {

@@ -9,6 +9,7 @@
 import type net from 'node:net';
 import { finished } from 'node:stream/promises';
 import { isStorageFull, Spool } from '../message/spool.js';
+import { verifiedClientName } from '../message/parsed.js';
 import { withinMemoryBudget } from '../message/admission.js';
 import { messageId } from '../observe/id.js';
 import type { Logger } from '../observe/log.js';
@@ -66,7 +67,7 @@ export interface EnvelopeDecision {
 export interface EnvelopeContext {
   id: string;
   policy: Policy;
-  client: { address: string; helo: string };
+  client: { address: string; helo: string; name?: string };
   /** envelope sender without angle brackets ('' for the null sender) */
   mailFrom: string;
   mailArgs: string[];
@@ -428,7 +429,7 @@ export class MilterSession {
     return {
       id: message.id,
       policy: message.policy,
-      client: { address: this.clientAddress(), helo: this.helo },
+      client: { address: this.clientAddress(), helo: this.helo, name: verifiedClientName(this.macro('{client_name}')) },
       mailFrom: message.mailFrom,
       mailArgs: message.mailArgs,
       rcptTo: message.rcptTo,
@@ -662,7 +663,7 @@ export class MilterSession {
       receivedAt: new Date(message.started),
       policy: message.policy,
       policyVersion: message.policyVersion,
-      client: { address: this.clientAddress(), helo: this.helo },
+      client: { address: this.clientAddress(), helo: this.helo, name: verifiedClientName(this.macro('{client_name}')) },
       envelope: { mailFrom: message.mailFrom, mailLine: message.mailLine, rcptTo: message.rcptTo, rcptLines: message.rcptLines },
     };
   }

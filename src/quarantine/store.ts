@@ -37,7 +37,7 @@ export interface HistoryEntry {
 export interface QuarantineMetadata {
   id: string;
   receivedAt: string;
-  client: { address: string; helo: string };
+  client: { address: string; helo: string; name?: string };
   /** the client's MAIL and RCPT lines as sent, ESMTP parameters included */
   envelope: { mailFrom: string; mailLine: string; rcptTo: string[]; rcptLines: string[] };
   size: number;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { DNSResolver } from '../../src/inspect/spoof/auth.js';
 import { infrastructureTokens, networkOf, observeInfrastructure, trustedTokens } from '../../src/inspect/spoof/infrastructure.js';
 import type { StateBackend } from '../../src/state/index.js';
+import { verifiedClientName } from '../../src/message/parsed.js';
 import { runAndLearn, symbols, testPolicy } from '../fixtures/mail/run.js';
 import { ESP_BOUNCE, HOSTS, senderKeys, signed, SMALL } from '../fixtures/mail/senders.js';
 import { ATTACKER, buildMessage, display, ORIGINAL_ID, originalMessage, PEOPLE, quotedOriginal, type Person } from '../fixtures/mail/threads.js';
@@ -15,7 +16,7 @@ import { unreachableResolver, zoneResolver } from '../fixtures/mail/zone.js';
 const { us, them: bob, colleague: dan } = PEOPLE.en;
 const SMALL_THREAD = 'kobo-thread@mail.example.com';
 const up = () => zoneResolver(senderKeys().zone);
-type Host = { address: string; helo: string };
+type Host = { address: string; helo: string; name?: string };
 
 /** A reply to one of our threads, as `from` writes it. */
 function reply(from: Person, thread = ORIGINAL_ID, extra?: Record<string, string>): Buffer {
@@ -73,10 +74,13 @@ describe('spoof: the infrastructure of a known sender', () => {
       temperror: false,
       header: '',
     });
-    const pass = observeInfrastructure('198.51.100.10', 'partner.example', auth('pass'));
+    const pass = observeInfrastructure({ address: '198.51.100.10' }, 'partner.example', auth('pass'));
     assert.deepEqual(infrastructureTokens(pass), ['net:198.51.100.0/24', 'env:partner.example', 'dkim:partner.example']);
-    assert.deepEqual(trustedTokens(observeInfrastructure('203.0.113.66', 'partner.example', auth('fail'))), ['net:203.0.113.0/24', 'dkim:partner.example']);
-    assert.deepEqual(trustedTokens(observeInfrastructure('203.0.113.66', 'partner.example', null)), ['net:203.0.113.0/24', 'env:partner.example']);
+    assert.deepEqual(trustedTokens(observeInfrastructure({ address: '203.0.113.66' }, 'partner.example', auth('fail'))), [
+      'net:203.0.113.0/24',
+      'dkim:partner.example',
+    ]);
+    assert.deepEqual(trustedTokens(observeInfrastructure({ address: '203.0.113.66' }, 'partner.example', null)), ['net:203.0.113.0/24', 'env:partner.example']);
   });
 
   describe("hijacks: the participant's real From through someone else's infrastructure", () => {
@@ -189,6 +193,39 @@ describe('spoof: the infrastructure of a known sender', () => {
       // the attacker's host in another /16 is still new infrastructure
       const attacker = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, HOSTS.attacker, up());
       assert.ok(fired(attacker), symbols(attacker).join(','));
+    });
+
+    it("a partner without SPF on shared hosting: its provider's servers, by the names the MTA in front verified, are its; a botnet PC or another provider still fires", async () => {
+      const state: StateBackend = { kind: 'memory' };
+      const outbound = buildMessage({ from: display(us), to: display(SMALL), subject: 'Quote for the Q3 order', body: 'Hi Kaori', messageId: SMALL_THREAD });
+      await runAndLearn(outbound, { mailFrom: us.address, rcptTo: [SMALL.address] }, ours, testPolicy(), { state, resolver: up() });
+      const shared = (a: number, b: number) => ({ address: `${a}.${b}.40.7`, helo: `www${b}.sharedhost.example`, name: `www${b}.sharedhost.example` });
+      const first = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, shared(153, 120), up());
+      assert.equal(first.action, 'relay', symbols(first).join(','));
+      assert.ok(first.update?.infrastructure[0].tokens.includes('host:sharedhost.example'), JSON.stringify(first.update?.infrastructure));
+      // another range of the provider altogether: no /24 or /16 in common, the verified name's organisation is
+      const other = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, shared(157, 7), up());
+      assert.ok(!fired(other), symbols(other).join(','));
+      assert.equal(other.action, 'relay');
+      // the way around: a botnet PC (no verified name), another provider's server, a name only claimed in HELO
+      for (const host of [
+        { address: '180.12.9.44', helo: 'DESKTOP-7Q' },
+        { address: '45.76.3.9', helo: 'mail.vps-rent.example', name: 'mail.vps-rent.example' },
+        { address: '45.76.3.9', helo: 'www9.sharedhost.example' },
+      ]) {
+        const v = await send(state, reply(SMALL, SMALL_THREAD), SMALL.address, host, up());
+        assert.ok(fired(v), `${JSON.stringify(host)}: ${symbols(v).join(',')}`);
+        assert.notEqual(v.action, 'relay');
+      }
+      // a domain with SPF gets no host token: there the provider is everyone's
+      const withSpf = await send(state, reply(bob), bob.address, { ...HOSTS.partner, name: 'mail.partner.example' }, up());
+      assert.ok(!withSpf.update?.infrastructure[0].tokens.some((t) => t.startsWith('host:')), JSON.stringify(withSpf.update?.infrastructure));
+    });
+
+    it('a verified client name as MTAs pass it on: "unknown", [UNAVAILABLE], bracketed or dotless names are none', () => {
+      assert.equal(verifiedClientName('www40.SharedHost.example.'), 'www40.sharedhost.example');
+      for (const none of ['unknown', '[UNAVAILABLE]', '[198.51.100.7]', 'localhost', '198.51.100.7', '', undefined])
+        assert.equal(verifiedClientName(none), undefined, String(none));
     });
 
     it('IPv6: another host of the same /48', async () => {

@@ -55,7 +55,7 @@ export async function analyzeSpoof(input: SpoofInput): Promise<SpoofResult> {
   // a lookalike of an internal or known correspondent's domain in From or Reply-To
   signals.push(...(await lookalikeSignals({ headers: input.headers, from: view.from.address, isReply: view.isReply, policy, memory: input.memory })));
   const authenticated = await authenticate(view, view.isReply || view.orgMismatch || signals.length > 0);
-  observation.infrastructure = observeInfrastructure(input.client.address, view.envOrg, authenticated.auth);
+  observation.infrastructure = observeInfrastructure(input.client, view.envOrg, authenticated.auth);
 
   const positive = () => signals.some((s) => isPositive(s, policy));
   const unexplained = view.orgMismatch && !authenticated.evidence && !authenticated.dmarcPass;

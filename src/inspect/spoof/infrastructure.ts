@@ -17,6 +17,14 @@ export interface Infrastructure {
   dkim: string[];
   /** whether SPF vouched for the envelope: pass, could not tell (authentication off or DNS failed), or no */
   spf: 'pass' | 'unknown' | 'no';
+  /**
+   * 'host:' + the organisation of the client's verified hostname (ClientInfo.name), only when the
+   * envelope's domain publishes no SPF record: a partner on shared hosting with nothing to
+   * authenticate sends from ever other /24s of its provider, whose servers' names say whose they are.
+   * Never for a domain with SPF: there the hosting provider is everyone's (a compromised mailbox at
+   * the same cloud would match).
+   */
+  host: string;
 }
 
 /** The client's network: IPv4 /24, IPv6 /48 (IPv4-mapped IPv6 counts as IPv4). */
@@ -29,10 +37,11 @@ export function networkOf(ip: string): string {
 
 export const envelopeToken = (org: string) => (org ? `env:${org}` : '');
 
-export function observeInfrastructure(client: string, envOrg: string, auth: AuthSummary | null): Infrastructure {
+export function observeInfrastructure(client: { address: string; name?: string }, envOrg: string, auth: AuthSummary | null): Infrastructure {
   const spf = !auth || auth.spf === 'temperror' ? 'unknown' : auth.spf === 'pass' ? 'pass' : 'no';
   return {
-    network: networkOf(client),
+    network: networkOf(client.address),
+    host: auth?.spf === 'none' && client.name ? `host:${orgDomain(client.name)}` : '',
     envelope: envelopeToken(envOrg),
     dkim: [...new Set((auth?.dkim ?? []).filter((d) => d.result === 'pass' && d.domain).map((d) => `dkim:${orgDomain(d.domain)}`))],
     spf,
@@ -41,16 +50,17 @@ export function observeInfrastructure(client: string, envOrg: string, auth: Auth
 
 /** Every token of the message: what the memory learns when the message turns out genuine. */
 export function infrastructureTokens(infra: Infrastructure): string[] {
-  return [infra.network, infra.envelope, ...infra.dkim].filter(Boolean);
+  return [infra.network, infra.host, infra.envelope, ...infra.dkim].filter(Boolean);
 }
 
 /**
- * The tokens that vouch for the sender: the network (a TCP peer cannot be forged), verified DKIM
+ * The tokens that vouch for the sender: the network (a TCP peer cannot be forged), the verified
+ * hostname's organisation where the domain publishes no SPF (the MTA in front checked it), verified DKIM
  * signatures, and the envelope organisation unless SPF said no (an envelope is what the sender
  * claims; without DNS it is taken at its word rather than quarantining genuine mail).
  */
 export function trustedTokens(infra: Infrastructure): string[] {
-  return [infra.network, infra.spf === 'no' ? '' : infra.envelope, ...infra.dkim].filter(Boolean);
+  return [infra.network, infra.host, infra.spf === 'no' ? '' : infra.envelope, ...infra.dkim].filter(Boolean);
 }
 
 /**
