@@ -6,6 +6,7 @@
 // would. DNS: the servers given (a local DNS server serving the corpus zone), or an address where
 // no DNS server listens (--no-dns). The verdict of each message comes from the gateway's own
 // "message" log line.
+import { verifiedClientName } from '../../src/message/parsed.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -113,12 +114,15 @@ async function nextLine(lines: Record<string, unknown>[], before: number): Promi
   return lines[before];
 }
 
-/** One SMTP transaction with XFORWARD ADDR/HELO; the final reply as "code text". */
+/** One SMTP transaction with XFORWARD ADDR/NAME/HELO; the final reply as "code text". */
 async function send(port: number, m: GeneratedMessage): Promise<string> {
   const client = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 5000, commandTimeout: 30_000 });
   try {
     await client.ehlo('replay.test');
-    const xf = await client.command(`XFORWARD ADDR=${m.client.address} HELO=${encodeXtext(m.client.helo)} PROTO=ESMTP`);
+    // the MTA in front passes on the name it verified (forward-confirmed reverse DNS): in the corpus's
+    // world a server's HELO is its PTR name; a PC's "DESKTOP-…" or "[192.168.…]" verifies to nothing
+    const name = verifiedClientName(m.client.helo) ?? '[UNAVAILABLE]';
+    const xf = await client.command(`XFORWARD ADDR=${m.client.address} NAME=${encodeXtext(name)} HELO=${encodeXtext(m.client.helo)} PROTO=ESMTP`);
     if (xf.code !== 250) return `${xf.code} ${xf.lines.join(' ')}`;
     const mail = await client.command(`MAIL FROM:<${m.envelope.mailFrom}>`);
     if (mail.code !== 250) return `${mail.code} ${mail.lines.join(' ')}`;
