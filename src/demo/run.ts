@@ -88,24 +88,33 @@ interface Running {
 async function start(): Promise<Running> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mailmoat-demo-'));
   const mta = new StandInMta();
-  const mtaPort = (await mta.listen()).port;
-  const loaded = loadPolicy(defaultPolicyFile, [
-    `downstream.port=${mtaPort}`,
-    'downstream.starttls=off',
-    `spool.dir=${JSON.stringify(path.join(dir, 'spool'))}`,
-    `quarantine.dir=${JSON.stringify(path.join(dir, 'quarantine'))}`,
-    'state.backend=memory',
-    `network.internalDomains=[${ORG}]`,
-    // the demo's domains are made up: SPF, DKIM and DMARC lookups would only wait for DNS
-    'spoof.authentication=false',
-    `rate.thresholds=[{metric: office, window: 10m, limit: ${BURST_LIMIT}, action: defer}]`,
-  ]);
-  const log = new DemoLog(path.join(dir, 'gateway.log'));
-  const state: StateBackend = { kind: 'memory' };
-  const gateway = new Gateway(loaded, log.logger, { state, log: log.logger });
-  const gatewayPort = (await gateway.listen('127.0.0.1', 0)).port;
-  const store = new QuarantineStore(loaded.policy.quarantine.dir);
-  return { dir, loaded, state, mta, gateway, gatewayPort, mtaPort, log, store };
+  let log: DemoLog | undefined;
+  try {
+    const mtaPort = (await mta.listen()).port;
+    const loaded = loadPolicy(defaultPolicyFile, [
+      `downstream.port=${mtaPort}`,
+      'downstream.starttls=off',
+      `spool.dir=${JSON.stringify(path.join(dir, 'spool'))}`,
+      `quarantine.dir=${JSON.stringify(path.join(dir, 'quarantine'))}`,
+      'state.backend=memory',
+      `network.internalDomains=[${ORG}]`,
+      // the demo's domains are made up: SPF, DKIM and DMARC lookups would only wait for DNS
+      'spoof.authentication=false',
+      `rate.thresholds=[{metric: office, window: 10m, limit: ${BURST_LIMIT}, action: defer}]`,
+    ]);
+    log = new DemoLog(path.join(dir, 'gateway.log'));
+    const state: StateBackend = { kind: 'memory' };
+    const gateway = new Gateway(loaded, log.logger, { state, log: log.logger });
+    const gatewayPort = (await gateway.listen('127.0.0.1', 0)).port;
+    const store = new QuarantineStore(loaded.policy.quarantine.dir);
+    return { dir, loaded, state, mta, gateway, gatewayPort, mtaPort, log, store };
+  } catch (err) {
+    // nothing of a demo that could not start stays behind
+    await mta.close().catch(() => undefined);
+    await log?.close();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 async function stop(run: Running): Promise<void> {
