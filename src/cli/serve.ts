@@ -6,7 +6,10 @@ import { closeScanPool } from '../inspect/office/pool.js';
 import { startMetricsServer } from '../observe/metrics.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { formatProblem, PolicyError } from '../policy/load.js';
+import { formatReply } from '../relay/smtp-client.js';
 import { PolicyHolder } from '../policy/watch.js';
+import type { Policy } from '../policy/schema.js';
+import { probeDownstream } from '../relay/probe.js';
 import { closeState, openState } from '../state/index.js';
 import { cleanSpoolDir, disposeAllSpools } from '../message/spool.js';
 import { defaultPolicyFile } from './paths.js';
@@ -66,6 +69,31 @@ Signals: SIGHUP reloads the policy; SIGTERM stops accepting, finishes messages i
     });
 }
 
+/** How long the start-up check waits for the downstream's connect and greeting, each. */
+const PROBE_TIMEOUT_MS = 3000;
+
+/**
+ * The downstream at start-up: reachable is a log line; unreachable is a warning in the log
+ * (`downstream_unreachable`) and in plain words on stderr, since the first sign would otherwise be
+ * every client getting 451. Not fatal: the MTA may simply start after the gateway.
+ */
+async function checkDownstream(policy: Policy, log: Logger): Promise<void> {
+  const { host, port } = policy.downstream;
+  const at = `${host}:${port}`;
+  const result = await probeDownstream(host, port, Math.min(policy.timeouts.downstreamConnect, PROBE_TIMEOUT_MS));
+  if (result.reachable) {
+    log.info({ event: 'downstream_reachable', downstream: at, greeting: formatReply(result.greeting) }, 'downstream MTA answers');
+    return;
+  }
+  const consequence = 'every message will be deferred with 451 4.4.1 until it answers (clients keep their mail and retry)';
+  log.warn({ event: 'downstream_unreachable', downstream: at, reason: result.reason, consequence }, `downstream MTA unreachable: ${consequence}`);
+  process.stderr.write(
+    `mailmoat: the downstream MTA at ${at} is unreachable (${result.reason}).\n` +
+      `mailmoat: the gateway is running, but ${consequence}.\n` +
+      `mailmoat: start the MTA there, or point the gateway at yours with --downstream HOST:PORT; \`npm run demo\` shows Mailmoat with a stand-in MTA.\n`,
+  );
+}
+
 /** One gateway process (the only one, or a worker): serve, reload, drain on SIGTERM. */
 async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   const state = await openState(holder.policy.state, log);
@@ -96,6 +124,7 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
       },
       'mailmoat gateway ready',
     );
+    checkDownstream(holder.policy, log).catch(() => undefined); // never throws; not awaited: SIGTERM and SIGHUP must work at once
   }
   const milter = milterPolicy.enabled ? new MilterServer(holder, log, { services: { state, log } }) : undefined;
   if (milter) {

@@ -1,40 +1,9 @@
 // A test SMTP client that sends exactly what the test says: raw command lines and raw message bytes.
+// Whole transactions go through the demo's submitting client (src/demo/submit.ts): one copy of that code.
 import net from 'node:net';
-import { Readable } from 'node:stream';
 import { SmtpClient, type SmtpReply } from '../../src/relay/smtp-client.js';
 
-export async function connect(port: number, ehlo = 'client.test'): Promise<SmtpClient> {
-  const client = await SmtpClient.connect({ host: '127.0.0.1', port, connectTimeout: 5000, commandTimeout: 30000 });
-  if (ehlo) await client.ehlo(ehlo);
-  return client;
-}
-
-/** DATA + message: the reply to DATA if it is not 354, else the reply to the final dot. */
-/** DATA, the message, and the final reply (waited for up to `timeout` ms). */
-export async function sendData(client: SmtpClient, message: Buffer | string, timeout = 60_000): Promise<SmtpReply> {
-  const go = await client.command('DATA');
-  if (go.code !== 354) return go;
-  return client.sendMessage(Readable.from([Buffer.from(message)]), timeout);
-}
-
-/** One whole transaction; returns every reply in order. */
-export async function transaction(
-  port: number,
-  mail: string,
-  rcpts: string[],
-  message: Buffer | string,
-): Promise<{ mail: SmtpReply; rcpts: SmtpReply[]; data?: SmtpReply }> {
-  const client = await connect(port);
-  try {
-    const mailReply = await client.command(mail);
-    const rcptReplies: SmtpReply[] = [];
-    for (const r of rcpts) rcptReplies.push(await client.command(r));
-    if (mailReply.code !== 250 || !rcptReplies.some((r) => r.code === 250)) return { mail: mailReply, rcpts: rcptReplies };
-    return { mail: mailReply, rcpts: rcptReplies, data: await sendData(client, message) };
-  } finally {
-    await client.quit();
-  }
-}
+export { connect, sendData, transaction } from '../../src/demo/submit.js';
 
 export function text(reply: SmtpReply | undefined): string {
   return reply ? `${reply.code} ${reply.lines.join(' ')}` : '(none)';

@@ -19,6 +19,8 @@ export interface Served {
   child: ChildProcess;
   port: number;
   logs: Record<string, unknown>[];
+  /** what the process wrote to stderr so far */
+  stderr(): string;
   waitFor(predicate: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
 }
@@ -37,6 +39,8 @@ export async function serve(policyFile: string, downstreamPort: number, extra: s
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const waiters: (() => void)[] = [];
   let buffer = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -57,5 +61,5 @@ export async function serve(policyFile: string, downstreamPort: number, extra: s
     }
   };
   await waitFor((l) => l.event === 'listening' && l.front === 'smtp');
-  return { child, port, logs, waitFor, exited };
+  return { child, port, logs, stderr: () => stderr, waitFor, exited };
 }
