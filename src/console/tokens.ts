@@ -23,10 +23,7 @@ export interface RecipientClaim {
 
 /** The outcome of verifying a token. Only `ok` may be acted on; `expired` is signed, so its claim is genuine but stale. */
 export type TokenCheck =
-  | ({ status: 'ok' } & RecipientClaim)
-  | ({ status: 'expired' } & RecipientClaim)
-  | { status: 'bad-signature' }
-  | { status: 'malformed'; reason: string };
+  ({ status: 'ok' } & RecipientClaim) | ({ status: 'expired' } & RecipientClaim) | { status: 'bad-signature' } | { status: 'malformed'; reason: string };
 
 /** Smallest key accepted: 256 bits, the HMAC-SHA256 output size. */
 export const MIN_KEY_BYTES = 32;
@@ -98,7 +95,10 @@ function canonicalBase64url(text: string): Buffer | undefined {
  */
 export async function readTokenKey(file: string | null | undefined): Promise<Buffer> {
   if (!file) {
-    throw new TokenKeyError('quarantine.digest.keyFile is not set: recipient links need a key file (create one with `mailmoat quarantine digest --init-key`)', '');
+    throw new TokenKeyError(
+      'quarantine.digest.keyFile is not set: recipient links need a key file (create one with `mailmoat quarantine digest --init-key`)',
+      '',
+    );
   }
   let bytes: Buffer;
   try {

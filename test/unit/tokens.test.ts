@@ -66,7 +66,16 @@ describe('recipient tokens', () => {
       assert.ok(['malformed', 'bad-signature'].includes(verifyRecipientToken(KEY, added, NOW).status), `adding at position ${pos}`);
     }
     assert.ok(tried > 100 * 60);
-    for (const bad of ['', '.', token + '.', token + 'A', token.toUpperCase(), `2${token.slice(1)}`, token.split('.').slice(0, 4).join('.'), 'x'.repeat(5000)]) {
+    for (const bad of [
+      '',
+      '.',
+      token + '.',
+      token + 'A',
+      token.toUpperCase(),
+      `2${token.slice(1)}`,
+      token.split('.').slice(0, 4).join('.'),
+      'x'.repeat(5000),
+    ]) {
       assert.ok(['malformed', 'bad-signature'].includes(verifyRecipientToken(KEY, bad, NOW).status), bad.slice(0, 40));
     }
   });
