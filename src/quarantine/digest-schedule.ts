@@ -33,6 +33,7 @@ export function startDigestSchedule(currentPolicy: () => Policy, log: Logger, no
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
+  let lastError: string | undefined;
   const check = async (): Promise<void> => {
     const policy = currentPolicy();
     const schedule = policy.quarantine.digest.schedule;
@@ -48,6 +49,7 @@ export function startDigestSchedule(currentPolicy: () => Policy, log: Logger, no
         operator: 'digest schedule',
         due: (last) => nextDigestAt(schedule, last, now()) <= now(),
       });
+      lastError = undefined;
       if (!run.skipped) {
         const failed = run.outcomes.filter((o) => o.status === 'failed').length;
         log[failed ? 'warn' : 'info'](
@@ -57,9 +59,10 @@ export function startDigestSchedule(currentPolicy: () => Policy, log: Logger, no
       }
     } catch (err) {
       const locked = err instanceof QuarantineError && err.kind === 'locked';
-      const level = locked ? 'debug' : 'error';
+      // said once at error level (a missing key stays missing until the policy changes), then quietly
+      const level = locked || (err as Error).message === lastError ? 'debug' : 'error';
+      if (!locked) lastError = (err as Error).message;
       log[level]({ event: 'digest_run_failed', err: (err as Error).message, config: err instanceof TokenKeyError || undefined }, 'digest run not done');
-      // a missing key or baseUrl stays missing until the policy changes: look again at the usual pace
       return arm(CHECK_MS);
     }
     return arm(Math.min(CHECK_MS, Math.max(1000, nextDigestAt(schedule, now(), now()) - now())));

@@ -125,7 +125,11 @@ export async function requestRelease(ctx: RecipientContext, id: string, address:
   await takeAction(ctx, recipient);
   const operator = recipientOperator(recipient);
   const note = options.note ? escapeControl(options.note.trim()).slice(0, 500) : undefined;
-  const lock = await store.lock(id, operator);
+  const lock = await store.lock(id, operator).catch((err: unknown) => {
+    if (err instanceof QuarantineError && err.kind === 'locked')
+      throw new RecipientActionError(`${id}: an administrator is acting on it right now`, 'not-held');
+    throw err;
+  });
   let meta: QuarantineMetadata;
   try {
     meta = await store.get(id);

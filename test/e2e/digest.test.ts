@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
-import { readTokenKey, verifyRecipientToken } from '../../src/console/tokens.js';
+import { openRecipientLink } from '../../src/console/recipient-link.js';
+import { createRecipientToken, readTokenKey, verifyRecipientToken } from '../../src/console/tokens.js';
 import { loadPolicy } from '../../src/policy/load.js';
 import { pendingRequests, RecipientActionError, releaseOwnCopy, requestRelease, type RecipientContext } from '../../src/quarantine/requests.js';
 import { QuarantineStore } from '../../src/quarantine/store.js';
@@ -158,6 +159,18 @@ describe('recipient digests end to end', function () {
       assert.deepEqual(claims.map((c) => (c.status === 'ok' ? c.id : '')).sort(), expected[m.to].sort(), m.to);
       assert.ok(!m.text.includes(held['outside-only']) && !m.tokens.some((t) => t.includes(held['outside-only'])));
     }
+    // the page behind a link opens the item for its recipient; a token whose recipient is not the item's opens nothing
+    const store = new QuarantineStore(dir);
+    const { policy } = loadPolicy(policyFile);
+    const suzukiLink = await openRecipientLink(store, policy, key, mails.find((m) => m.to === 'suzuki@example.jp')!.tokens[0]);
+    assert.ok(suzukiLink.status === 'ok' && suzukiLink.meta.id === held.shared && suzukiLink.recipient === 'suzuki@example.jp');
+    assert.equal(suzukiLink.access.right, 'request');
+    const forged = createRecipientToken(key, { id: held['sato-and-partner'], recipient: 'suzuki@example.jp', expiresAt: Date.now() + 60_000 });
+    assert.deepEqual(await openRecipientLink(store, policy, key, forged), { status: 'not-found' });
+    const outside = createRecipientToken(key, { id: held['sato-and-partner'], recipient: 'partner@outside.test', expiresAt: Date.now() + 60_000 });
+    assert.deepEqual(await openRecipientLink(store, policy, key, outside), { status: 'not-found' });
+    const later = await openRecipientLink(store, policy, key, mails[0].tokens[0], Date.now() + 8 * 86_400_000);
+    assert.equal(later.status, 'expired', 'links expire after linkTtl (7d)');
     const sato = mails.find((m) => m.to === 'sato@example.jp')!;
     assert.match(sato.subject, /保留中のメール: 2 件/);
     assert.match(sato.html, /hold &lt;b&gt;bold&lt;\/b&gt; &amp; &quot;quoted&quot;/, 'message values are escaped in the HTML part');
