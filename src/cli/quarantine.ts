@@ -1,4 +1,5 @@
-// `mailmoat quarantine ...`: list, show, release, delete and purge quarantined messages.
+// `mailmoat quarantine ...`: list, show, release, delete and purge quarantined messages, and send
+// the recipients' digests.
 //
 // Exit status: 0 done; 1 refused or failed (already released, locked by another release, the
 // downstream refused or could not be reached: the item stays held); 2 bad input (an id that is not a
@@ -14,6 +15,8 @@ import { parseHeaderBlock } from '../message/parsed.js';
 import { formatProblem, loadPolicy, PolicyError } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import { formatReply } from '../relay/smtp-client.js';
+import { initTokenKey, TokenKeyError } from '../console/tokens.js';
+import { sendDigests } from '../quarantine/digest.js';
 import { escapeControl } from '../quarantine/escape.js';
 import { formatItem, formatTable, matches, parseSince, type ListFilter } from '../quarantine/query.js';
 import { deleteItem, executePurge, planPurge, release, type ReleaseResult } from '../quarantine/release.js';
@@ -175,7 +178,7 @@ function printRelease(result: ReleaseResult): number {
 export function registerQuarantine(program: Command): void {
   const group = program
     .command('quarantine')
-    .description('list, inspect, release, delete and purge quarantined messages')
+    .description("list, inspect, release, delete and purge quarantined messages; send the recipients' digests")
     .addHelpText(
       'after',
       `
@@ -298,6 +301,8 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
       }),
     );
 
+  registerDigest(group);
+
   addCommon(group.command('purge'))
     .description('remove messages older than quarantine.retention; a dry run unless --yes')
     .option('--dry-run', 'only list what would be removed (the default)')
@@ -326,6 +331,61 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
           `purged ${removed.length} messages older than ${days} days from ${store.dir}${plan.stray.length ? ` and ${plan.stray.length} leftover files` : ''}\n`,
         );
         return skipped.length ? EXIT.refused : EXIT.ok;
+      }),
+    );
+}
+
+function registerDigest(group: Command): void {
+  addCommon(group.command('digest'))
+    .description('mail each internal recipient the messages held for them since their last digest, with links (quarantine.digest)')
+    .option('--dry-run', 'print what each recipient would get; send nothing, record nothing')
+    .option('--since <when>', 'list messages received within 30m, 12h, 2d, 1w or since a date, whatever each recipient had before')
+    .option('--init-key', 'create the link key file named by quarantine.digest.keyFile (48 random bytes, mode 0600), then stop')
+    .addHelpText(
+      'after',
+      `
+Run it from cron (e.g. daily: 30 8 * * * mailmoat quarantine digest), or set quarantine.digest.schedule
+for \`serve\` to send it. Needs quarantine.digest.baseUrl and keyFile. Exit: 0 sent (or nothing to send);
+1 some digests not sent (those recipients get the same messages next time); 2 bad option or policy.`,
+    )
+    .action(
+      run(async (opts: CommonOptions & { dryRun?: boolean; since?: string; initKey?: boolean }) => {
+        const { policy, store } = open(opts);
+        try {
+          if (opts.initKey) {
+            const file = policy.quarantine.digest.keyFile;
+            if (!file) throw new UsageError('quarantine.digest.keyFile is not set: name the key file in the policy first, e.g. /etc/mailmoat/link.key');
+            await initTokenKey(file);
+            process.stdout.write(`created ${file} (mode 0600); keep it private: whoever has it can make links to any held message\n`);
+            return EXIT.ok;
+          }
+          let since: number | undefined;
+          if (opts.since !== undefined) {
+            since = parseSince(opts.since);
+            if (since === undefined) throw new UsageError(`--since ${JSON.stringify(opts.since)}: expected 30m, 12h, 2d, 1w or a date such as 2024-05-01`);
+          }
+          const result = await sendDigests(store, policy, { dryRun: opts.dryRun, since, operator: operatorName() });
+          for (const p of result.problems) process.stderr.write(`mailmoat quarantine: skipped: ${p}\n`);
+          if (opts.dryRun) {
+            for (const d of result.digests) {
+              process.stdout.write(`${escapeControl(d.recipient)} (${d.language}): ${d.entries.length} held\n`);
+              for (const e of d.entries)
+                process.stdout.write(`  ${e.id}  ${e.right.padEnd(7)}  ${escapeControl(e.sender).slice(0, 60)}  ${escapeControl(e.subject).slice(0, 60)}\n`);
+            }
+            process.stdout.write(`dry run: ${result.digests.length} digests would be sent; nothing sent or recorded\n`);
+            return EXIT.ok;
+          }
+          for (const o of result.outcomes) {
+            const line = `${escapeControl(o.recipient)}: ${o.items} held: ${o.status === 'sent' ? `sent (${escapeControl(o.response ?? '')})` : `NOT sent: ${escapeControl(o.error ?? '')}`}\n`;
+            (o.status === 'sent' ? process.stdout : process.stderr).write(line);
+          }
+          const failed = result.outcomes.filter((o) => o.status === 'failed').length;
+          process.stdout.write(`${result.outcomes.length - failed} digests sent${failed ? `, ${failed} not sent` : ''}\n`);
+          return failed ? EXIT.refused : EXIT.ok;
+        } catch (err) {
+          if (err instanceof TokenKeyError) throw new UsageError(err.message);
+          throw err;
+        }
       }),
     );
 }

@@ -10,6 +10,7 @@ import { formatReply } from '../relay/smtp-client.js';
 import { PolicyHolder } from '../policy/watch.js';
 import type { Policy } from '../policy/schema.js';
 import { probeDownstream } from '../relay/probe.js';
+import { startDigestSchedule } from '../quarantine/digest-schedule.js';
 import { closeState, openState } from '../state/index.js';
 import { cleanSpoolDir, disposeAllSpools } from '../message/spool.js';
 import { defaultPolicyFile } from './paths.js';
@@ -142,6 +143,8 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
     }
   });
   holder.watch();
+  // the recipients' digests on quarantine.digest.schedule (idle while it is null)
+  const digests = startDigestSchedule(() => holder.policy, log);
   process.on('SIGHUP', () => holder.reload('SIGHUP'));
   let stopping = false;
   const stop = async (signal: string) => {
@@ -152,7 +155,7 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
       'stopping: finishing messages in flight',
     );
     holder.close();
-    await Promise.all([gateway?.drain(), milter?.drain()]);
+    await Promise.all([gateway?.drain(), milter?.drain(), digests.stop()]);
     // whatever a front end could not unwind in time: no spool file outlives the process
     const left = await disposeAllSpools();
     if (left) log.warn({ event: 'spool_disposed', spools: left }, 'spools of messages cut short by the drain removed');

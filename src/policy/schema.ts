@@ -185,6 +185,95 @@ const dnsSchema = z
   })
   .prefault({});
 
+const address = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'an address such as postmaster@example.com');
+
+/** `HH:MM` (daily, local time) for quarantine.digest.schedule. */
+export const DAILY_TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+/** The recipients' digest of held mail (src/quarantine/digest.ts) and the links in it (src/console/tokens.ts). */
+const digestSchema = z
+  .strictObject({
+    /** `serve` sends digests: every `24h` (a duration), or daily at `08:30` (local time); null: only `mailmoat quarantine digest` */
+    schedule: z
+      .union([
+        z
+          .string()
+          .regex(DAILY_TIME)
+          .transform((t) => ({ daily: t })),
+        duration.refine((ms) => ms >= 1000, 'at least 1s').transform((ms) => ({ every: ms })),
+      ])
+      .nullable()
+      .default(null),
+    /** the console's public address; a link is `${baseUrl}/r/<token>` */
+    baseUrl: z
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'an http:// or https:// URL without query, e.g. https://mail.example.com/mailmoat')
+      .transform((u) => u.replace(/\/+$/, ''))
+      .nullable()
+      .default(null),
+    /** the file holding the links' HMAC key (never the key itself here); `mailmoat quarantine digest --init-key` makes one */
+    keyFile: z.string().min(1).nullable().default(null),
+    /** how long a link works */
+    linkTtl: duration.refine((ms) => ms >= 60_000, 'at least 1m').default(7 * 86_400_000),
+    /** the digest's language, and per recipient domain (subdomains included) */
+    language: z.enum(['en', 'ja']).default('en'),
+    languages: z.record(domain, z.enum(['en', 'ja'])).default({}),
+    /** the digest's sender; null: quarantine.notify.from */
+    from: address.nullable().default(null),
+  })
+  .prefault({});
+
+/** What a recipient may do with a held item by themselves: release their own copy, request a release from an admin, or nothing. */
+export const RECIPIENT_RIGHTS = ['release', 'request', 'none'] as const;
+export type RecipientRight = (typeof RECIPIENT_RIGHTS)[number];
+const right = z.enum(RECIPIENT_RIGHTS);
+
+/** The built-in rights by symbol (`PREFIX_*` covers a family); listed in policies/default.yaml. */
+export const DEFAULT_RIGHTS: Record<string, RecipientRight> = {
+  // macros and dangerous files: admins only
+  OFFICE_MACRO: 'none',
+  OFFICE_MACRO_AUTOEXEC: 'none',
+  OFFICE_MACRO_SUSPICIOUS: 'none',
+  OFFICE_XLM_MACRO: 'none',
+  'FILE_*': 'none',
+  HTML_SMUGGLING: 'none',
+  ONENOTE_EMBEDDED_FILE: 'none',
+  // what could not be scanned, and spoofing: on request
+  OFFICE_ENCRYPTED_UNSCANNABLE: 'request',
+  ARCHIVE_ENCRYPTED_UNSCANNABLE: 'request',
+  ARCHIVE_LIMIT: 'request',
+  ARCHIVE_UNSUPPORTED: 'request',
+  OFFICE_CORRUPT: 'request',
+  MIME_UNPARSEABLE: 'request',
+  'SPOOF_*': 'request',
+  'AUTH_*': 'request',
+};
+
+const rightsSchema = z
+  .strictObject({
+    /** a finding's category when neither symbols nor actions name it */
+    default: right.default('request'),
+    /** by symbol, or by family with a trailing `*`; an entry refines the built-in ones */
+    symbols: z
+      .record(z.string().regex(/^[A-Z][A-Z0-9_]*\*?$/, 'an upper-case symbol, or a prefix ending in * such as SPOOF_*'), right)
+      .default({})
+      .transform((given) => ({ ...DEFAULT_RIGHTS, ...given })),
+    /** by the action verdict.symbols gives the finding's symbol (tag, quarantine...), for symbols not named above */
+    actions: z.partialRecord(action, right).default({}),
+  })
+  .prefault({});
+
+/** Recipients' release requests (src/quarantine/requests.ts). */
+const requestsSchema = z
+  .strictObject({
+    /** who is told of a request; null: quarantine.notify.admin; with neither, requests are recorded (console, audit log) but nobody is mailed */
+    admin: address.nullable().default(null),
+    /** requests and self-releases per recipient per window; past it refused until the window ends */
+    limit: z.number().int().min(1).default(10),
+    window: duration.refine((ms) => ms >= 1000, 'at least 1s').default(3_600_000),
+  })
+  .prefault({});
+
 /** Options that moved: the old key is refused with the new one named (src/policy/load.ts). */
 export const MOVED_OPTIONS: Record<string, string> = {
   'spoof.dnsTimeout': 'dns.timeout',
@@ -439,6 +528,9 @@ export const policySchema = z.strictObject({
         })
         .prefault({})
         .refine((n) => n.to !== 'admin' || n.admin !== null, { message: 'notify.to admin needs notify.admin', path: ['admin'] }),
+      digest: digestSchema,
+      rights: rightsSchema,
+      requests: requestsSchema,
     })
     .prefault({}),
   office: z

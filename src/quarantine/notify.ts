@@ -1,11 +1,12 @@
 // The optional notice that a message was quarantined: composed by nodemailer, sent through the
-// downstream MTA after the client has its 250. It names the id, the sender, the subject and why;
-// it never carries the message or its attachments. Recipients outside internalDomains never get one
-// (that would be backscatter to forged senders' victims).
-import nodemailer from 'nodemailer';
+// downstream MTA (quarantine.release.downstream when set) after the client has its 250. It names the
+// id, the sender, the subject and why; it never carries the message or its attachments. Recipients
+// outside internalDomains never get one (that would be backscatter to forged senders' victims).
+import nodemailer, { type Transporter } from 'nodemailer';
 import type { Logger } from '../observe/log.js';
 import { isInternalAddress } from '../policy/network.js';
 import type { Policy } from '../policy/schema.js';
+import { releasePolicy } from './release.js';
 import type { QuarantineMetadata } from './store.js';
 
 export function noticeRecipients(meta: QuarantineMetadata, policy: Policy): string[] {
@@ -32,12 +33,13 @@ export function noticeText(meta: QuarantineMetadata): string {
   ].join('\n');
 }
 
-/** Sends the notice; failures are logged, never raised: the message itself is safe in quarantine. */
-export async function sendQuarantineNotice(meta: QuarantineMetadata, policy: Policy, log: Logger): Promise<void> {
-  const to = noticeRecipients(meta, policy);
-  if (!to.length) return;
-  const { host, port, starttls, tlsVerify } = policy.downstream;
-  const transport = nodemailer.createTransport({
+/**
+ * The way mail the gateway writes itself (notices, digests, release requests) leaves: nodemailer to
+ * quarantine.release.downstream, else the downstream, with its STARTTLS settings.
+ */
+export function noticeTransport(policy: Policy, options: { pool?: boolean } = {}): Transporter {
+  const { host, port, starttls, tlsVerify } = releasePolicy(policy).downstream;
+  return nodemailer.createTransport({
     host,
     port,
     secure: false,
@@ -45,7 +47,15 @@ export async function sendQuarantineNotice(meta: QuarantineMetadata, policy: Pol
     requireTLS: starttls === 'required',
     tls: { rejectUnauthorized: tlsVerify },
     name: policy.hostname,
+    ...(options.pool ? { pool: true, maxConnections: 1 } : {}),
   });
+}
+
+/** Sends the notice; failures are logged, never raised: the message itself is safe in quarantine. */
+export async function sendQuarantineNotice(meta: QuarantineMetadata, policy: Policy, log: Logger): Promise<void> {
+  const to = noticeRecipients(meta, policy);
+  if (!to.length) return;
+  const transport = noticeTransport(policy);
   try {
     const info = await transport.sendMail({
       from: policy.quarantine.notify.from,

@@ -70,15 +70,21 @@ export async function release(
   store: QuarantineStore,
   id: string,
   policy: Policy,
-  /** `note`: why, in the history and the audit log (the gateway releasing on a password mail says which) */
-  options: ActorOptions & { to?: string[]; note?: string },
+  /**
+   * `note`: why, in the history and the audit log (the gateway releasing on a password mail says
+   * which); `guard`: the caller's own condition, checked under the lock on the item as it stands (a
+   * recipient's right to release it), throwing to refuse
+   */
+  options: ActorOptions & { to?: string[]; note?: string; guard?: (meta: QuarantineMetadata) => void },
 ): Promise<ReleaseResult> {
   checkId(id);
   const lock = await store.lock(id, options.operator);
   try {
     const meta = await store.get(id);
+    options.guard?.(meta);
     refuseUnlessReleasable(store, meta, options.force);
     const targets = pickRecipients(meta, options.to);
+    refuseSecondDelivery(meta, targets, options.force);
     await store.verify(meta);
     const at = new Date();
     const recipients = targets.map((t) => t.rcpt);
@@ -147,13 +153,29 @@ function refuseUnlessReleasable(store: QuarantineStore, meta: QuarantineMetadata
       'state',
     );
   }
-  if (meta.state === 'released' && !force) {
-    const last = meta.history.findLast((h) => h.event === 'released');
-    throw new QuarantineError(
-      `${meta.id} was already released${last ? ` by ${last.by} at ${last.at} to ${(last.recipients ?? []).join(', ')}` : ''}; use --force to deliver it again`,
-      'state',
-    );
-  }
+}
+
+/**
+ * Once per recipient: a recipient the message was delivered to gets it again only with --force. A
+ * release to recipients it has not reached yet (the others, after `--to` or a recipient's own
+ * release) goes ahead.
+ */
+function refuseSecondDelivery(meta: QuarantineMetadata, targets: { rcpt: string }[], force?: boolean): void {
+  if (meta.state !== 'released' || force) return;
+  const delivered = deliveredTo(meta);
+  if (!targets.some((t) => delivered.has(t.rcpt.toLowerCase()))) return;
+  const last = meta.history.findLast((h) => h.event === 'released');
+  throw new QuarantineError(
+    `${meta.id} was already released${last ? ` by ${last.by} at ${last.at} to ${(last.recipients ?? []).join(', ')}` : ''}; use --force to deliver it again`,
+    'state',
+  );
+}
+
+/** The recipients (lower-case) a release has delivered the message to. */
+export function deliveredTo(meta: QuarantineMetadata): Set<string> {
+  const delivered = new Set<string>();
+  for (const h of meta.history) if (h.event === 'released') for (const r of h.recipients ?? []) delivered.add(r.toLowerCase());
+  return delivered;
 }
 
 /** The downstream of the policy (or quarantine.release.downstream), with its TLS/XFORWARD settings. */

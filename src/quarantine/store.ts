@@ -318,7 +318,16 @@ export class QuarantineStore {
    * this host, or older than an hour, is broken; any other is reported as QuarantineError('locked').
    */
   async lock(id: string, by: string): Promise<HeldLock> {
-    const file = this.lockFile(id);
+    return this.lockAt(this.lockFile(id), id, by, 'another release or delete is in progress');
+  }
+
+  /** The lock of a whole digest run (`digest.lock`): one node sends at a time. */
+  async lockDigest(by: string): Promise<HeldLock> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    return this.lockAt(path.join(this.dir, 'digest.lock'), 'the digest', by, 'another node or command is sending digests');
+  }
+
+  private async lockAt(file: string, id: string, by: string, doing: string): Promise<HeldLock> {
     const info: LockInfo = { host: os.hostname(), pid: process.pid, by, at: new Date().toISOString(), token: randomBytes(12).toString('hex') };
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -339,8 +348,7 @@ export class QuarantineStore {
       if (!holder) continue; // released meanwhile
       if (attempt > 0 || !isStale(holder)) {
         throw new QuarantineError(
-          `${id} is locked by ${holder.by} (pid ${holder.pid} on ${holder.host} since ${holder.at}): another release or delete is in progress; ` +
-            `if that process is gone, remove ${file}`,
+          `${id} is locked by ${holder.by} (pid ${holder.pid} on ${holder.host} since ${holder.at}): ${doing}; ` + `if that process is gone, remove ${file}`,
           'locked',
         );
       }
@@ -388,12 +396,58 @@ export class QuarantineStore {
     for (const name of names) {
       const orphan = /^([0-9A-HJKMNP-TV-Z]{26})\.eml$/.exec(name);
       // a message file without metadata: its write never completed, so its client never heard 250
-      if (orphan ? items.has(`${orphan[1]}.json`) : !/^\.[0-9A-HJKMNP-TV-Z]{26}\..*(tmp|stale)$/.test(name)) continue;
+      if (orphan ? items.has(`${orphan[1]}.json`) : !/^\.([0-9A-HJKMNP-TV-Z]{26}|digest)\..*(tmp|stale)$/.test(name)) continue;
       const file = path.join(this.dir, name);
       const info = await stat(file).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > olderThan) stray.push(file);
     }
     return stray;
+  }
+
+  /**
+   * A small JSON record of the store's own beside the items (`digest.json`: when each recipient last
+   * had a digest), written like metadata: temp name, fsync, rename, fsync the directory. Hold its lock.
+   */
+  async writeRecord(name: string, value: unknown): Promise<void> {
+    const file = this.recordFile(name);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const temp = `${path.join(this.dir, '.' + name)}.${os.hostname().replace(/[^A-Za-z0-9.-]/g, '_')}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.write(JSON.stringify(value) + '\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await rename(temp, file);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await this.syncDir();
+  }
+
+  /** The record's parsed JSON, undefined when there is none yet; QuarantineError('corrupt') naming the file when it is not JSON. */
+  async readRecord(name: string): Promise<unknown> {
+    const file = this.recordFile(name);
+    let json: string;
+    try {
+      json = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new QuarantineError(`${file}: cannot read: ${(err as Error).message}`, 'io');
+    }
+    try {
+      return JSON.parse(json) as unknown;
+    } catch (err) {
+      throw new QuarantineError(`${file}: corrupt: ${(err as Error).message}`, 'corrupt');
+    }
+  }
+
+  private recordFile(name: string): string {
+    if (!/^[a-z][a-z0-9-]*\.json$/.test(name)) throw new Error(`bad record name ${JSON.stringify(name)}`);
+    return path.join(this.dir, name);
   }
 
   /** One line of the audit log (JSON): time, action, id, operator, result, details. */
