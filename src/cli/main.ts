@@ -14,6 +14,7 @@ const groups: Record<string, () => Promise<Register>> = {
   quarantine: async () => (await import('./quarantine.js')).registerQuarantine,
   scan: async () => (await import('./scan.js')).registerScan,
   sender: async () => (await import('./sender.js')).registerSender,
+  console: async () => (await import('./console.js')).registerConsole,
 };
 
 // `mailmoat scan … | head` closes the pipe early: that is the reader's choice, not an error

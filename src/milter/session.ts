@@ -18,6 +18,7 @@ import {
   pairPasswords,
   quarantineMessage,
   QuarantineWriteError,
+  recordVerdict,
   rememberRelayed,
   type Judgement,
   type MessageFacts,
@@ -681,6 +682,7 @@ export class MilterSession {
   private logMessage(message: Message, verdict: Verdict | undefined, reply: string, quarantined: 'ours' | 'mta-hold' | undefined): void {
     const action = verdict?.action ?? (message.aborter.signal.aborted ? 'abandoned' : 'error');
     countMessage('milter', action, verdict?.findings);
+    if (verdict) recordVerdict(this.options.services, message.policy, verdict);
     this.log.info(
       {
         event: 'message',
