@@ -67,8 +67,12 @@ export async function startConsoleRig(consoleOverrides: string[] = [], gatewayOv
   const sink = await startSink();
   const dir = mkdtempSync(path.join(tmpdir(), 'mailmoat-console-'));
   const state: StateBackend = { kind: 'memory' };
-  const gw = await startGateway(sink.port, [HOLD_RULE, `quarantine.dir=${JSON.stringify(path.join(dir, 'quarantine'))}`, ...gatewayOverrides], { state });
-  const web = await startTestConsole(dir, [`downstream.port=${sink.port}`, 'downstream.starttls=off', ...consoleOverrides], state);
+  // alice@internal.test is an internal sender, so her outbound mail is counted (src/rate/)
+  const internal = 'network.internalDomains=["internal.test"]';
+  const gw = await startGateway(sink.port, [HOLD_RULE, internal, `quarantine.dir=${JSON.stringify(path.join(dir, 'quarantine'))}`, ...gatewayOverrides], {
+    state,
+  });
+  const web = await startTestConsole(dir, [internal, `downstream.port=${sink.port}`, 'downstream.starttls=off', ...consoleOverrides], state);
   return {
     sink,
     gw,
@@ -86,4 +90,66 @@ export async function startConsoleRig(consoleOverrides: string[] = [], gatewayOv
       await sink.close();
     },
   };
+}
+
+/** A cookie-keeping HTTP client for the console, as a browser without scripts would be (real HTTP). */
+export class ConsoleClient {
+  private readonly cookies = new Map<string, string>();
+
+  constructor(
+    readonly base: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
+
+  cookie(name: string): string | undefined {
+    return this.cookies.get(name);
+  }
+
+  setCookie(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
+
+  async request(method: 'GET' | 'POST', path: string, form?: Record<string, string | string[]>): Promise<{ status: number; body: string; headers: Headers }> {
+    const body = new URLSearchParams();
+    for (const [k, v] of Object.entries(form ?? {})) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
+    const response = await fetch(this.base + path, {
+      method,
+      redirect: 'manual',
+      headers: {
+        ...this.headers,
+        cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+      },
+      ...(form ? { body: body.toString() } : {}),
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair = ''] = line.split(';');
+      const eq = pair.indexOf('=');
+      const value = pair.slice(eq + 1);
+      if (/Expires=Thu, 01 Jan 1970/i.test(line) || value === '') this.cookies.delete(pair.slice(0, eq));
+      else this.cookies.set(pair.slice(0, eq), value);
+    }
+    return { status: response.status, body: await response.text(), headers: response.headers };
+  }
+
+  get(path: string) {
+    return this.request('GET', path);
+  }
+
+  /** POSTs a form with the CSRF token of `page` (the HTML of a console page). */
+  post(path: string, form: Record<string, string | string[]>, page?: string) {
+    return this.request('POST', path, page === undefined ? form : { _csrf: csrfToken(page), ...form });
+  }
+
+  async signIn(user: string, password = PASSWORD): Promise<void> {
+    const login = await this.get('/login');
+    const r = await this.post('/login', { user, password, next: '/' }, login.body);
+    if (r.status !== 303 || r.headers.get('location') !== '/') throw new Error(`sign-in as ${user} failed: ${r.status} ${r.body.slice(0, 200)}`);
+  }
+}
+
+export function csrfToken(page: string): string {
+  const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
+  if (!token) throw new Error('no CSRF token on the page');
+  return token;
 }
