@@ -8,10 +8,9 @@
 //   is read on from where the last look stopped, and the summaries of the ids it names are dropped;
 // - the items of the page shown are always read fresh from their files.
 // The time filter needs no summary at all: a ULID starts with its creation time.
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { matches, type ListFilter, type Matchable } from './query.js';
-import { parseMetadata, QuarantineError, ulidTime, type QuarantineMetadata, type QuarantineStore } from './store.js';
-import { readFile } from 'node:fs/promises';
+import { QuarantineError, ulidTime, type QuarantineMetadata, type QuarantineStore } from './store.js';
 
 export interface CatalogPage {
   /** newest first, read fresh from their files */
@@ -30,6 +29,8 @@ type Summary = Matchable;
 /** A directory whose mtime is this recent may change again within the same mtime tick: not trusted. */
 const MTIME_SETTLE_MS = 2000;
 const READ_CONCURRENCY = 32;
+/** selections remembered (filter → matching ids) */
+const MEMO_SIZE = 16;
 
 export class QuarantineCatalog {
   private ids: string[] = [];
@@ -40,6 +41,11 @@ export class QuarantineCatalog {
   private auditOffset = 0;
   private auditSize = 0;
   private refreshing: Promise<void> | undefined;
+  /** loads one after another: a page asked for while start-up reads everything waits, and reads nothing twice */
+  private loading: Promise<void> = Promise.resolve();
+  /** bumped by every change seen; the memo of selections is only good for one generation */
+  private generation = 0;
+  private readonly memo = new Map<string, { generation: number; ids: string[]; problems: QuarantineError[] }>();
 
   constructor(readonly store: QuarantineStore) {}
 
@@ -71,11 +77,18 @@ export class QuarantineCatalog {
     const inRange = this.range(filter.since, filter.until);
     if (!needsSummary(filter)) return { ids: inRange, problems: [] };
     await this.load(inRange);
+    // paging through one filter asks the same question again and again: answered once per change
+    const key = JSON.stringify(filter);
+    const known = this.memo.get(key);
+    if (known?.generation === this.generation) return { ids: known.ids, problems: [...known.problems] };
     const ids = inRange.filter((id) => {
       const summary = this.summaries.get(id);
       return summary !== undefined && matches(summary, filter);
     });
-    return { ids, problems: inRange.flatMap((id) => this.problems.get(id) ?? []) };
+    const problems = this.problems.size ? inRange.flatMap((id) => this.problems.get(id) ?? []) : [];
+    if (this.memo.size >= MEMO_SIZE) this.memo.delete(this.memo.keys().next().value!);
+    this.memo.set(key, { generation: this.generation, ids, problems });
+    return { ids, problems: [...problems] };
   }
 
   /** One page, newest first: the `limit` items before `before` (or after `after`, or the newest). */
@@ -93,7 +106,11 @@ export class QuarantineCatalog {
     for (const id of chosen) {
       try {
         const meta = await this.store.get(id);
-        this.summaries.set(id, summarize(meta));
+        const before = this.summaries.get(id);
+        const now = summarize(meta);
+        // changed without a line in the audit log (or before we read it): what was selected is stale
+        if (before && JSON.stringify(before) !== JSON.stringify(now)) this.generation++;
+        this.summaries.set(id, now);
         items.push(meta);
       } catch (err) {
         if (err instanceof QuarantineError && err.kind !== 'not-found') problems.push(err);
@@ -124,6 +141,7 @@ export class QuarantineCatalog {
   invalidate(id: string): void {
     this.summaries.delete(id);
     this.problems.delete(id);
+    this.generation++;
   }
 
   private range(since?: number, until?: number): string[] {
@@ -146,7 +164,9 @@ export class QuarantineCatalog {
     if (info.mtimeMs === this.dirMtime && settled) return;
     this.listedAt = Date.now();
     this.dirMtime = info.mtimeMs;
-    this.ids = await this.store.ids();
+    const ids = await this.store.ids();
+    if (ids.length !== this.ids.length || ids.at(-1) !== this.ids.at(-1) || ids[0] !== this.ids[0]) this.generation++;
+    this.ids = ids;
   }
 
   /** Reads the audit log on from the last offset; the ids it names changed, so their summaries go. */
@@ -159,6 +179,7 @@ export class QuarantineCatalog {
       this.summaries.clear();
       this.problems.clear();
       this.auditOffset = 0;
+      this.generation++;
     }
     this.auditSize = info.size;
     if (info.size === this.auditOffset) return;
@@ -179,15 +200,22 @@ export class QuarantineCatalog {
     }
   }
 
-  private async load(ids: string[]): Promise<void> {
+  private load(ids: string[]): Promise<void> {
+    const next = this.loading.then(() => this.readMissing(ids));
+    this.loading = next.catch(() => undefined);
+    return next;
+  }
+
+  private async readMissing(ids: string[]): Promise<void> {
     const missing = ids.filter((id) => !this.summaries.has(id) && !this.problems.has(id));
+    if (missing.length) this.generation++;
     let next = 0;
     const worker = async () => {
       while (next < missing.length) {
         const id = missing[next++];
         const file = this.store.jsonFile(id);
         try {
-          this.summaries.set(id, summarize(parseMetadata(await readFile(file, 'utf8'), file, id)));
+          this.summaries.set(id, summaryOf(await readFile(file, 'utf8'), file, id));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
           this.problems.set(id, err instanceof QuarantineError ? err : new QuarantineError(`${file}: cannot read: ${(err as Error).message}`, 'io'));
@@ -200,6 +228,35 @@ export class QuarantineCatalog {
 
 function needsSummary(filter: ListFilter): boolean {
   return !!(filter.states?.length || filter.symbols?.length || filter.sender !== undefined || filter.recipient !== undefined);
+}
+
+/**
+ * The summary straight from a metadata file's text: only the fields the filters read, each checked
+ * (the full schema check of store.get costs more than the read itself over 100,000 files; every item
+ * shown is read through store.get anyway).
+ */
+function summaryOf(json: string, file: string, id: string): Summary {
+  const corrupt = (what: string) => new QuarantineError(`${file}: corrupt metadata: ${what}`, 'corrupt');
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(json) as Record<string, unknown>;
+  } catch (err) {
+    throw corrupt((err as Error).message);
+  }
+  const envelope = value.envelope as { mailFrom?: unknown; rcptTo?: unknown } | undefined;
+  const findings = value.findings;
+  if (value.id !== id) throw corrupt(`holds id ${String(value.id)}, not ${id}`);
+  if (typeof value.receivedAt !== 'string') throw corrupt('receivedAt');
+  if (value.state !== 'held' && value.state !== 'released' && value.state !== 'deleted') throw corrupt('state');
+  if (typeof envelope?.mailFrom !== 'string' || !Array.isArray(envelope.rcptTo) || !envelope.rcptTo.every((r) => typeof r === 'string'))
+    throw corrupt('envelope');
+  if (!Array.isArray(findings) || !findings.every((f: { symbol?: unknown }) => typeof f?.symbol === 'string')) throw corrupt('findings');
+  return {
+    receivedAt: value.receivedAt,
+    state: value.state,
+    findings: (findings as { symbol: string; excepted?: string }[]).filter((f) => !f.excepted).map((f) => ({ symbol: f.symbol })),
+    envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo },
+  };
 }
 
 /** What the filters need of an item, and no more (a few hundred bytes each). */

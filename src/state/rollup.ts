@@ -64,8 +64,8 @@ export class MemoryRollup implements Rollup {
 
   record(at: number, action: string, symbols: string[]): Promise<void> {
     const { hour, day } = fieldsFor(action, symbols);
-    this.add(`h:${Math.floor(at / HOUR) * HOUR}`, hour, at + HOUR_TTL);
-    this.add(`d:${Math.floor(at / DAY) * DAY}`, day, at + DAY_TTL);
+    this.add(`h:${Math.floor(at / HOUR) * HOUR}`, hour, at, at + HOUR_TTL);
+    this.add(`d:${Math.floor(at / DAY) * DAY}`, day, at, at + DAY_TTL);
     return Promise.resolve();
   }
 
@@ -83,10 +83,10 @@ export class MemoryRollup implements Rollup {
     );
   }
 
-  private add(key: string, fields: string[], expires: number): void {
+  private add(key: string, fields: string[], now: number, expires: number): void {
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      this.prune(Date.now());
+      this.prune(now);
       bucket = { expires, fields: new Map() };
       this.buckets.set(key, bucket);
     }
