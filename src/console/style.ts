@@ -48,6 +48,7 @@ tr:hover td{background:#f8fafc}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}
 dl.kv dt{font-weight:600;color:#3c4756}
 dl.kv dd{margin:0;overflow-wrap:anywhere}
+.headers div{padding-left:2em;text-indent:-2em}
 .path{font-family:ui-monospace,monospace;font-size:.85rem}
 .path .sep{color:#8a97a8;padding:0 .25rem}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;font-size:.88rem}

@@ -208,6 +208,30 @@ describe('console in a browser (chromium)', function () {
     assert.equal((await rig.console.store.get(id)).state, 'held');
   });
 
+  it('fits a 1366×768 screen and a phone: no page wider than the window (wide tables scroll in their box)', async () => {
+    const base = rig.console.url;
+    const shots = process.env.MAILMOAT_SCREENSHOTS; // a directory: the README's pictures are made here
+    await signIn(page, base, 'admin', undefined, '/quarantine');
+    for (const [name, viewport] of [
+      ['desktop', { width: 1366, height: 768 }],
+      ['phone', { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }],
+    ] as const) {
+      await page.setViewport(viewport);
+      for (const where of ['/', '/quarantine', `/quarantine/${hostileId}`, '/senders']) {
+        await page.goto(base + where);
+        const [scrollWidth, innerWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+        assert.ok(scrollWidth <= innerWidth, `${where} on ${name}: ${scrollWidth}px wide in a ${innerWidth}px window`);
+      }
+    }
+    if (shots) {
+      await page.setViewport({ width: 1366, height: 768 });
+      await page.goto(`${base}/quarantine`);
+      await page.screenshot({ path: path.join(shots, 'console-quarantine.png') });
+      await page.goto(`${base}/quarantine/${hostileId}`);
+      await page.screenshot({ path: path.join(shots, 'console-item.png'), fullPage: true });
+    }
+  });
+
   it('limits sign-in attempts per address: past the limit even the right password gets 429', async () => {
     const web = await startTestConsole(mkdtempSync(path.join(tmpdir(), 'mailmoat-console-limit-')), [
       'console.loginLimit.attempts=3',

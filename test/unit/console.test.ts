@@ -2,12 +2,12 @@
 // escaping, the language choice, password hashes, and the overview counters in memory and in real
 // Redis (bounded by TTL).
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
 import { fromAcceptLanguage } from '../../src/console/i18n.js';
 import { html } from '../../src/console/layout.js';
 import { buildPreview, sanitizeMessageHtml } from '../../src/console/preview.js';
 import { hashPassword, verifyPassword } from '../../src/console/users.js';
 import { DAY, HOUR, MemoryRollup, RedisRollup } from '../../src/state/rollup.js';
+import { keysWithPrefix, testRedis, uniquePrefix } from '../helpers/rate-redis.js';
 
 describe('console: safe preview', () => {
   it('drops scripts, styles, event handlers, frames, forms and every URL-bearing attribute', () => {
@@ -111,26 +111,19 @@ describe('console: overview counters (rollup)', () => {
     await exercise(new MemoryRollup());
   });
 
-  it('counts by hour and day in real Redis, every key with a TTL', async function () {
-    const redis = new Redis({ lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-    } catch {
-      console.log('      skipped: needs Redis on 127.0.0.1:6379 (Debian package redis-server)');
-      this.skip();
-    }
-    const prefix = `{mailmoat:test-rollup:${process.pid}}:`;
+  it('counts by hour and day in real Redis, every key with a TTL', async () => {
+    const redis = await testRedis();
+    const prefix = `{${uniquePrefix()}rollup}:`;
     try {
       await exercise(new RedisRollup(redis, prefix));
-      const keys = await redis.keys(`${prefix}*`);
+      const keys = await keysWithPrefix(redis, prefix);
       assert.ok(keys.length >= 4);
       for (const key of keys) {
         const ttl = await redis.pttl(key);
         assert.ok(ttl > 0 && ttl <= (key.includes(':h:') ? 49 * HOUR : 32 * DAY), `${key} expires (${ttl} ms)`);
       }
     } finally {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
+      for (const key of await keysWithPrefix(redis, prefix)) await redis.del(key);
       redis.disconnect();
     }
   });

@@ -328,7 +328,7 @@ async function itemPage(deps: ConsoleDeps, request: FastifyRequest<{ Params: { i
     <h2>${t('iPreview')}</h2>
     ${previewPart}
     <h2>${t('iHeaders')}</h2>
-    <div class="card scroll"><pre class="mono headers">${headers.map((h, i) => html`${i ? '\n' : ''}<b>${h.name}</b>: ${h.raw ?? h.value}`)}</pre></div>
+    <div class="card mono headers">${headers.map((h) => html`<div><b>${h.name}</b>: ${h.raw ?? h.value}</div>`)}</div>
     <h2>${t('iHistory')}</h2>
     <div class="scroll">
       <table class="history">
