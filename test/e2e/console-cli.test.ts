@@ -91,9 +91,11 @@ describe('console commands', function () {
   it('runs alone over the quarantine a gateway (serve) fills, and inside serve when console.listen is set', async () => {
     await mailmoat(['console', 'user', 'add', 'admin', '--role', 'admin', '-p', policy], `${PASSWORD}\n`);
     const consolePort = await freePort();
-    const gateway = await serve(policy, sink.port, ['--set', HOLD_RULE, '--set', `console.listen={host: 127.0.0.1, port: ${consolePort}}`]);
+    // the memory backend: the console alone reads the gateway's counters through its admin socket
+    const shared = ['--set', `rate.admin.socket=${path.join(dir, 'admin.sock')}`, '--set', 'network.internalDomains=["internal.test"]'];
+    const gateway = await serve(policy, sink.port, ['--set', HOLD_RULE, '--set', `console.listen={host: 127.0.0.1, port: ${consolePort}}`, ...shared]);
     const alonePort = await freePort();
-    const alone = spawn(process.execPath, [mainScript, 'console', '-p', policy, '--set', `console.listen={host: 127.0.0.1, port: ${alonePort}}`], {
+    const alone = spawn(process.execPath, [mainScript, 'console', '-p', policy, '--set', `console.listen={host: 127.0.0.1, port: ${alonePort}}`, ...shared], {
       stdio: ['ignore', 'ignore', 'ignore'],
     });
     const aloneExited = new Promise((resolve) => alone.once('exit', resolve));
@@ -110,6 +112,10 @@ describe('console commands', function () {
         const list = await client.get('/quarantine');
         assert.match(list.body, new RegExp(`/quarantine/${id}`), `listed by the console on ${port}`);
         assert.match(list.body, /hold from cli/);
+        const overview = (await client.get('/')).body;
+        assert.match(overview, /<title>\d\d quarantine: 1<\/title>/, `the gateway's counters on ${port}`);
+        assert.match(overview, /<title>SUBJECT_HOLD: 1<\/title>/);
+        assert.match((await client.get('/senders?by=messages')).body, /sender:alice@internal\.test/);
       }
     } finally {
       alone.kill('SIGTERM');
