@@ -12,7 +12,7 @@ import type { Policy } from '../policy/schema.js';
 import { translator, type MessageKey } from './i18n.js';
 import { html, page, csrfField } from './layout.js';
 import { pageContext, sendPage } from './respond.js';
-import { USER_NAME, verifyPassword, type Role, type UserFile } from './users.js';
+import { hashPassword, USER_NAME, verifyPassword, type Role, type UserFile } from './users.js';
 
 export const SESSION_COOKIE = 'mm_session';
 
@@ -113,7 +113,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
       const name = String(request.body?.user ?? '').trim();
       const password = String(request.body?.password ?? '');
       const account = USER_NAME.test(name) ? users.get(name) : undefined;
-      decoyHash ??= import('./users.js').then((m) => m.hashPassword('decoy'));
+      decoyHash ??= hashPassword('decoy password');
       const ok = await verifyPassword(password, account?.hash ?? (await decoyHash));
       if (!account || !ok) {
         request.log.warn({ event: 'console_login_failed', user: name.slice(0, 64), client: request.ip }, 'console: sign-in failed');
