@@ -11,6 +11,7 @@ import { QuarantineStore, type QuarantineMetadata } from './quarantine/store.js'
 import type { PasswordPairs } from './quarantine/password-pairs.js';
 import type { Spool } from './message/spool.js';
 import type { StateBackend } from './state/index.js';
+import { rollupFor } from './state/rollup.js';
 import { decide, type Verdict } from './verdict.js';
 
 /** What the pipeline knows of a message besides its bytes. */
@@ -64,6 +65,19 @@ export async function rememberRelayed(facts: MessageFacts, judgement: Judgement,
     memory,
     services.log,
   );
+}
+
+/**
+ * Once a message's action is final (after the rate check, as the client is answered): the console's
+ * overview counters. In the background and never failing: a state backend that is down loses a
+ * count, never a message.
+ */
+export function recordVerdict(services: Services | undefined, policy: Policy, verdict: Verdict, at = Date.now()): void {
+  if (!services) return;
+  const symbols = verdict.findings.filter((f) => !f.excepted).map((f) => f.symbol);
+  rollupFor(services.state, policy.console.keyPrefix)
+    .record(at, verdict.action, symbols)
+    .catch((err: unknown) => services.log.debug({ event: 'rollup_failed', err: (err as Error).message }, 'overview counters not updated'));
 }
 
 export class QuarantineWriteError extends Error {

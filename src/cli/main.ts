@@ -15,6 +15,7 @@ const groups: Record<string, () => Promise<Register>> = {
   scan: async () => (await import('./scan.js')).registerScan,
   sender: async () => (await import('./sender.js')).registerSender,
   demo: async () => (await import('./demo.js')).registerDemo,
+  console: async () => (await import('./console.js')).registerConsole,
 };
 
 // `mailmoat scan … | head` closes the pipe early: that is the reader's choice, not an error

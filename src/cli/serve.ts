@@ -11,7 +11,8 @@ import { PolicyHolder } from '../policy/watch.js';
 import type { Policy } from '../policy/schema.js';
 import { probeDownstream } from '../relay/probe.js';
 import { startDigestSchedule } from '../quarantine/digest-schedule.js';
-import { closeState, openState } from '../state/index.js';
+import { closeState, openState, type StateBackend } from '../state/index.js';
+import type { RunningConsole } from '../console/server.js';
 import { cleanSpoolDir, disposeAllSpools } from '../message/spool.js';
 import { defaultPolicyFile } from './paths.js';
 import { collect } from './policy.js';
@@ -132,11 +133,21 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
     const address = await milter.listen(milterPolicy.listen);
     log.info({ event: 'listening', front: 'milter', milter: address, version: holder.version }, 'mailmoat milter ready');
   }
+  // the web console in this process: the quarantine directory and the very state the gateway counts in
+  // (loaded only when enabled: a gateway without a console does not pay for the web framework)
+  const { listen: consoleAt, tls: consoleTls } = holder.policy.console;
+  const webConsole = consoleAt ? await startWebConsole(holder, state, log) : undefined;
   holder.onChange(({ policy }) => {
     log.level = policy.log.level;
     gateway?.applyPolicy(policy);
     if (policy.listen.host !== listen.host || policy.listen.port !== listen.port || JSON.stringify(policy.tls) !== JSON.stringify(tls)) {
       log.warn({ event: 'policy_needs_restart', keys: ['listen', 'tls'] }, 'listen and tls changes take effect after a restart');
+    }
+    if (JSON.stringify(policy.console.listen) !== JSON.stringify(consoleAt) || JSON.stringify(policy.console.tls) !== JSON.stringify(consoleTls)) {
+      log.warn(
+        { event: 'policy_needs_restart', keys: ['console.listen', 'console.tls'] },
+        'console.listen and console.tls changes take effect after a restart',
+      );
     }
     if (policy.smtp.enabled !== smtp.enabled || policy.milter.enabled !== milterPolicy.enabled || policy.milter.listen !== milterPolicy.listen) {
       log.warn({ event: 'policy_needs_restart', keys: ['smtp.enabled', 'milter.enabled', 'milter.listen'] }, 'front-end changes take effect after a restart');
@@ -155,7 +166,7 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
       'stopping: finishing messages in flight',
     );
     holder.close();
-    await Promise.all([gateway?.drain(), milter?.drain(), digests.stop()]);
+    await Promise.all([gateway?.drain(), milter?.drain(), digests.stop(), webConsole?.close()]);
     // whatever a front end could not unwind in time: no spool file outlives the process
     const left = await disposeAllSpools();
     if (left) log.warn({ event: 'spool_disposed', spools: left }, 'spools of messages cut short by the drain removed');
@@ -175,4 +186,10 @@ async function runGateway(holder: PolicyHolder, log: Logger): Promise<void> {
   };
   process.on('SIGTERM', () => stopOrDie('SIGTERM'));
   process.on('SIGINT', () => stopOrDie('SIGINT'));
+}
+
+async function startWebConsole(holder: PolicyHolder, state: StateBackend, log: Logger): Promise<RunningConsole> {
+  const { startConsole } = await import('../console/server.js');
+  const { sharedState } = await import('../console/state.js');
+  return startConsole({ policy: () => holder.policy, state: sharedState(state, holder.policy), log });
 }

@@ -17,6 +17,7 @@ import {
   pairPasswords,
   quarantineMessage,
   QuarantineWriteError,
+  recordVerdict,
   rememberRelayed,
   type Judgement,
   type MessageFacts,
@@ -346,6 +347,7 @@ export class Gateway {
     quarantined: boolean,
   ): void {
     countMessage('smtp', verdict?.action ?? (tx.abandonReason ? 'abandoned' : 'error'), verdict?.findings);
+    if (verdict) recordVerdict(this.services, tx.policy, verdict);
     this.log.info(
       {
         event: 'message',

@@ -19,6 +19,7 @@ import {
   pairPasswords,
   quarantineMessage,
   QuarantineWriteError,
+  recordVerdict,
   rememberRelayed,
   type Judgement,
   type MessageFacts,
@@ -682,6 +683,7 @@ export class MilterSession {
   private logMessage(message: Message, verdict: Verdict | undefined, reply: string, quarantined: 'ours' | 'mta-hold' | undefined): void {
     const action = verdict?.action ?? (message.aborter.signal.aborted ? 'abandoned' : 'error');
     countMessage('milter', action, verdict?.findings);
+    if (verdict) recordVerdict(this.options.services, message.policy, verdict);
     this.log.info(
       {
         event: 'message',

@@ -490,6 +490,48 @@ export const policySchema = z.strictObject({
         .default(null),
     })
     .prefault({}),
+  console: z
+    .strictObject({
+      /** where the web console listens (HTTP, or HTTPS with `tls`); null: no console */
+      listen: z
+        .strictObject({ ...hostPort })
+        .nullable()
+        .default(null),
+      /** serve HTTPS with this certificate and key (PEM files); null: plain HTTP (behind a TLS proxy, or on loopback) */
+      tls: z
+        .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+        .nullable()
+        .default(null),
+      /** the local accounts (`mailmoat console user add`): scrypt hashes and roles */
+      users: z.string().min(1).default('var/console/users.json'),
+      /** the key that signs session cookies; created (mode 0600) when missing; consoles behind one name share it */
+      secretFile: z.string().min(1).default('var/console/secret'),
+      /** how long a login lasts */
+      sessionTtl: duration.default(8 * 3_600_000),
+      /** failed or not, login attempts from one address within `window`; past them: 429 until the window ends */
+      loginLimit: z.strictObject({ attempts: z.number().int().min(1).default(10), window: duration.default(15 * 60_000) }).prefault({}),
+      /** reverse proxies in front of the console: their X-Forwarded-For/-Proto are believed, and only they may send the SSO header */
+      proxies: z.array(cidr).default([]),
+      sso: z
+        .strictObject({
+          /** the header a proxy sets to the signed-in user's name (e.g. X-Remote-User); null: no SSO */
+          header: z
+            .string()
+            .regex(/^[!-9;-~]+$/, 'a header field name such as X-Remote-User')
+            .nullable()
+            .default(null),
+          /** the role of an SSO user who has no local account (a local account's role wins) */
+          role: z.enum(['admin', 'auditor']).default('auditor'),
+        })
+        .prefault({}),
+      /** the overview's counters in the state backend (Redis keys start with this) */
+      keyPrefix: z.string().default('{mailmoat:console}:'),
+    })
+    .prefault({})
+    .refine((c) => c.sso.header === null || c.proxies.length > 0, {
+      message: 'sso.header needs console.proxies: the addresses of the proxies allowed to send it',
+      path: ['sso', 'header'],
+    }),
   quarantine: z
     .strictObject({
       dir: z.string().min(1).default('var/quarantine'),

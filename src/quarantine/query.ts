@@ -7,6 +7,8 @@ import type { QuarantineMetadata, QuarantineState } from './store.js';
 export interface ListFilter {
   /** ms epoch: received at or after */
   since?: number;
+  /** ms epoch: received before */
+  until?: number;
   symbols?: string[];
   /** envelope sender: `@domain`, or a case-insensitive part of the address */
   sender?: string;
@@ -32,8 +34,15 @@ function addressMatches(address: string, wanted: string): boolean {
   return w.startsWith('@') ? a.endsWith(w) : a.includes(w);
 }
 
-export function matches(meta: QuarantineMetadata, filter: ListFilter): boolean {
+/** What a filter looks at: full metadata, or the catalog's summary of it (catalog.ts). */
+export type Matchable = Pick<QuarantineMetadata, 'receivedAt' | 'state'> & {
+  findings: { symbol: string; excepted?: string }[];
+  envelope: { mailFrom: string; rcptTo: string[] };
+};
+
+export function matches(meta: Matchable, filter: ListFilter): boolean {
   if (filter.since !== undefined && Date.parse(meta.receivedAt) < filter.since) return false;
+  if (filter.until !== undefined && Date.parse(meta.receivedAt) >= filter.until) return false;
   if (filter.states?.length && !filter.states.includes(meta.state)) return false;
   if (filter.symbols?.length) {
     const symbols = new Set(meta.findings.filter((f) => !f.excepted).map((f) => f.symbol.toUpperCase()));

@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../observe/log.js';
 import type { Policy, RateMetric } from '../policy/schema.js';
+import type { Rollup } from '../state/rollup.js';
 import { METRICS, planFor, type Plan } from './plan.js';
 import { subject, type Counts, type RateStore, type Subject } from './store.js';
 
@@ -102,9 +103,10 @@ export async function unsuspend(store: RateStore, policy: Policy, addr: string):
 
 /**
  * The admin endpoint of a gateway with the in-memory backend: HTTP on a UNIX socket (mode 0600),
- * GET /top?window=MS&by=METRIC&limit=N, GET /show?addr=, POST /suspend?addr=&reason=, POST /unsuspend?addr=.
+ * GET /top?window=MS&by=METRIC&limit=N, GET /show?addr=, POST /suspend?addr=&reason=, POST /unsuspend?addr=;
+ * GET /rollup?hours=&days= (the console's overview counters, src/state/rollup.ts).
  */
-export async function startAdminServer(socketPath: string, store: RateStore, policy: () => Policy, log: Logger): Promise<http.Server> {
+export async function startAdminServer(socketPath: string, store: RateStore, policy: () => Policy, log: Logger, rollup?: Rollup): Promise<http.Server> {
   mkdirSync(path.dirname(path.resolve(socketPath)), { recursive: true });
   rmSync(socketPath, { force: true });
   const server = http.createServer((req, res) => {
@@ -121,6 +123,9 @@ export async function startAdminServer(socketPath: string, store: RateStore, pol
           return suspend(store, p, q('addr'), q('reason') || 'suspended by an administrator');
         case 'POST /unsuspend':
           return unsuspend(store, p, q('addr'));
+        case 'GET /rollup':
+          if (!rollup) throw new AdminError('not found', 404);
+          return rollup.read(Date.now(), Math.min(Number(q('hours')) || 24, 48), Math.min(Number(q('days')) || 14, 31));
         default:
           throw new AdminError('not found', 404);
       }

@@ -11,6 +11,7 @@ import type { Action, Policy, RateAction } from '../policy/schema.js';
 import type { StateBackend } from '../state/index.js';
 import { decide, type Verdict } from '../verdict.js';
 import { startAdminServer } from './admin.js';
+import { rollupFor } from '../state/rollup.js';
 import { hasOfficeAttachment } from './attachment-kinds.js';
 import { MemoryRateStore } from './memory-store.js';
 import { classify, mailSubjects } from './outbound.js';
@@ -69,7 +70,7 @@ export class RateLimiter {
   async open(policy: () => Policy): Promise<void> {
     const socket = policy().rate.admin.socket;
     if (this.store.kind !== 'memory' || !socket || this.admin) return;
-    this.admin = await startAdminServer(socket, this.store, policy, this.log);
+    this.admin = await startAdminServer(socket, this.store, policy, this.log, rollupFor(this.state, policy().console.keyPrefix));
   }
 
   async close(): Promise<void> {
