@@ -92,6 +92,8 @@ export async function buildConsole(options: ConsoleOptions): Promise<FastifyInst
     // only a listed proxy's X-Forwarded-For/-Proto count (request.ip, request.protocol)
     trustProxy: (address: string) => inNetworks(policy().console.proxies, address),
     bodyLimit: 256 * 1024,
+    // a browser's keep-alive connection must not hold up the gateway's drain (or the demo's Ctrl-C) until it times out
+    forceCloseConnections: true,
   }) as unknown as FastifyInstance;
 
   await app.register(fastifyCookie, { secret });

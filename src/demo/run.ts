@@ -16,7 +16,7 @@ import { release } from '../quarantine/release.js';
 import { QuarantineStore } from '../quarantine/store.js';
 import { formatReply } from '../relay/smtp-client.js';
 import type { StateBackend } from '../state/index.js';
-import { CONSOLE_NOT_BUILT, startDemoConsole, type DemoConsole } from './console.js';
+import { startDemoConsole, type DemoConsole } from './console.js';
 import { lastReply, Report, replyText, verdictText, type MessageLine } from './report.js';
 import { cleanNote, hijackedReply, macroInvoice, ORG, quoteRequest, wordFromInfectedPc, type Sample } from './samples.js';
 import { StandInMta } from './stand-in-mta.js';
@@ -252,13 +252,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await stop(run);
     throw err;
   }
-  run.console = await startDemoConsole({ policy: run.loaded.policy, state: run.state, dir: run.dir });
-  report.line();
-  if (run.console) {
-    report.field('console', `${run.console.url}  (user ${run.console.login.user}, password ${run.console.login.password})`);
-  } else {
-    report.field('console', CONSOLE_NOT_BUILT + (options.exit ? '' : '; look around with the CLI below'));
+  try {
+    run.console = await startDemoConsole({ policy: run.loaded.policy, state: run.state, dir: run.dir, log: run.log.logger });
+  } catch (err) {
+    await stop(run);
+    throw err;
   }
+  report.line();
+  report.field('console', `${run.console.url}  (user ${run.console.login.user}, password ${run.console.login.password})`);
   const status = report.failures ? 1 : 0;
   if (options.exit) {
     await stop(run);

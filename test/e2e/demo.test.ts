@@ -1,8 +1,10 @@
 // `mailmoat demo --exit` as a new user runs it (a child process, nothing else running): every step
 // shows what it is meant to, and the stand-in MTA got the clean message and the released one once.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import type { Browser } from 'puppeteer-core';
+import { launchBrowser, signIn } from '../helpers/browser.js';
 import { mainScript } from '../helpers/served.js';
 
 function runDemo(): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -86,10 +88,49 @@ describe('mailmoat demo --exit', function () {
     assert.match(run.stdout, /the quarantine holds 1\./);
   });
 
-  it('says the console is not built yet (no URL), and removes its temporary files', () => {
-    assert.match(run.stdout, /console {2}the web console is not in this build yet$/m);
-    assert.doesNotMatch(run.stdout, /https?:\/\//);
+  it('prints the console URL and a demo login, and removes its temporary files', () => {
+    assert.match(run.stdout, /console {2}http:\/\/127\.0\.0\.1:\d+\/ {2}\(user demo, password \S+\)$/m);
     const dir = /files {4}(\S+) /.exec(run.stdout)![1];
+    assert.equal(existsSync(dir), false, `${dir} removed`);
+  });
+});
+
+describe('mailmoat demo, left running: its console in a browser (chromium)', function () {
+  this.timeout(120000);
+  let browser: Browser;
+  let child: ChildProcess | undefined;
+
+  before(async function () {
+    browser = await launchBrowser(this);
+  });
+  after(async () => {
+    child?.kill('SIGINT');
+    await browser?.close();
+  });
+
+  it('signs in with the printed login and shows the quarantined invoice; Ctrl-C stops it and removes its files', async () => {
+    child = spawn(process.execPath, [mainScript, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    const running = new Promise<void>((resolve, reject) => {
+      child!.stdout!.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (/Ctrl-C stops it/.test(stdout)) resolve();
+      });
+      child!.once('exit', (code) => reject(new Error(`demo exited ${code}: ${stdout}`)));
+    });
+    await running;
+    const [, url, user, password] = /console {2}(http:\/\/\S+\/) {2}\(user (\S+), password (\S+)\)/.exec(stdout)!;
+    const held = /quarantined as ([0-9A-Z]{26})/.exec(stdout)![1];
+    const page = await browser.newPage();
+    await signIn(page, url.replace(/\/$/, ''), user, password, '/quarantine?state=all');
+    const list = await page.content();
+    assert.match(list, new RegExp(held), 'the invoice the demo quarantined is listed');
+    await page.close();
+    const dir = /files {4}(\S+) /.exec(stdout)![1];
+    const exited = new Promise((resolve) => child!.once('exit', resolve));
+    child.kill('SIGINT');
+    await exited;
+    child = undefined;
     assert.equal(existsSync(dir), false, `${dir} removed`);
   });
 });
