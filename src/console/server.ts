@@ -95,6 +95,8 @@ export async function buildConsole(options: ConsoleOptions): Promise<FastifyInst
     // only a listed proxy's X-Forwarded-For/-Proto count (request.ip, request.protocol)
     trustProxy: (address: string) => inNetworks(policy().console.proxies, address),
     bodyLimit: 256 * 1024,
+    // a recipient link's token is one path segment of up to 2048 characters (tokens.ts)
+    routerOptions: { maxParamLength: 2048 },
   }) as unknown as FastifyInstance;
 
   await app.register(fastifyCookie, { secret });
