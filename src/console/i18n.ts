@@ -183,7 +183,8 @@ const en = {
   rpReleaseButton: 'Release it to my inbox…',
   rpRequestButton: 'Ask an administrator to release it…',
   rpNoteLabel: 'A note for the administrator (optional), e.g. why you expect this message',
-  rpNone: 'Only an administrator can release this message, because of what it contains. If you were expecting it, ask your administrator; until then it stays held.',
+  rpNone:
+    'Only an administrator can release this message, because of what it contains. If you were expecting it, ask your administrator; until then it stays held.',
   rpReleased: 'It was already delivered to your inbox.',
   rpDeleted: 'An administrator deleted it: it can no longer be delivered.',
   rpReleasePending: 'A release of it is under way: look in your inbox, or ask your administrator.',
@@ -205,7 +206,8 @@ const en = {
   rpExpiredTitle: 'Link expired',
   rpExpired: 'This link expired on {time}. Links in the held-mail digest work for a limited time: use the next digest, or ask your administrator.',
   rpAlteredTitle: 'Link not valid',
-  rpAltered: 'This link is incomplete or was altered. Open it again from the digest mail (if your mail program split it over two lines, copy the whole address).',
+  rpAltered:
+    'This link is incomplete or was altered. Open it again from the digest mail (if your mail program split it over two lines, copy the whole address).',
   rpGoneTitle: 'Message not found',
   rpGone: 'This message is no longer held here, or this link is not for it.',
   rpNotSetUp: 'Recipient links are not set up on this console. Tell your administrator.',
@@ -381,7 +383,8 @@ const ja: Record<MessageKey, string> = {
   iRequestNote: 'メモ',
   iApprove: '承認して {recipient} に解放…',
   rpTitle: 'あなた宛の保留中のメール',
-  rpIntro: 'メールゲートウェイが {recipient} 宛のこのメールを保留しました。以下は安全なプレビューです。中のものは何も動かず、何も読み込まれず、リンクは文字として表示されます。',
+  rpIntro:
+    'メールゲートウェイが {recipient} 宛のこのメールを保留しました。以下は安全なプレビューです。中のものは何も動かず、何も読み込まれず、リンクは文字として表示されます。',
   rpFrom: '差出人',
   rpSender: '送信元（エンベロープ）',
   rpTo: '宛先',
@@ -413,7 +416,8 @@ const ja: Record<MessageKey, string> = {
   rpExpiredTitle: 'リンクの期限切れ',
   rpExpired: 'このリンクは {time} に期限が切れました。保留メールのお知らせのリンクは一定期間だけ有効です。次のお知らせを使うか、管理者に問い合わせてください。',
   rpAlteredTitle: '無効なリンク',
-  rpAltered: 'このリンクは不完全か、書き換えられています。お知らせのメールからもう一度開いてください（メールソフトがアドレスを 2 行に分けた場合は全体をコピーしてください）。',
+  rpAltered:
+    'このリンクは不完全か、書き換えられています。お知らせのメールからもう一度開いてください（メールソフトがアドレスを 2 行に分けた場合は全体をコピーしてください）。',
   rpGoneTitle: 'メールが見つかりません',
   rpGone: 'このメールはもう保留されていないか、このリンクの対象ではありません。',
   rpNotSetUp: 'このコンソールでは受信者用リンクが設定されていません。管理者に連絡してください。',

@@ -215,7 +215,10 @@ async function act(deps: ConsoleDeps, backend: StateBackend, action: 'release' |
   const { token } = request.params;
   const form = request.body ?? {};
   if (!csrfMatches(key, token, form._csrf)) {
-    request.log.warn({ event: 'console_csrf_refused', recipient: link.recipient, path: `/r/…/${action}` }, 'console: a recipient POST without a valid CSRF token');
+    request.log.warn(
+      { event: 'console_csrf_refused', recipient: link.recipient, path: `/r/…/${action}` },
+      'console: a recipient POST without a valid CSRF token',
+    );
     return sendPage(reply.code(403), page(ctx, t('forbidden'), html`<p class="error">${t('rpCsrf')}</p>`));
   }
   const note = typeof form.note === 'string' ? form.note.slice(0, NOTE_MAX) : '';
@@ -226,19 +229,52 @@ async function act(deps: ConsoleDeps, backend: StateBackend, action: 'release' |
   try {
     if (action === 'request') {
       await requestRelease(rctx, meta.id, recipient, note.trim() ? { note } : {});
-      return sendPage(reply, page(ctx, t('rpRequestedTitle'), html`<p class="ok">${t('rpRequestedDone')}</p>${back}`));
+      return await sendPage(
+        reply,
+        page(
+          ctx,
+          t('rpRequestedTitle'),
+          html`<p class="ok">${t('rpRequestedDone')}</p>
+            ${back}`,
+        ),
+      );
     }
     const result = await releaseOwnCopy(rctx, meta.id, recipient);
-    if (result.status === 'released') return sendPage(reply, page(ctx, t('rpDoneTitle'), html`<p class="ok">${t('rpDone', { recipient })}</p>${back}`));
+    if (result.status === 'released')
+      return await sendPage(
+        reply,
+        page(
+          ctx,
+          t('rpDoneTitle'),
+          html`<p class="ok">${t('rpDone', { recipient })}</p>
+            ${back}`,
+        ),
+      );
     const detail = [...result.recipients.map((r) => formatReply(r.reply)), result.reason].filter(Boolean).join('; ');
-    return sendPage(reply.code(502), page(ctx, t('rpNotDeliveredTitle'), html`<p class="error">${t('rpNotDelivered', { detail })}</p>${back}`));
+    return await sendPage(
+      reply.code(502),
+      page(
+        ctx,
+        t('rpNotDeliveredTitle'),
+        html`<p class="error">${t('rpNotDelivered', { detail })}</p>
+          ${back}`,
+      ),
+    );
   } catch (err) {
     if (!(err instanceof RecipientActionError)) throw err;
     const refusal = REFUSAL[err.kind];
     request.log.info({ event: 'recipient_action_refused', id: meta.id, recipient, action, kind: err.kind }, `console: ${err.message}`);
     if (err.kind === 'rate-limited') reply.header('retry-after', Math.ceil((err.retryInMs ?? 60_000) / 1000));
     const minutes = Math.max(1, Math.ceil((err.retryInMs ?? 60_000) / 60_000));
-    return sendPage(reply.code(refusal.status), page(ctx, t('rpTitle'), html`<p class="error">${t(refusal.key, { minutes })}</p>${back}`));
+    return await sendPage(
+      reply.code(refusal.status),
+      page(
+        ctx,
+        t('rpTitle'),
+        html`<p class="error">${t(refusal.key, { minutes })}</p>
+          ${back}`,
+      ),
+    );
   } finally {
     deps.catalog.invalidate(meta.id);
   }

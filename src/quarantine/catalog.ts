@@ -253,7 +253,12 @@ function summaryOf(json: string, file: string, id: string): Summary {
     throw corrupt('envelope');
   if (!Array.isArray(findings) || !findings.every((f: { symbol?: unknown }) => typeof f?.symbol === 'string')) throw corrupt('findings');
   const history = value.history;
-  if (!Array.isArray(history) || !history.every((h: { event?: unknown; recipients?: unknown }) => typeof h?.event === 'string' && (h.recipients === undefined || Array.isArray(h.recipients))))
+  if (
+    !Array.isArray(history) ||
+    !history.every(
+      (h: { event?: unknown; recipients?: unknown }) => typeof h?.event === 'string' && (h.recipients === undefined || Array.isArray(h.recipients)),
+    )
+  )
     throw corrupt('history');
   return {
     receivedAt: value.receivedAt,
@@ -261,7 +266,7 @@ function summaryOf(json: string, file: string, id: string): Summary {
     findings: (findings as { symbol: string; excepted?: string }[]).filter((f) => !f.excepted).map((f) => ({ symbol: f.symbol })),
     envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo },
     // pendingRequests reads only the state and the history, both checked above
-    requested: pendingRequests({ state: value.state, history } as QuarantineMetadata).length > 0,
+    requested: pendingRequests({ state: value.state, history: history as QuarantineMetadata['history'] } as QuarantineMetadata).length > 0,
   };
 }
 

@@ -120,11 +120,18 @@ describe('the recipients’ page behind a digest link', function () {
 
     it('a digest sent to the real downstream; its link shows a safe preview of the own copy; releasing delivers once, to that recipient only', async () => {
       const r = remote.url;
-      const id = await hold('hold order 311', ['bob@internal.test', 'carol@internal.test'], `<p>Dear Bob,</p><script>window.__pwned = 1</script><img src="${r}/pixel.png"><a href="${r}/phish">the order</a>`);
+      const id = await hold(
+        'hold order 311',
+        ['bob@internal.test', 'carol@internal.test'],
+        `<p>Dear Bob,</p><script>window.__pwned = 1</script><img src="${r}/pixel.png"><a href="${r}/phish">the order</a>`,
+      );
       // the digest, composed and sent by the product to the real downstream, links to this console
       const before = rig.sink.messages.length;
       const policy = rig.console.policy;
-      const run = await sendDigests(rig.console.store, { ...policy, quarantine: { ...policy.quarantine, digest: { ...policy.quarantine.digest, baseUrl: base } } });
+      const run = await sendDigests(rig.console.store, {
+        ...policy,
+        quarantine: { ...policy.quarantine, digest: { ...policy.quarantine.digest, baseUrl: base } },
+      });
       assert.deepEqual(run.outcomes.map((o) => `${o.recipient} ${o.status}`).sort(), ['bob@internal.test sent', 'carol@internal.test sent']);
       const digest = rig.sink.messages.slice(before).find((m) => m.rcptLines[0] === 'RCPT TO:<bob@internal.test>');
       assert.ok(digest, 'bob got a digest');
@@ -209,7 +216,7 @@ describe('the recipients’ page behind a digest link', function () {
       assert.match(request, /I expect this contract from Alice\./);
       const sent = rig.sink.messages.length;
       await clickAndWait(page, 'table.requests button.primary');
-      const ticked = await page.$$eval('input[name=rcpt]', (inputs) => inputs.map((i) => `${(i as HTMLInputElement).value}:${(i as HTMLInputElement).checked}`));
+      const ticked = await page.$$eval('input[name=rcpt]', (inputs) => inputs.map((i) => `${i.value}:${i.checked}`));
       assert.deepEqual(ticked, ['bob@internal.test:true', 'carol@internal.test:false'], 'only the recipient who asked');
       assert.equal(rig.sink.messages.length, sent);
       await clickAndWait(page, 'main form button.primary');

@@ -152,9 +152,7 @@ async function listPage(deps: ConsoleDeps, request: FastifyRequest<{ Querystring
       html`<tr>
         ${admin ? html`<td><input type="checkbox" name="id" value="${m.id}" aria-label="${m.id}" /></td>` : ''}
         <td class="nowrap"><a href="/quarantine/${m.id}">${formatTime(m.receivedAt)}</a></td>
-        <td class="nowrap">
-          ${stateLabel(m, t)}${pendingRequests(m).length ? html`<br /><span class="requested">${t('qRequested')}</span>` : ''}
-        </td>
+        <td class="nowrap">${stateLabel(m, t)}${pendingRequests(m).length ? html`<br /><span class="requested">${t('qRequested')}</span>` : ''}</td>
         <td class="addr">${m.envelope.mailFrom || '<>'}</td>
         <td class="addr">${recipientsText(m)}</td>
         <td>${symbolsOf(m).map((s) => html`<span class="sym">${s}</span>`)}</td>
@@ -166,9 +164,7 @@ async function listPage(deps: ConsoleDeps, request: FastifyRequest<{ Querystring
     ${result.newer ? html`<a href="/quarantine${filterQuery(q)}">${t('qNewest')}</a> <a href="/quarantine${filterQuery(q, { after: result.newer })}">${t('qNewer')}</a>` : ''}
     ${result.older ? html`<a href="/quarantine${filterQuery(q, { before: result.older })}">${t('qOlder')}</a>` : ''}
   </div>`;
-  const hidden = html`${FILTER_KEYS.map((k) =>
-    q[k] ? html`<input type="hidden" name="f_${k}" value="${q[k]}" />` : '',
-  )}`;
+  const hidden = html`${FILTER_KEYS.map((k) => (q[k] ? html`<input type="hidden" name="f_${k}" value="${q[k]}" />` : ''))}`;
   const bulkMatching = admin && (filter.states === undefined || filter.states.includes('held')) && result.total > 0;
   const body = html`${filterForm(ctx, q)}
     <p>
@@ -504,7 +500,9 @@ async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Fo
               ${single.envelope.rcptTo.map(
                 (r) =>
                   html`<label class="inline-check"
-                      ><span><input type="checkbox" name="rcpt" value="${r}" ${!chosen.size || chosen.has(r.toLowerCase()) ? html`checked` : ''} /> ${r}</span></label
+                      ><span
+                        ><input type="checkbox" name="rcpt" value="${r}" ${!chosen.size || chosen.has(r.toLowerCase()) ? html`checked` : ''} /> ${r}</span
+                      ></label
                     ><br />`,
               )}
             </fieldset>`
