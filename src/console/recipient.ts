@@ -75,7 +75,7 @@ async function openLink(deps: ConsoleDeps, request: LinkRequest, reply: FastifyR
   } catch (err) {
     if (!(err instanceof TokenKeyError)) throw err;
     request.log.error({ event: 'recipient_link_key', err: err.message }, `console: recipient links cannot be checked: ${err.message}`);
-    await problem(request, reply, policy, 503, 'forbidden', translator(recipientLang(request, reply, policy))('rpNotSetUp'));
+    await problem(request, reply, policy, 503, 'rpTitle', translator(recipientLang(request, reply, policy))('rpNotSetUp'));
     return undefined;
   }
   const { token } = request.params;

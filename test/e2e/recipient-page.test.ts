@@ -20,7 +20,7 @@ import { sendDigests } from '../../src/quarantine/digest.js';
 import { pendingRequests } from '../../src/quarantine/requests.js';
 import { recipientAccess } from '../../src/quarantine/rights.js';
 import { clickAndWait, launchBrowser, signIn } from '../helpers/browser.js';
-import { ConsoleClient, csrfToken, startConsoleRig, type ConsoleRig } from '../helpers/console.js';
+import { ConsoleClient, csrfToken, startConsoleRig, startTestConsole, type ConsoleRig } from '../helpers/console.js';
 import type { ReceivedMessage } from '../helpers/sink.js';
 
 const RULES =
@@ -317,6 +317,18 @@ describe('the recipients’ page behind a digest link', function () {
       const admin = await new ConsoleClient(base).get('/login');
       for (const h of ['content-security-policy', 'referrer-policy', 'x-frame-options', 'x-content-type-options', 'cache-control']) {
         assert.equal(r.headers.get(h), admin.headers.get(h), h);
+      }
+    });
+
+    it('a console without a link key (quarantine.digest.keyFile) says links are not set up (503) and logs why', async () => {
+      const bare = await startTestConsole(mkdtempSync(path.join(tmpdir(), 'mailmoat-recipient-nokey-')));
+      try {
+        const r = await new ConsoleClient(bare.url).get(`/r/${tokenFor('01M8XTCZ2A7ZR6A6ZRZ7TPFJZM', 'bob@internal.test')}`);
+        assert.equal(r.status, 503);
+        assert.match(r.body, /Recipient links are not set up on this console/);
+        assert.ok(bare.logs.some((l) => l.event === 'recipient_link_key' && /keyFile is not set/.test(String(l.err))));
+      } finally {
+        await bare.close();
       }
     });
 
