@@ -31,6 +31,15 @@ declare module 'fastify' {
 /** Paths anyone may open: the sign-in page and the stylesheet. */
 const PUBLIC = new Set(['/login', '/assets/console.css', '/favicon.ico']);
 
+/**
+ * The recipients' pages behind a digest link (recipient.ts): no session, no role. The signed link
+ * token in the path is the authority, checked by that plugin on every request, and its forms carry
+ * a CSRF token bound to the link instead of the session's.
+ */
+export function isRecipientPath(path: string): boolean {
+  return path.startsWith('/r/');
+}
+
 export interface AuthOptions {
   policy: () => Policy;
   users: UserFile;
@@ -87,7 +96,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   // after the body is parsed (the CSRF token is in it) and checked (server.ts): signed in, and the right role
   app.addHook('preHandler', async (request, reply) => {
     const path = request.url.split('?')[0];
-    if (PUBLIC.has(path)) return;
+    if (PUBLIC.has(path) || isRecipientPath(path)) return;
     if (!request.user) {
       if (request.method === 'GET' || request.method === 'HEAD') {
         return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);

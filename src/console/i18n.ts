@@ -164,6 +164,59 @@ const en = {
   action_defer: 'defer',
   action_reject: 'reject',
   language: 'Language',
+  // the admins' side of recipients' release requests
+  qFilterRequests: 'Release requests',
+  qRequestsPending: 'pending',
+  qRequested: 'release requested',
+  iRequests: 'Release requests from recipients',
+  iRequestNote: 'Their note',
+  iApprove: 'Approve: release to {recipient}…',
+  // the recipients' page behind a digest link (recipient.ts)
+  rpTitle: 'A message held for you',
+  rpIntro: 'The mail gateway held this message to {recipient}. Below is a safe preview: nothing in it runs or loads, and its links are shown as text.',
+  rpFrom: 'From',
+  rpSender: 'Sent by (envelope)',
+  rpTo: 'To',
+  rpYou: '{recipient} (you)',
+  rpWhy: 'Why it was held',
+  rpWhatNow: 'What you can do',
+  rpReleaseButton: 'Release it to my inbox…',
+  rpRequestButton: 'Ask an administrator to release it…',
+  rpNoteLabel: 'A note for the administrator (optional), e.g. why you expect this message',
+  rpNone:
+    'Only an administrator can release this message, because of what it contains. If you were expecting it, ask your administrator; until then it stays held.',
+  rpReleased: 'It was already delivered to your inbox.',
+  rpDeleted: 'An administrator deleted it: it can no longer be delivered.',
+  rpReleasePending: 'A release of it is under way: look in your inbox, or ask your administrator.',
+  rpRequested: 'You asked for its release on {time}; an administrator will decide.',
+  rpConfirmReleaseTitle: 'Release this message to you?',
+  rpConfirmRelease: 'It will be delivered once, to {recipient} only.',
+  rpConfirmReleaseButton: 'Yes, deliver it to me',
+  rpConfirmRequestTitle: 'Ask for its release?',
+  rpConfirmRequest: 'An administrator is told and decides. If they release it, it is delivered to {recipient}.',
+  rpConfirmRequestButton: 'Yes, send the request',
+  rpCancel: 'Cancel',
+  rpDoneTitle: 'Released',
+  rpDone: 'The message was delivered to {recipient}.',
+  rpNotDeliveredTitle: 'Not delivered',
+  rpNotDelivered: 'It could not be delivered now ({detail}). It is still held; try again later.',
+  rpRequestedTitle: 'Request sent',
+  rpRequestedDone: 'Your request was recorded; an administrator will decide.',
+  rpBack: 'Back to the message',
+  rpExpiredTitle: 'Link expired',
+  rpExpired: 'This link expired on {time}. Links in the held-mail digest work for a limited time: use the next digest, or ask your administrator.',
+  rpAlteredTitle: 'Link not valid',
+  rpAltered:
+    'This link is incomplete or was altered. Open it again from the digest mail (if your mail program split it over two lines, copy the whole address).',
+  rpGoneTitle: 'Message not found',
+  rpGone: 'This message is no longer held here, or this link is not for it.',
+  rpNotSetUp: 'Recipient links are not set up on this console. Tell your administrator.',
+  rpLimited: 'You made too many requests or releases in a short time. Try again in {minutes} minutes.',
+  rpNotAllowed: 'This is not allowed for this message.',
+  rpNotHeld: 'It is no longer held for you: it was released or deleted, or an administrator is acting on it right now.',
+  rpAlreadyRequested: 'You already asked for its release; an administrator will decide.',
+  rpUnavailable: 'The gateway cannot count requests right now. Try again in a few minutes.',
+  rpCsrf: 'This form did not come from this page, or the page is out of date. Open the link again and retry.',
 };
 
 export type MessageKey = keyof typeof en;
@@ -323,6 +376,57 @@ const ja: Record<MessageKey, string> = {
   action_defer: '一時拒否',
   action_reject: '拒否',
   language: '言語',
+  qFilterRequests: '解放依頼',
+  qRequestsPending: '未処理あり',
+  qRequested: '解放依頼あり',
+  iRequests: '受信者からの解放依頼',
+  iRequestNote: 'メモ',
+  iApprove: '承認して {recipient} に解放…',
+  rpTitle: 'あなた宛の保留中のメール',
+  rpIntro:
+    'メールゲートウェイが {recipient} 宛のこのメールを保留しました。以下は安全なプレビューです。中のものは何も動かず、何も読み込まれず、リンクは文字として表示されます。',
+  rpFrom: '差出人',
+  rpSender: '送信元（エンベロープ）',
+  rpTo: '宛先',
+  rpYou: '{recipient}（あなた）',
+  rpWhy: '保留の理由',
+  rpWhatNow: 'できること',
+  rpReleaseButton: '受信箱に届ける（解放）…',
+  rpRequestButton: '管理者に解放を依頼する…',
+  rpNoteLabel: '管理者へのメモ（任意）：このメールを待っている理由など',
+  rpNone: 'このメールは内容のため、管理者だけが解放できます。心当たりがある場合は管理者に連絡してください。それまでは保留されたままです。',
+  rpReleased: 'このメールはすでに受信箱に届けられています。',
+  rpDeleted: '管理者が削除しました。もう届けることはできません。',
+  rpReleasePending: '解放の処理中です。受信箱を確認するか、管理者に問い合わせてください。',
+  rpRequested: '{time} に解放を依頼済みです。管理者が判断します。',
+  rpConfirmReleaseTitle: 'このメールを受け取りますか？',
+  rpConfirmRelease: '{recipient} だけに 1 回届けられます。',
+  rpConfirmReleaseButton: 'はい、届けてください',
+  rpConfirmRequestTitle: '解放を依頼しますか？',
+  rpConfirmRequest: '管理者に通知され、管理者が判断します。解放されると {recipient} に届きます。',
+  rpConfirmRequestButton: 'はい、依頼します',
+  rpCancel: 'キャンセル',
+  rpDoneTitle: '解放しました',
+  rpDone: '{recipient} に届けました。',
+  rpNotDeliveredTitle: '届けられませんでした',
+  rpNotDelivered: '今は届けられませんでした（{detail}）。保留されたままです。後でもう一度試してください。',
+  rpRequestedTitle: '依頼しました',
+  rpRequestedDone: '依頼を記録しました。管理者が判断します。',
+  rpBack: 'メールに戻る',
+  rpExpiredTitle: 'リンクの期限切れ',
+  rpExpired: 'このリンクは {time} に期限が切れました。保留メールのお知らせのリンクは一定期間だけ有効です。次のお知らせを使うか、管理者に問い合わせてください。',
+  rpAlteredTitle: '無効なリンク',
+  rpAltered:
+    'このリンクは不完全か、書き換えられています。お知らせのメールからもう一度開いてください（メールソフトがアドレスを 2 行に分けた場合は全体をコピーしてください）。',
+  rpGoneTitle: 'メールが見つかりません',
+  rpGone: 'このメールはもう保留されていないか、このリンクの対象ではありません。',
+  rpNotSetUp: 'このコンソールでは受信者用リンクが設定されていません。管理者に連絡してください。',
+  rpLimited: '短時間に依頼や解放が多すぎます。{minutes} 分後にもう一度試してください。',
+  rpNotAllowed: 'このメールではこの操作はできません。',
+  rpNotHeld: 'このメールはもうあなた宛に保留されていません（解放・削除済み、または管理者が操作中）。',
+  rpAlreadyRequested: 'すでに解放を依頼済みです。管理者が判断します。',
+  rpUnavailable: '今は依頼を数えられません。数分後にもう一度試してください。',
+  rpCsrf: 'このフォームはこのページから送られていないか、ページが古くなっています。リンクを開き直して、もう一度試してください。',
 };
 
 const TEXTS: Record<Lang, Record<MessageKey, string>> = { en, ja };
@@ -333,6 +437,11 @@ export function isLang(value: unknown): value is Lang {
 
 /** The best of our languages for an Accept-Language header (`ja,en-US;q=0.8`), by q-value; English when none fits. */
 export function fromAcceptLanguage(header: string | undefined): Lang {
+  return acceptedLang(header) ?? 'en';
+}
+
+/** The best of our languages that an Accept-Language header names, or undefined when it names neither. */
+export function acceptedLang(header: string | undefined): Lang | undefined {
   let best: { lang: Lang; q: number } | undefined;
   for (const part of (header ?? '').split(',')) {
     const [tag = '', ...params] = part.trim().split(';');
@@ -341,7 +450,7 @@ export function fromAcceptLanguage(header: string | undefined): Lang {
     const lang = isLang(primary) ? primary : undefined;
     if (lang && Number.isFinite(q) && q > 0 && (!best || q > best.q)) best = { lang, q };
   }
-  return best?.lang ?? 'en';
+  return best?.lang;
 }
 
 /** The language of a request: `?lang=`, the `lang` cookie, Accept-Language. */

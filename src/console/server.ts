@@ -5,8 +5,8 @@
 // Pages are rendered on the server (layout.ts); nothing comes from a CDN and no page has a script, so
 // it works offline and under a Content-Security-Policy that lets the browser load nothing remote.
 //
-// Routes: auth.ts (sign-in), admin/*.ts (the admins' pages). The recipients' pages behind a digest
-// link are meant to be one more plugin registered here, reusing preview.ts, i18n.ts and layout.ts.
+// Routes: auth.ts (sign-in), admin/*.ts (the admins' pages), recipient.ts (the recipients' page behind
+// a digest link, no session: the signed link is the authority).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -21,11 +21,12 @@ import { inNetworks } from '../policy/network.js';
 import type { Policy } from '../policy/schema.js';
 import { QuarantineCatalog } from '../quarantine/catalog.js';
 import { QuarantineError, QuarantineStore } from '../quarantine/store.js';
-import { installAuth, sendError } from './auth.js';
+import { installAuth, isRecipientPath, sendError } from './auth.js';
 import { csrfUser } from './respond.js';
 import { overviewRoutes } from './admin/overview.js';
 import { quarantineRoutes } from './admin/quarantine.js';
 import { senderRoutes } from './admin/senders.js';
+import { recipientRoutes } from './recipient.js';
 import type { ConsoleState } from './state.js';
 import { CONSOLE_CSS } from './style.js';
 import { UserFile } from './users.js';
@@ -43,6 +44,8 @@ export interface ConsoleDeps {
   state: ConsoleState;
   store: QuarantineStore;
   catalog: QuarantineCatalog;
+  /** the console's log (what the quarantine code logs by itself goes here) */
+  log: Logger;
 }
 
 /** The key that signs session and CSRF cookies: read from console.secretFile, made (0600) when missing. */
@@ -94,6 +97,8 @@ export async function buildConsole(options: ConsoleOptions): Promise<FastifyInst
     bodyLimit: 256 * 1024,
     // a browser's keep-alive connection must not hold up the gateway's drain (or the demo's Ctrl-C) until it times out
     forceCloseConnections: true,
+    // a recipient link's token is one path segment of up to 2048 characters (tokens.ts)
+    routerOptions: { maxParamLength: 2048 },
   }) as unknown as FastifyInstance;
 
   await app.register(fastifyCookie, { secret });
@@ -118,9 +123,10 @@ export async function buildConsole(options: ConsoleOptions): Promise<FastifyInst
   });
 
   installAuth(app, { policy, users });
-  // every POST carries a CSRF token bound to the user; checked before any handler runs
+  // every POST carries a CSRF token bound to the user; checked before any handler runs (the
+  // recipients' forms carry one bound to their link instead, checked by recipient.ts)
   app.addHook('preHandler', (request, reply, done) => {
-    if (request.method !== 'POST') return done();
+    if (request.method !== 'POST' || isRecipientPath(request.url.split('?')[0])) return done();
     app.csrfProtection(request, reply, done);
   });
 
@@ -147,10 +153,11 @@ export async function buildConsole(options: ConsoleOptions): Promise<FastifyInst
     return sendError(request, reply, 500, 'serverError', { message: error.message });
   });
 
-  const deps: ConsoleDeps = { policy, state: options.state, store, catalog };
+  const deps: ConsoleDeps = { policy, state: options.state, store, catalog, log: log.child({ component: 'console' }) };
   await app.register(overviewRoutes, deps);
   await app.register(quarantineRoutes, deps);
   await app.register(senderRoutes, deps);
+  await app.register(recipientRoutes, deps);
 
   // the first filtered page should not wait for 100,000 files to be read
   catalog.warm().catch((err: unknown) => log.warn({ event: 'console_catalog_failed', err: (err as Error).message }, 'console: reading the quarantine failed'));

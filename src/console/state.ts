@@ -23,6 +23,12 @@ export interface SenderAccess {
 export interface ConsoleState {
   senders: SenderAccess | { unavailable: string };
   rollup: Pick<Rollup, 'read'> | { unavailable: string };
+  /**
+   * Where recipients' requests and own releases are counted (quarantine.requests): the gateway's
+   * backend, Redis, or (a console alone over the in-memory backend) the console's own memory, since
+   * recipients act only through the console. Absent: the console's own memory.
+   */
+  backend?: StateBackend;
   close(): Promise<void>;
 }
 
@@ -37,6 +43,7 @@ export function sharedState(state: StateBackend, policy: Policy): ConsoleState {
       unsuspend: (p, addr) => unsuspend(store, p, addr),
     },
     rollup: rollupFor(state, policy.console.keyPrefix),
+    backend: state,
     close: () => Promise.resolve(),
   };
 }
@@ -57,7 +64,7 @@ export async function standaloneState(policy: Policy, log: Logger): Promise<Cons
   if (!socket) {
     const why =
       'state.backend is memory: the counters live inside the running gateway. Enable the console in the gateway (console.listen with mailmoat serve), set rate.admin.socket, or use state.backend redis.';
-    return { senders: { unavailable: why }, rollup: { unavailable: why }, close: () => Promise.resolve() };
+    return { senders: { unavailable: why }, rollup: { unavailable: why }, backend: { kind: 'memory' }, close: () => Promise.resolve() };
   }
   return {
     senders: {
@@ -68,6 +75,7 @@ export async function standaloneState(policy: Policy, log: Logger): Promise<Cons
       unsuspend: (_p, addr) => adminRequest(socket, 'POST', `/unsuspend?addr=${encodeURIComponent(addr)}`) as Promise<string[]>,
     },
     rollup: { read: (_now, hours, days) => adminRequest(socket, 'GET', `/rollup?hours=${hours}&days=${days}`) as Promise<RollupView> },
+    backend: { kind: 'memory' },
     close: () => Promise.resolve(),
   };
 }

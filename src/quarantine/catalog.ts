@@ -10,6 +10,7 @@
 // The time filter needs no summary at all: a ULID starts with its creation time.
 import { open, readFile, stat } from 'node:fs/promises';
 import { matches, type ListFilter, type Matchable } from './query.js';
+import { pendingRequests } from './requests.js';
 import { QuarantineError, ulidTime, type QuarantineMetadata, type QuarantineStore } from './store.js';
 
 export interface CatalogPage {
@@ -227,7 +228,7 @@ export class QuarantineCatalog {
 }
 
 function needsSummary(filter: ListFilter): boolean {
-  return !!(filter.states?.length || filter.symbols?.length || filter.sender !== undefined || filter.recipient !== undefined);
+  return !!(filter.states?.length || filter.symbols?.length || filter.sender !== undefined || filter.recipient !== undefined || filter.requested);
 }
 
 /**
@@ -251,11 +252,21 @@ function summaryOf(json: string, file: string, id: string): Summary {
   if (typeof envelope?.mailFrom !== 'string' || !Array.isArray(envelope.rcptTo) || !envelope.rcptTo.every((r) => typeof r === 'string'))
     throw corrupt('envelope');
   if (!Array.isArray(findings) || !findings.every((f: { symbol?: unknown }) => typeof f?.symbol === 'string')) throw corrupt('findings');
+  const history = value.history;
+  if (
+    !Array.isArray(history) ||
+    !history.every(
+      (h: { event?: unknown; recipients?: unknown }) => typeof h?.event === 'string' && (h.recipients === undefined || Array.isArray(h.recipients)),
+    )
+  )
+    throw corrupt('history');
   return {
     receivedAt: value.receivedAt,
     state: value.state,
     findings: (findings as { symbol: string; excepted?: string }[]).filter((f) => !f.excepted).map((f) => ({ symbol: f.symbol })),
     envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo },
+    // pendingRequests reads only the state and the history, both checked above
+    requested: pendingRequests({ state: value.state, history: history as QuarantineMetadata['history'] } as QuarantineMetadata).length > 0,
   };
 }
 
@@ -266,6 +277,7 @@ function summarize(meta: QuarantineMetadata): Summary {
     state: meta.state,
     findings: meta.findings.filter((f) => !f.excepted).map((f) => ({ symbol: f.symbol })),
     envelope: { mailFrom: meta.envelope.mailFrom, rcptTo: meta.envelope.rcptTo },
+    requested: pendingRequests(meta).length > 0,
   };
 }
 

@@ -69,12 +69,17 @@ export function explainSymbols(symbols: string[], language: Language): string[] 
 
 /** The recipient's language: per domain (subdomains included, the longest entry first), else the policy's. */
 export function languageFor(policy: Policy, recipient: string): Language {
-  const { language, languages } = policy.quarantine.digest;
+  return domainLanguage(policy, recipient) ?? policy.quarantine.digest.language;
+}
+
+/** The language quarantine.digest.languages sets for the recipient's domain, if it names it. */
+export function domainLanguage(policy: Policy, recipient: string): Language | undefined {
+  const { languages } = policy.quarantine.digest;
   const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase();
   const hit = Object.keys(languages)
     .filter((d) => domain === d || domain.endsWith(`.${d}`))
     .sort((a, b) => b.length - a.length)[0];
-  return hit ? languages[hit] : language;
+  return hit ? languages[hit] : undefined;
 }
 
 export function formatTime(ms: number, language: Language): string {

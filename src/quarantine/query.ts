@@ -14,6 +14,8 @@ export interface ListFilter {
   sender?: string;
   recipient?: string;
   states?: QuarantineState[];
+  /** only items with a recipient's release request not yet answered (requests.ts pendingRequests) */
+  requested?: boolean;
 }
 
 const SINCE = /^(\d+)(m|h|d|w)$/;
@@ -38,12 +40,15 @@ function addressMatches(address: string, wanted: string): boolean {
 export type Matchable = Pick<QuarantineMetadata, 'receivedAt' | 'state'> & {
   findings: { symbol: string; excepted?: string }[];
   envelope: { mailFrom: string; rcptTo: string[] };
+  /** whether a recipient's release request is pending: known to the catalog's summaries, which alone serve the `requested` filter */
+  requested?: boolean;
 };
 
 export function matches(meta: Matchable, filter: ListFilter): boolean {
   if (filter.since !== undefined && Date.parse(meta.receivedAt) < filter.since) return false;
   if (filter.until !== undefined && Date.parse(meta.receivedAt) >= filter.until) return false;
   if (filter.states?.length && !filter.states.includes(meta.state)) return false;
+  if (filter.requested && !meta.requested) return false;
   if (filter.symbols?.length) {
     const symbols = new Set(meta.findings.filter((f) => !f.excepted).map((f) => f.symbol.toUpperCase()));
     if (!filter.symbols.some((s) => symbols.has(s.toUpperCase()))) return false;

@@ -193,7 +193,9 @@ export function requestNoticeText(policy: Policy, meta: QuarantineMetadata, reci
     `Why held:      ${why.join('; ')}${symbols ? ` (${symbols})` : ''}`,
     ...(note ? [`Their note:    ${note}`] : []),
     '',
-    'Release it to them from the console, or with:',
+    ...(policy.quarantine.digest.baseUrl
+      ? ['Approve it in the console:', `  ${policy.quarantine.digest.baseUrl}/quarantine/${meta.id}`, '', 'or release it to them with:']
+      : ['Release it to them from the console, or with:']),
     `  mailmoat quarantine release ${meta.id} --to ${recipient}`,
     '',
   ].join('\n');

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseHeaderBlock } from '../../message/parsed.js';
 import { parseSince, type ListFilter } from '../../quarantine/query.js';
 import { deleteItem, release, releasePolicy, type ReleaseResult } from '../../quarantine/release.js';
+import { pendingRequests } from '../../quarantine/requests.js';
 import { checkId, QuarantineError, QUARANTINE_ID, type QuarantineMetadata, type QuarantineState } from '../../quarantine/store.js';
 import { formatReply } from '../../relay/smtp-client.js';
 import { formatBytes, formatTime, type MessageKey, type Translate } from '../i18n.js';
@@ -28,6 +29,8 @@ interface ListQuery {
   sender?: string;
   recipient?: string;
   state?: string;
+  /** `pending`: only items with a recipient's release request not yet answered */
+  requests?: string;
   before?: string;
   after?: string;
 }
@@ -79,12 +82,15 @@ export function filterFrom(q: ListQuery): ListFilter {
     if (!STATES.includes(state as QuarantineState)) throw new FilterError('qFilterState', 'held, released, deleted or all');
     filter.states = [state as QuarantineState];
   }
+  if (q.requests === 'pending') filter.requested = true;
   return filter;
 }
 
+const FILTER_KEYS = ['since', 'until', 'symbol', 'sender', 'recipient', 'state', 'requests'] as const;
+
 function filterQuery(q: ListQuery, extra: Record<string, string> = {}): string {
   const params = new URLSearchParams();
-  for (const key of ['since', 'until', 'symbol', 'sender', 'recipient', 'state'] as const) if (q[key]) params.set(key, q[key]);
+  for (const key of FILTER_KEYS) if (q[key]) params.set(key, q[key]);
   for (const [k, v] of Object.entries(extra)) params.set(k, v);
   const text = params.toString();
   return text ? `?${text}` : '';
@@ -146,7 +152,7 @@ async function listPage(deps: ConsoleDeps, request: FastifyRequest<{ Querystring
       html`<tr>
         ${admin ? html`<td><input type="checkbox" name="id" value="${m.id}" aria-label="${m.id}" /></td>` : ''}
         <td class="nowrap"><a href="/quarantine/${m.id}">${formatTime(m.receivedAt)}</a></td>
-        <td class="nowrap">${stateLabel(m, t)}</td>
+        <td class="nowrap">${stateLabel(m, t)}${pendingRequests(m).length ? html`<br /><span class="requested">${t('qRequested')}</span>` : ''}</td>
         <td class="addr">${m.envelope.mailFrom || '<>'}</td>
         <td class="addr">${recipientsText(m)}</td>
         <td>${symbolsOf(m).map((s) => html`<span class="sym">${s}</span>`)}</td>
@@ -158,9 +164,7 @@ async function listPage(deps: ConsoleDeps, request: FastifyRequest<{ Querystring
     ${result.newer ? html`<a href="/quarantine${filterQuery(q)}">${t('qNewest')}</a> <a href="/quarantine${filterQuery(q, { after: result.newer })}">${t('qNewer')}</a>` : ''}
     ${result.older ? html`<a href="/quarantine${filterQuery(q, { before: result.older })}">${t('qOlder')}</a>` : ''}
   </div>`;
-  const hidden = html`${(['since', 'until', 'symbol', 'sender', 'recipient', 'state'] as const).map((k) =>
-    q[k] ? html`<input type="hidden" name="f_${k}" value="${q[k]}" />` : '',
-  )}`;
+  const hidden = html`${FILTER_KEYS.map((k) => (q[k] ? html`<input type="hidden" name="f_${k}" value="${q[k]}" />` : ''))}`;
   const bulkMatching = admin && (filter.states === undefined || filter.states.includes('held')) && result.total > 0;
   const body = html`${filterForm(ctx, q)}
     <p>
@@ -236,6 +240,11 @@ function filterForm(ctx: PageContext, q: ListQuery): Html {
         ${option('held', t('stateHeld'), state)}${option('released', t('stateReleased'), state)}${option('deleted', t('stateDeleted'), state)}${option('all', t('qAll'), state)}
       </select></label
     >
+    <label
+      >${t('qFilterRequests')}<select name="requests">
+        ${option('', t('qAny'), q.requests ?? '')}${option('pending', t('qRequestsPending'), q.requests ?? '')}
+      </select></label
+    >
     <button type="submit" class="primary">${t('qFilterApply')}</button>
     <a class="button" href="/quarantine">${t('qFilterReset')}</a>
   </form>`;
@@ -305,7 +314,7 @@ async function itemPage(deps: ConsoleDeps, request: FastifyRequest<{ Params: { i
         <dd class="mono">${meta.policyVersion}</dd>
       </dl>
     </div>
-    ${admin && meta.state !== 'deleted' ? actionForm(ctx, meta) : ''}
+    ${admin && meta.state !== 'deleted' ? actionForm(ctx, meta) : ''} ${requestsPart(ctx, meta, admin)}
     <h2>${t('iFindings')}</h2>
     <div class="scroll">
       <table class="findings">
@@ -359,6 +368,47 @@ function actionForm(ctx: PageContext, meta: QuarantineMetadata): Html {
   </form>`;
 }
 
+/** Recipients' release requests not yet answered (requests.ts), each with an Approve button for admins. */
+function requestsPart(ctx: PageContext, meta: QuarantineMetadata, admin: boolean): Html {
+  const { t } = ctx;
+  const pending = pendingRequests(meta);
+  if (!pending.length) return html``;
+  return html`<h2>${t('iRequests')}</h2>
+    <div class="scroll">
+      <table class="requests">
+        <thead>
+          <tr>
+            <th>${t('qColRecipients')}</th>
+            <th>${t('qColReceived')}</th>
+            <th>${t('iRequestNote')}</th>
+            ${admin ? html`<th></th>` : ''}
+          </tr>
+        </thead>
+        <tbody>
+          ${pending.map(
+            (p) =>
+              html`<tr>
+                <td class="addr">${p.recipient}</td>
+                <td class="nowrap">${formatTime(p.at)}</td>
+                <td>${p.note ?? ''}</td>
+                ${
+                  admin
+                    ? html`<td>
+                        <form method="post" action="/quarantine/confirm" class="inline">
+                          ${csrfField(ctx)}<input type="hidden" name="id" value="${meta.id}" /><input type="hidden" name="rcpt" value="${p.recipient}" />
+                          <input type="hidden" name="approve" value="yes" />
+                          <button type="submit" name="action" value="release" class="primary">${t('iApprove', { recipient: p.recipient })}</button>
+                        </form>
+                      </td>`
+                    : ''
+                }
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+    </div>`;
+}
+
 type ActionName = 'release' | 'delete';
 
 /** The ids an action names: those ticked, or every held item the carried filter matches (no release pending). */
@@ -370,7 +420,7 @@ async function chosenIds(deps: ConsoleDeps, form: Form): Promise<{ action: Actio
   let ids: string[];
   if (matching) {
     const q: ListQuery = {};
-    for (const k of ['since', 'until', 'symbol', 'sender', 'recipient'] as const) {
+    for (const k of ['since', 'until', 'symbol', 'sender', 'recipient', 'requests'] as const) {
       const v = one(form[`f_${k}`]);
       if (v) q[k] = v;
     }
@@ -386,7 +436,8 @@ async function chosenIds(deps: ConsoleDeps, form: Form): Promise<{ action: Actio
 async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, reply: FastifyReply) {
   const ctx = pageContext(request, reply);
   const { t } = ctx;
-  const { action, ids, tooMany } = await chosenIds(deps, request.body ?? {});
+  const form = request.body ?? {};
+  const { action, ids, tooMany } = await chosenIds(deps, form);
   if (!ids.length)
     return sendPage(
       reply,
@@ -404,6 +455,9 @@ async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Fo
   const target = releasePolicy(policy).downstream;
   const single = items.length === 1 ? items[0] : undefined;
   const needsForce = action === 'release' && items.some((m) => m.state === 'released' || m.pendingRelease);
+  // from an Approve button: only the recipient who asked is ticked
+  const chosen = new Set(list(form.rcpt).map((r) => r.toLowerCase()));
+  const approve = one(form.approve) === 'yes';
   const body = html`<p>
       ${
         action === 'release'
@@ -413,6 +467,7 @@ async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Fo
     </p>
     <form method="post" action="/quarantine/act" class="card">
       ${csrfField(ctx)}<input type="hidden" name="action" value="${action}" /><input type="hidden" name="confirm" value="yes" />
+      ${approve ? html`<input type="hidden" name="approve" value="yes" />` : ''}
       <div class="scroll">
         <table>
           <thead>
@@ -445,7 +500,9 @@ async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Fo
               ${single.envelope.rcptTo.map(
                 (r) =>
                   html`<label class="inline-check"
-                      ><span><input type="checkbox" name="rcpt" value="${r}" checked /> ${r}</span></label
+                      ><span
+                        ><input type="checkbox" name="rcpt" value="${r}" ${!chosen.size || chosen.has(r.toLowerCase()) ? html`checked` : ''} /> ${r}</span
+                      ></label
                     ><br />`,
               )}
             </fieldset>`
@@ -495,7 +552,8 @@ async function act(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, r
   for (const id of ids) {
     try {
       if (action === 'release') {
-        const result = await release(deps.store, id, deps.policy(), { operator, force, note: 'web console', ...(ids.length === 1 && to.length ? { to } : {}) });
+        const note = one(form.approve) === 'yes' ? `web console: approved the request of ${to.join(', ')}` : 'web console';
+        const result = await release(deps.store, id, deps.policy(), { operator, force, note, ...(ids.length === 1 && to.length ? { to } : {}) });
         outcomes.push(describeRelease(result));
       } else {
         await deleteItem(deps.store, id, { operator, force, reason: 'web console' });
