@@ -10,8 +10,6 @@ import { Spool } from '../message/spool.js';
 import { officeLimits } from '../inspect/attachments.js';
 import { scanAttachment, sniff } from '../inspect/office/index.js';
 import { messageId } from '../observe/id.js';
-import { createLogger } from '../observe/log.js';
-import { judge } from '../pipeline.js';
 import { formatProblem, loadPolicy, PolicyError, type LoadedPolicy } from '../policy/load.js';
 import { decide, type Verdict } from '../verdict.js';
 import { defaultPolicyFile } from './paths.js';
@@ -98,8 +96,17 @@ async function expand(paths: string[]): Promise<string[]> {
   return files;
 }
 
-// one thread memory for the whole run, as one gateway would have (empty at the start)
-const services = { state: { kind: 'memory' } as const, log: createLogger('error', process.stderr) };
+// one thread memory for the whole run, as one gateway would have (empty at the start). The message
+// pipeline (every analyzer, the authentication library, the logger) is loaded with the first message:
+// a run over attachments only starts in a third of the time without it.
+let messagePipeline: Promise<{ judge: typeof import('../pipeline.js').judge; services: import('../pipeline.js').Services }> | undefined;
+function loadMessagePipeline() {
+  messagePipeline ??= Promise.all([import('../pipeline.js'), import('../observe/log.js')]).then(([{ judge }, { createLogger }]) => ({
+    judge,
+    services: { state: { kind: 'memory' } as const, log: createLogger('error', process.stderr) },
+  }));
+  return messagePipeline;
+}
 
 export async function scanPath(file: string, loaded: LoadedPolicy, origin: Origin): Promise<FileResult> {
   let bytes: Buffer;
@@ -113,6 +120,7 @@ export async function scanPath(file: string, loaded: LoadedPolicy, origin: Origi
     const findings = await scanAttachment(bytes, path.basename(file), undefined, [], officeLimits(policy));
     return { path: file, kind: 'file', verdict: decide(findings, policy) };
   }
+  const { judge, services } = await loadMessagePipeline();
   const spool = new Spool(policy.spool.dir, policy.spool.memoryLimit, Number.MAX_SAFE_INTEGER);
   try {
     await pipeline(Readable.from([bytes]), spool);

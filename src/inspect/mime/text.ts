@@ -1,6 +1,7 @@
 // What a text leaf says, and whether it is text at all. A part's headers decide nothing here:
 // "plainly text" is judged on the decoded bytes, so a text/plain part that holds a document is
 // never waved through on its Content-Type.
+import { isAscii } from 'node:buffer';
 import libmime from 'libmime';
 import libcharset from 'libmime/lib/charset.js';
 import { sniff, type Kind } from '../office/sniff.js';
@@ -34,5 +35,10 @@ export function looksLikeText(bytes: Buffer): boolean {
 export function decodeBodyText(bytes: Buffer, charset: string | undefined, flowed: boolean, delSp: boolean): string {
   let content = bytes;
   if (flowed) content = Buffer.from(libmime.decodeFlowed(content.toString('binary'), delSp), 'binary');
-  return libcharset.decode(content, charset || 'utf-8').replace(/\r?\n/g, '\n');
+  // 7-bit bytes in a charset that extends ASCII (most mail) read as themselves: no decoder needed
+  const text = isAscii(content) && ASCII_SUPERSET.test(charset || 'utf-8') ? content.toString('latin1') : libcharset.decode(content, charset || 'utf-8');
+  return text.replace(/\r?\n/g, '\n');
 }
+
+/** Charsets whose 7-bit bytes are ASCII (not ISO-2022-*, UTF-7 or UTF-16, which give 7-bit bytes other meanings). */
+const ASCII_SUPERSET = /^\s*(?:us-?ascii|ascii|utf-?8|iso-?8859-\d{1,2}|windows-125\d|cp125\d|latin-?1)\s*$/i;

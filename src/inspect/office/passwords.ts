@@ -15,7 +15,17 @@
 // key derivation from the message's budget (office.maxPasswordAttempts), so the likely ones go first
 // and a text stuffed with decoys cannot make the gateway try hundreds.
 import { htmlToText, looksLikeHtml } from '../mime/html-text.js';
-import { ANNOUNCES_NEXT_LINE, HAS_KEYWORD, KEYWORD, NEVER_A_PASSWORD, NOT_AN_ANNOUNCEMENT, SENTENCE_END, SEPARATOR, WEAK } from './password-words.js';
+import {
+  ANNOUNCES_NEXT_LINE,
+  HAS_KEYWORD,
+  KEYWORD,
+  KEYWORD_ASCII,
+  NEVER_A_PASSWORD,
+  NOT_AN_ANNOUNCEMENT,
+  SENTENCE_END,
+  SEPARATOR,
+  WEAK,
+} from './password-words.js';
 
 /** How many candidates a text yields at most (the nearest ones). */
 export const MAX_PASSWORDS = 8;
@@ -58,6 +68,7 @@ type Strength =
   | 'weak'
   | 'quoted';
 
+const ASCII = /^[\x00-\x7f]*$/;
 const INVISIBLE = /[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/gu;
 /** Scripts without spaces: a password (ASCII in practice) ends where they begin (パスワードは1234です). */
 const CJK_TAIL = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}ー].*$/su;
@@ -93,7 +104,9 @@ const ARCHIVE_NAME = /\.(?:zip|7z|rar|lzh|docx?|docm|xlsx?|xlsm|pptx?|pdf|txt)$/
 /** The text as the finder reads it: HTML as lines, invisible characters out, NFKC, LF line ends. */
 export function normaliseText(input: string, html = looksLikeHtml(input)): string {
   const text = html ? htmlToText(input) : input;
-  return text.replace(INVISIBLE, '').normalize('NFKC').replace(/\r\n?/g, '\n');
+  // plain ASCII (most mail) has no invisible characters and is its own NFKC form
+  const normal = ASCII.test(text) ? text : text.replace(INVISIBLE, '').normalize('NFKC');
+  return normal.replace(/\r\n?/g, '\n');
 }
 
 /**
@@ -115,7 +128,7 @@ export function findPasswordCandidates(input: string, options: { text?: boolean 
   let line = 0;
   let lineStart = 0;
   let keywords = 0;
-  for (const m of text.matchAll(KEYWORD)) {
+  for (const m of text.matchAll(ASCII.test(text) ? KEYWORD_ASCII : KEYWORD)) {
     if (m[1] !== undefined && m.index > 0 && LETTER_OR_DIGIT.test(text[m.index - 1])) continue; // inside a word: "compass"
     if (++keywords > MAX_KEYWORDS) break;
     while (line + 1 < lines.length && lineStart + lines[line].length < m.index) lineStart += lines[line++].length + 1;

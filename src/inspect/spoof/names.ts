@@ -24,6 +24,22 @@ export interface Mailbox {
  */
 export function parseMailboxes(value: string | undefined): Mailbox[] {
   if (!value) return [];
+  // the spoof checks and the thread memory's learning read the same fields of a message several
+  // times: parse each field value once (copies out, so no caller shares what another may change)
+  let parsed = recentlyParsed.get(value);
+  if (!parsed) {
+    parsed = parseUncached(value);
+    if (recentlyParsed.size >= RECENTLY_PARSED) recentlyParsed.clear();
+    recentlyParsed.set(value, parsed);
+  }
+  return parsed.map((m) => ({ ...m }));
+}
+
+/** Field values of the last few messages; emptied when full (a bound, not an eviction policy). */
+const recentlyParsed = new Map<string, Mailbox[]>();
+const RECENTLY_PARSED = 512;
+
+function parseUncached(value: string): Mailbox[] {
   try {
     const parsed = addressparser(value, { flatten: true }) as { name: string; address?: string }[];
     const comments = parsed.length === 1 ? fieldComments(value).filter((c) => squash(c) !== squash(parsed[0].name ?? '')) : [];

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { parseMessageParts } from '../../../src/inspect/attachments.js';
 import { findPasswordCandidates, findPasswords, MAX_PASSWORDS } from '../../../src/inspect/office/passwords.js';
+import { KEYWORD, KEYWORD_ASCII } from '../../../src/inspect/office/password-words.js';
 import { loadPolicy } from '../../../src/policy/load.js';
 import { buildDocx, buildVbaCfb, buildZip } from '../../fixtures/office/container-builders.js';
 import { emailWith } from '../../fixtures/office/emails.js';
@@ -131,5 +132,14 @@ describe('password finder: through the MIME pass', function () {
       JSON.stringify(withExtra.findings),
     );
     assert.ok(!withExtra.findings.some((f) => f.symbol === 'ARCHIVE_ENCRYPTED_UNSCANNABLE'));
+  });
+});
+
+describe('password finder: the ASCII fast path', () => {
+  it('finds the same keywords in every ASCII text of the family as the full expression', () => {
+    const texts = [...phrasings().map((p) => p.text), ...NEAR_NEIGHBOURS.map((n) => n.text), ...NO_PASSWORD].filter((t) => /^[\x00-\x7f]*$/.test(t));
+    assert.ok(texts.length > 300, String(texts.length));
+    const matches = (re: RegExp, t: string) => [...t.matchAll(re)].map((m) => [m.index, m[0], m[1]]);
+    for (const t of texts) assert.deepEqual(matches(KEYWORD_ASCII, t), matches(KEYWORD, t), t);
   });
 });
