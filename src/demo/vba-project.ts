@@ -74,12 +74,13 @@ function rec(id: number, data: Buffer): Buffer {
   h.writeUInt32LE(data.length, 2);
   return Buffer.concat([h, data]);
 }
-const u16 = (n: number) => {
+/** Little-endian fields, as OLE2 records write them (the test fixtures' builders use these too). */
+export const u16 = (n: number) => {
   const b = Buffer.alloc(2);
   b.writeUInt16LE(n);
   return b;
 };
-const u32 = (n: number) => {
+export const u32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n >>> 0);
   return b;
