@@ -5,28 +5,14 @@
 // CSRF token refused, an auditor who cannot release, the login rate limit and the SSO header.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'puppeteer-core';
 import { buildDocx, buildVbaCfb, buildZip } from '../fixtures/office/container-builders.js';
 import { emailWith } from '../fixtures/office/emails.js';
-import { clickAndWait, launchBrowser, signIn } from '../helpers/browser.js';
+import { clickAndWait, launchBrowser, signIn, startRemote } from '../helpers/browser.js';
 import { startConsoleRig, startTestConsole, type ConsoleRig } from '../helpers/console.js';
-
-/** An HTTP server standing for "the Internet": any request reaching it is a leak. */
-async function startRemote(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
-  const hits: string[] = [];
-  const server = http.createServer((req, res) => {
-    hits.push(req.url ?? '');
-    res.writeHead(200, { 'content-type': 'image/png' }).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, hits, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 /** Every URL the page asks for, from now on. */
 function recordRequests(page: Page): string[] {

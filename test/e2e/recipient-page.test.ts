@@ -8,8 +8,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
@@ -19,7 +17,7 @@ import { createRecipientToken, readTokenKey } from '../../src/console/tokens.js'
 import { sendDigests } from '../../src/quarantine/digest.js';
 import { pendingRequests } from '../../src/quarantine/requests.js';
 import { recipientAccess } from '../../src/quarantine/rights.js';
-import { clickAndWait, launchBrowser, signIn } from '../helpers/browser.js';
+import { clickAndWait, launchBrowser, signIn, startRemote } from '../helpers/browser.js';
 import { ConsoleClient, csrfToken, startConsoleRig, startTestConsole, type ConsoleRig } from '../helpers/console.js';
 import type { ReceivedMessage } from '../helpers/sink.js';
 
@@ -31,18 +29,6 @@ const RULES =
 const RIGHTS = 'quarantine.rights.symbols={SUBJECT_HOLD: release, SUBJECT_ASK: request, SUBJECT_BLOCK: none}';
 const PUBLIC_URL = 'https://mail.internal.test/mm';
 const HOUR = 3_600_000;
-
-/** An HTTP server standing for "the Internet": any request reaching it is a leak. */
-async function startRemote(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
-  const hits: string[] = [];
-  const server = http.createServer((req, res) => {
-    hits.push(req.url ?? '');
-    res.writeHead(200, { 'content-type': 'image/png' }).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, hits, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 function message(subject: string, body = 'Please find the order attached.', htmlBody?: string): Buffer {
   const head = `From: Alice <alice@internal.test>\r\nTo: bob@internal.test, carol@internal.test\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\n`;

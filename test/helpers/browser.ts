@@ -2,6 +2,8 @@
 // downloads a browser). Without /usr/bin/chromium the suite is skipped with a message naming the
 // package; CI installs it (.ci/run).
 import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { PASSWORD } from './console.js';
 
@@ -32,4 +34,16 @@ export async function signIn(page: Page, base: string, user: string, password = 
 /** Clicks and waits for the page it leads to. */
 export async function clickAndWait(page: Page, selector: string): Promise<void> {
   await Promise.all([page.waitForNavigation(), page.click(selector)]);
+}
+
+/** An HTTP server standing for "the Internet": any request reaching it is a leak. */
+export async function startRemote(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const server = http.createServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'image/png' }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, hits, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
