@@ -5,6 +5,7 @@
 // decrypting, so a wrong password costs one key derivation, not a package decryption. Each
 // derivation goes through the message's key cache (key-cache.ts): one per (salt, password) per message.
 import { createDecipheriv, createHash, hash } from 'node:crypto';
+import { sha1Spin } from './sha1-spin.js';
 import { sha512Spin } from './sha512-spin.js';
 import type { Derived } from './key-cache.js';
 import type { ScanBudget } from './types.js';
@@ -125,13 +126,14 @@ const BLK_KEY = Buffer.from([0x14, 0x6e, 0x0b, 0xe7, 0xab, 0xac, 0xd0, 0xd6]);
 
 /**
  * The iterated hash of [MS-OFFCRYPTO] 2.3.4.11: H0 = H(salt + password), Hn = H(iterator + Hn-1).
- * SHA-512 (Agile's default) in one WebAssembly loop (./sha512-spin.ts); other hashes one-shot into
- * one reused buffer (a third faster than a Hash object per round). Null when the deadline passes
- * mid-way.
+ * SHA-512 (Agile's default) and SHA-1 (Standard, older Agile) each in one WebAssembly loop
+ * (./sha512-spin.ts, ./sha1-spin.ts); the other hashes Agile allows one-shot into one reused buffer
+ * (a third faster than a Hash object per round). Null when the deadline passes mid-way.
  */
 function spin(alg: string, salt: Buffer, password: string, spinCount: number, deadline: number): Buffer | null {
   const first = h(alg, salt, Buffer.from(password, 'utf16le'));
-  if (alg === 'sha512') return sha512Spin(first, spinCount, deadline); // Agile's default: ~3x faster in one WebAssembly loop
+  if (alg === 'sha512') return sha512Spin(first, spinCount, deadline);
+  if (alg === 'sha1') return sha1Spin(first, spinCount, deadline);
   const round = Buffer.alloc(4 + first.length);
   first.copy(round, 4);
   for (let i = 0; i < spinCount; i++) {

@@ -3,8 +3,10 @@
 // compression block whose padding never changes; node:crypto's one-shot hash() pays a call into
 // C++, an allocation and a copy per round, more than the compression itself. Here the whole loop
 // runs inside one call, the block built from the previous hash in registers. The module is
-// assembled below from FIPS 180-4 (no binary in the repository, no dependency);
+// assembled below from FIPS 180-4 (./wasm-spin.ts: no binary in the repository, no dependency);
 // test/unit/office/sha512-spin.test.ts checks it against node:crypto.
+
+import { bswap32, I64, lazySpin, O, runSpin, sleb, spinModule, uleb } from './wasm-spin.js';
 
 /** H0..H7 and K0..K79 of FIPS 180-4: the first 64 bits of the fractional parts of the square roots of the first 8 primes, and of the cube roots of the first 80. */
 function constants(): { IV: bigint[]; K: bigint[] } {
@@ -20,57 +22,6 @@ function constants(): { IV: bigint[]; K: bigint[] } {
   };
   const mask = (1n << 64n) - 1n;
   return { IV: primes.slice(0, 8).map((p) => root(p << 128n, 2n) & mask), K: primes.map((p) => root(p << 192n, 3n) & mask) };
-}
-
-// WebAssembly opcodes used
-const O = {
-  block: 0x02,
-  loop: 0x03,
-  br: 0x0c,
-  brIf: 0x0d,
-  end: 0x0b,
-  get: 0x20,
-  set: 0x21,
-  tee: 0x22,
-  i32Const: 0x41,
-  i64Const: 0x42,
-  i32GeU: 0x4f,
-  i32Add: 0x6a,
-  i32And: 0x71,
-  i32Or: 0x72,
-  i32Shl: 0x74,
-  i32ShrU: 0x76,
-  i64Load: 0x29,
-  i64Store: 0x37,
-  i64Add: 0x7c,
-  i64And: 0x83,
-  i64Or: 0x84,
-  i64Xor: 0x85,
-  i64Shl: 0x86,
-  i64ShrU: 0x88,
-  i64Rotr: 0x8a,
-  i64ExtendI32U: 0xad,
-};
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
-
-function sleb(v: bigint): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && !(byte & 0x40)) || (v === -1n && byte & 0x40)) return [...out, byte];
-    out.push(byte | 0x80);
-  }
 }
 
 /** Memory: H (8 words) at 0, W (80 words) at 64. */
@@ -119,23 +70,8 @@ function assemble(): Uint8Array {
   c.push(O.i32GeU, O.brIf, 1);
   // the block: LE32(i) | H | 0x80 | zeros | 544 (bits), as big-endian words
   store(w(0), () => {
-    // bswap32(i) << 32 | H0 >> 32
-    get(I);
-    i32(24);
-    c.push(O.i32Shl);
-    get(I);
-    i32(0xff00);
-    c.push(O.i32And);
-    i32(8);
-    c.push(O.i32Shl, O.i32Or);
-    get(I);
-    i32(8);
-    c.push(O.i32ShrU);
-    i32(0xff00);
-    c.push(O.i32And, O.i32Or);
-    get(I);
-    i32(24);
-    c.push(O.i32ShrU, O.i32Or, O.i64ExtendI32U);
+    bswap32(c, I); // the round counter, little-endian in the block
+    c.push(O.i64ExtendI32U);
     i64(32n);
     c.push(O.i64Shl);
     load(h(0));
@@ -249,49 +185,17 @@ function assemble(): Uint8Array {
   i32(1);
   c.push(O.i32Add, O.set, I, O.br, 0, O.end, O.end, O.end);
 
-  const body = [1, 10, 0x7e, ...c]; // one group of locals: 10 x i64
-  const section = (id: number, bytes: number[]) => [id, ...uleb(bytes.length), ...bytes];
-  const name = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, [1, 0x60, 2, 0x7f, 0x7f, 0]), // type: (i32, i32) -> ()
-    ...section(3, [1, 0]), // function 0 of type 0
-    ...section(5, [1, 0, 1]), // memory: 1 page
-    ...section(7, [2, ...name('spin'), 0, 0, ...name('mem'), 2, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
-  ]);
+  return spinModule(10, I64, c); // locals 2..11: 10 x i64
 }
 
-/** The few WebAssembly JS API calls used here (the project's lib setting has no WebAssembly types). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { spin: (from: number, to: number) => void; mem: { buffer: ArrayBuffer } } };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-let instance: { spin: (from: number, to: number) => void; mem: DataView } | undefined;
-
-/** Assembled and compiled once per thread, on the first derivation (~1 ms). */
-function module() {
-  if (!instance) {
-    const { exports } = new wasm.Instance(new wasm.Module(assemble()));
-    instance = { spin: exports.spin, mem: new DataView(exports.mem.buffer) };
-  }
-  return instance;
-}
-
-/** Rounds between two looks at the deadline (~20 ms). */
-const CHUNK = 0x4000;
+const module = lazySpin(assemble);
 
 /** Hn for n = spinCount, from H0 (64 bytes). Null when `deadline` (Date.now()) passes mid-way. */
 export function sha512Spin(first: Buffer, spinCount: number, deadline: number): Buffer | null {
   if (first.length !== 64) throw new RangeError('sha512Spin: H0 must be 64 bytes');
   const { spin, mem } = module();
   for (let k = 0; k < 8; k++) mem.setBigUint64(H_AT + 8 * k, first.readBigUInt64BE(8 * k), true);
-  for (let i = 0; i < spinCount; i += CHUNK) {
-    if (Date.now() > deadline) return null;
-    spin(i, Math.min(spinCount, i + CHUNK));
-  }
+  if (!runSpin(spin, spinCount, deadline)) return null;
   const out = Buffer.alloc(64);
   for (let k = 0; k < 8; k++) out.writeBigUInt64BE(mem.getBigUint64(H_AT + 8 * k, true), 8 * k);
   return out;
