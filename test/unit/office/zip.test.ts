@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { scanAttachment, scanBlob } from '../../../src/inspect/office/index.js';
 import { DEFAULT_OFFICE_LIMITS, newBudget, OFFICE_SYMBOLS as S, type OfficeLimits, type ScanContext } from '../../../src/inspect/office/types.js';
 import type { Finding } from '../../../src/inspect/finding.js';
-import { buildBombZip, buildDocx, buildNestedZip, buildVbaCfb, buildZip, lieAboutSizes } from '../../fixtures/office/container-builders.js';
+import { buildBombZip, buildDocx, buildNestedZip, buildVbaCfb, buildZip, lieAboutSizes, patchMember } from '../../fixtures/office/container-builders.js';
 
 const has = (fs: Finding[], sym: string) => fs.some((f) => f.symbol === sym);
 const limits = (o: Partial<OfficeLimits>): OfficeLimits => ({ ...DEFAULT_OFFICE_LIMITS, ...o });
@@ -137,6 +137,56 @@ describe('office zip: recursion, budgets, encryption', function () {
     for (let i = 60; i < 200; i++) flipped[i] ^= 0x5a;
     const fs = await scanAttachment(flipped, 'a.zip', undefined, []);
     assert.ok(has(fs, S.OFFICE_CORRUPT), JSON.stringify(fs));
+  });
+
+  // Small members are read straight from the archive (one synchronous inflate), larger ones and
+  // anything odd through zip.js: a member's headers that lie must not make the macro disappear.
+  // A member inflating to more than it declares is OFFICE_CORRUPT (quarantined, as the macro would be).
+  describe('a macro member whose headers lie is never clean', () => {
+    const vba = 'word/vbaProject.bin';
+    const lies: { label: string; level?: number; pad?: number; corruptToo?: boolean; patch: (z: Buffer, at: { local: number; central: number }) => void }[] = [
+      {
+        label: 'sizes understated in both headers',
+        corruptToo: true,
+        patch: (z, at) => (z.writeUInt32LE(100, at.local + 22), z.writeUInt32LE(100, at.central + 24)),
+      },
+      { label: 'size understated in the central directory only', corruptToo: true, patch: (z, at) => z.writeUInt32LE(100, at.central + 24) },
+      { label: 'sizes overstated', patch: (z, at) => (z.writeUInt32LE(200_000, at.local + 22), z.writeUInt32LE(200_000, at.central + 24)) },
+      { label: 'the local header says stored, the directory deflate', patch: (z, at) => z.writeUInt16LE(0, at.local + 8) },
+      { label: 'the local header says encrypted, the directory not', patch: (z, at) => z.writeUInt16LE(z.readUInt16LE(at.local + 6) | 1, at.local + 6) },
+      {
+        label: 'stored, sizes understated',
+        level: 0,
+        corruptToo: true,
+        patch: (z, at) => (z.writeUInt32LE(100, at.local + 22), z.writeUInt32LE(100, at.central + 24)),
+      },
+      { label: 'stored, honest', level: 0, patch: () => undefined },
+      { label: 'just above the small-member size, honest', pad: 300 * 1024, patch: () => undefined },
+      {
+        label: 'just above the small-member size, declared small',
+        pad: 300 * 1024,
+        corruptToo: true,
+        patch: (z, at) => z.writeUInt32LE(1000, at.central + 24),
+      },
+    ];
+    for (const lie of lies) {
+      it(lie.label, async () => {
+        const cfb = buildVbaCfb();
+        const data = lie.pad ? Buffer.concat([cfb, Buffer.alloc(lie.pad)]) : cfb;
+        const doc = await buildDocx({ macroEnabled: true, declareVba: true, extra: [{ name: vba, data, level: lie.level }] });
+        const fs = await scanAttachment(patchMember(doc, vba, lie.patch), 'invoice.docm', undefined, []);
+        assert.ok(has(fs, S.OFFICE_MACRO) || (lie.corruptToo && has(fs, S.OFFICE_CORRUPT)), JSON.stringify(fs));
+      });
+    }
+
+    it('a member whose data start lies (local name length) is never clean', async () => {
+      const doc = await buildDocx({ macroEnabled: true, vbaProject: buildVbaCfb() });
+      for (const shift of [1, 7, 64]) {
+        const lied = patchMember(doc, vba, (z, at) => z.writeUInt16LE(z.readUInt16LE(at.local + 26) + shift, at.local + 26));
+        const fs = await scanAttachment(lied, 'invoice.docm', undefined, []);
+        assert.ok(has(fs, S.OFFICE_MACRO) || has(fs, S.OFFICE_CORRUPT), `shift ${shift}: ${JSON.stringify(fs)}`);
+      }
+    });
   });
 
   it('a zip member named like a PDF holding a macro document is a TYPE_MISMATCH', async () => {
