@@ -64,6 +64,9 @@ export function inData(port: number, mail = 'MAIL FROM:<alice@internal.test>', r
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.on('error', reject);
+    // a server that says 421 and closes, or closes without a word, is an answer too (a promise left
+    // pending here hung a test that restarts the gateway)
+    socket.once('close', () => reject(new Error('connection closed before 354')));
     socket.setTimeout(10_000, () => {
       socket.destroy();
       reject(new Error('no 354 within 10 s'));
@@ -78,6 +81,11 @@ export function inData(port: number, mail = 'MAIL FROM:<alice@internal.test>', r
         buffer = buffer.slice(eol + 2);
         if (!/^\d{3} /.test(line)) continue;
         replies++;
+        if (replies === 1 && !/^220 /.test(line)) {
+          socket.destroy();
+          reject(new Error(line));
+          return;
+        }
         if (replies === 1) socket.write(`EHLO c\r\n${mail}\r\n${rcpt}\r\nDATA\r\n`);
         if (/^354 /.test(line)) {
           socket.off('data', onData);
