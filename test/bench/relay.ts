@@ -11,7 +11,9 @@
 // is the median over three rounds.
 //
 //   BENCH_ROUNDS=N     rounds (default 3)
-//   BENCH_NODE_ARGS=.. node options for the gateway process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+//   BENCH_NODE_ARGS=.. node options for the gateway process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof";
+//                      with --cpu-prof-dir the run ends with the profile split into the SMTP legs
+//                      and the inspection (./profile-split.ts)
 //   BENCH_MESSAGES=N   messages per one-per-connection run (default 5000); the -d runs send 2.5 x N.
 //                      Each path first gets a warm-up of WARMUP messages: the gateway reaches its
 //                      steady rate only once V8 has optimised its hot paths (a few thousand messages),
@@ -29,6 +31,7 @@ import { SmtpClient } from '../../src/relay/smtp-client.js';
 import { connect, sendData, text } from '../helpers/client.js';
 import { freePort } from '../helpers/global.js';
 import { configureHaraka, HARAKA_VERSION, installHaraka } from './haraka.js';
+import { formatSplit, newestProfile, splitProfile } from './profile-split.js';
 import { smtpSource } from './smtp-source.js';
 
 const SESSIONS = 20;
@@ -224,6 +227,7 @@ function peakRssMb(pid: number | undefined): string {
 // ---------------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
+  let profiled: { gatewayCpu: number; aloneCpu: number } | undefined;
   const source = findTool('smtp-source');
   const sink = findTool('smtp-sink');
   if (!source || !sink) {
@@ -408,11 +412,32 @@ async function main(): Promise<number> {
     } else {
       console.log('gateway logged no warnings or errors');
     }
+    profiled = { gatewayCpu: med((r) => r.gatewayCpu), aloneCpu: med((r) => r.aloneCpu) };
     return 0;
   } finally {
     await stopAll();
     rmSync(workdir, { recursive: true, force: true });
+    if (profiled) printProfileSplit(profiled.gatewayCpu, profiled.aloneCpu);
   }
+}
+
+/**
+ * With BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR", the gateway's profile (written as it exits)
+ * split into the SMTP legs and the inspection (./profile-split.ts), each as CPU per message, and what
+ * gateway/smtp-server alone could reach if the inspection cost nothing.
+ */
+function printProfileSplit(gatewayCpu: number, aloneCpu: number): void {
+  const dir = /--cpu-prof-dir=(\S+)/.exec(process.env.BENCH_NODE_ARGS ?? '')?.[1];
+  const file = dir && newestProfile(dir);
+  if (!file) return;
+  const split = splitProfile(file);
+  console.log(`gateway CPU profile (${file}), shares of its busy time applied to ${gatewayCpu.toFixed(3)} ms per message:`);
+  for (const line of formatSplit(split, gatewayCpu)) console.log(line);
+  const legs = (split.byShare['SMTP legs'] / split.busyMs) * gatewayCpu;
+  console.log(
+    `  the SMTP legs alone are ${(legs / aloneCpu).toFixed(2)}x smtp-server alone's CPU per message: with inspection free, ` +
+      `gateway/smtp-server alone would be at most ~${((aloneCpu / legs) * 100).toFixed(0)}%`,
+  );
 }
 
 // a closed stdout (`| head`) must not kill the run before the children are stopped
