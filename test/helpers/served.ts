@@ -15,6 +15,12 @@ export function tempPolicy(text: string): string {
   return file;
 }
 
+/** Every gateway process started here and still running: none outlives the test run, even a test cut off by its timeout. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export interface Served {
   child: ChildProcess;
   port: number;
@@ -38,6 +44,8 @@ export async function serve(policyFile: string, downstreamPort: number, extra: s
     [mainScript, 'serve', '--policy', policyFile, '--listen', `127.0.0.1:${port}`, '--downstream', `127.0.0.1:${downstreamPort}`, ...spool, ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
