@@ -5,7 +5,6 @@
 // the admin mailed), release their own copy (delivered to them only, once), never someone else's,
 // within their limit.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,28 +17,14 @@ import { QuarantineStore } from '../../src/quarantine/store.js';
 import { text, transaction } from '../helpers/client.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { capturedLogger } from '../helpers/logs.js';
-import { mainScript, serve } from '../helpers/served.js';
+import { serve } from '../helpers/served.js';
 import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
+import { mailmoat } from '../helpers/cli.js';
 
 const RULE = 'rules.headers=[{symbol: SUBJECT_HOLD, header: Subject, match: "^hold", score: 4, action: quarantine}]';
 const INTERNAL = 'network.internalDomains=[example.jp, example.com]';
 
-interface Cli {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Cli> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [mainScript, 'quarantine', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => mailmoat(['quarantine', ...args]);
 
 interface Digest {
   to: string;

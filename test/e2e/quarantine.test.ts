@@ -1,7 +1,7 @@
 // The quarantine end to end: a message held through SMTP, then listed, shown, released, deleted and
 // purged with the `mailmoat quarantine` command run as a real process against a real downstream.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,29 +10,14 @@ import { repoRoot, startGateway, type RunningGateway } from '../helpers/gateway.
 import { startSink, type Sink } from '../helpers/sink.js';
 import * as messages from '../fixtures/messages.js';
 import type { QuarantineMetadata } from '../../src/quarantine/store.js';
+import { mailmoat } from '../helpers/cli.js';
 
 const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const MAIL = 'MAIL FROM:<alice@internal.test> SIZE=500 BODY=8BITMIME';
 const RCPTS = ['RCPT TO:<bob@outside.test> NOTIFY=FAILURE ORCPT=rfc822;bob@outside.test', 'RCPT TO:<carol@outside.test>'];
 const RULE = 'rules.headers=[{symbol: SUBJECT_HOLD, header: Subject, match: "^hold", score: 4, action: quarantine}]';
 
-interface Cli {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a child process; asynchronous, because the sink it delivers to runs in this process. */
-function cli(args: string[]): Promise<Cli> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, 'quarantine', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => mailmoat(['quarantine', ...args]);
 
 describe('quarantine end to end (mailmoat quarantine as a process)', function () {
   // each CLI call is a fresh node process (about a second on a busy machine)
