@@ -85,7 +85,7 @@ export class QuarantineWriteError extends Error {
 }
 
 /** The durable quarantine copy; throws QuarantineWriteError (answer 4xx, never 250) when it fails. */
-export async function quarantineMessage(spool: Spool, facts: MessageFacts, verdict: Verdict): Promise<QuarantineMetadata> {
+export async function quarantineMessage(spool: Spool, facts: MessageFacts, verdict: Verdict & { spoofObservation?: Observation }): Promise<QuarantineMetadata> {
   try {
     return await new QuarantineStore(facts.policy.quarantine.dir).put(spool.read(), {
       id: facts.id,
@@ -96,6 +96,8 @@ export async function quarantineMessage(spool: Spool, facts: MessageFacts, verdi
       findings: verdict.findings,
       verdict: { action: verdict.action, score: verdict.score, reason: verdict.reason },
       policyVersion: facts.policyVersion,
+      // inbound mail's observation: what trusting the sender on release teaches the thread memory
+      ...(verdict.spoofObservation?.infrastructure ? { observation: verdict.spoofObservation } : {}),
     });
   } catch (err) {
     throw new QuarantineWriteError(`quarantine write to ${facts.policy.quarantine.dir} failed: ${(err as Error).message}`, { cause: err });

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { simpleParser } from 'mailparser';
 import { createHash } from 'node:crypto';
-import { parseHeaderBlock } from '../message/parsed.js';
+import { headerFieldsOf } from '../message/parsed.js';
 import { formatProblem, loadPolicy, PolicyError } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
 import { formatReply } from '../relay/smtp-client.js';
@@ -20,6 +20,9 @@ import { sendDigests } from '../quarantine/digest.js';
 import { escapeControl } from '../quarantine/escape.js';
 import { formatItem, formatTable, matches, parseSince, type ListFilter } from '../quarantine/query.js';
 import { deleteItem, executePurge, planPurge, release, type ReleaseResult } from '../quarantine/release.js';
+import { trustSender } from '../quarantine/trust.js';
+import { closeState, connectForCommand, type StateBackend } from '../state/index.js';
+import { threadMemoryFor, type ThreadMemory } from '../state/thread-memory.js';
 import { checkId, QuarantineError, QuarantineStore, type QuarantineMetadata, type QuarantineState } from '../quarantine/store.js';
 import { defaultPolicyFile } from './paths.js';
 import { collect } from './policy.js';
@@ -50,6 +53,26 @@ function open(opts: CommonOptions): { policy: Policy; store: QuarantineStore } {
     if (!(err instanceof PolicyError)) throw err;
     throw new UsageError(err.problems.map(formatProblem).join('\n'));
   }
+}
+
+/**
+ * The thread memory the gateways use, for --trust-sender: in Redis. The embedded in-memory backend
+ * lives inside the running gateway, out of this process's reach: the console (in the gateway's
+ * process) releases and trusts there.
+ */
+async function openThreadMemory(policyFile: string, policy: Policy): Promise<{ memory: ThreadMemory; close: () => Promise<void> }> {
+  const state = policy.state;
+  if (state.backend === 'memory') {
+    throw new UsageError(
+      `${policyFile}: state.backend is memory: the thread memory lives inside the running gateway, out of this command's reach. ` +
+        'Use the console\'s "Release and trust sender", or state.backend redis.',
+    );
+  }
+  const redis = await connectForCommand(state).catch((err: Error) => {
+    throw new QuarantineError(`--trust-sender: ${err.message}; nothing released`, 'io');
+  });
+  const backend: StateBackend = { kind: 'redis', redis, failMode: 'closed' };
+  return { memory: threadMemoryFor(backend, policy.spoof.keyPrefix), close: () => closeState(backend) };
 }
 
 function operatorName(given?: string): string {
@@ -230,7 +253,7 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
           return EXIT.ok;
         }
         const bytes = meta.state === 'deleted' ? undefined : await store.readMessage(id).catch(() => undefined);
-        process.stdout.write(formatItem(meta, bytes ? headerFields(bytes) : []));
+        process.stdout.write(formatItem(meta, bytes ? headerFieldsOf(bytes) : []));
         if (opts.attachments) {
           if (!bytes) throw new QuarantineError(`${id}: message file ${store.emlFile(id)} is gone; no parts to list`, 'not-found');
           process.stdout.write('\n' + (await formatAttachments(bytes, meta)));
@@ -247,28 +270,50 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
     .option('--all', 'every held message matching --since/--symbol/--sender/--recipient')
     .option('-y, --yes', 'with --all: do not ask')
     .option('--operator <name>', 'who releases, for the header and the audit log (default: $MAILMOAT_OPERATOR, $SUDO_USER, $USER)')
+    .option(
+      '--trust-sender',
+      "once released, teach the thread memory that the servers it came through are the sender's (a reply held as a spoof that was genuine: the next one is not held)",
+    )
     .action(
-      run(async (given: string[], opts: CommonOptions & FilterOptions & { to: string[]; force?: boolean; all?: boolean; yes?: boolean; operator?: string }) => {
-        const operator = operatorName(opts.operator);
-        if (opts.all && given.length) throw new UsageError('give ids or --all, not both');
-        if (!opts.all && !given.length) throw new UsageError('name the ids to release, or --all with filters');
-        ids(given);
-        const { policy, store } = open(opts);
-        const targets = opts.all ? await selectBulk(store, opts, 'release') : given;
-        let status: number = EXIT.ok;
-        for (const id of targets) {
-          let code: number;
+      run(
+        async (
+          given: string[],
+          opts: CommonOptions & FilterOptions & { to: string[]; force?: boolean; all?: boolean; yes?: boolean; operator?: string; trustSender?: boolean },
+        ) => {
+          const operator = operatorName(opts.operator);
+          if (opts.all && given.length) throw new UsageError('give ids or --all, not both');
+          if (!opts.all && !given.length) throw new UsageError('name the ids to release, or --all with filters');
+          if (opts.all && opts.trustSender) throw new UsageError('--trust-sender names the messages one by one: give ids, not --all');
+          ids(given);
+          const { policy, store } = open(opts);
+          const memory = opts.trustSender ? await openThreadMemory(opts.policy, policy) : undefined;
           try {
-            code = printRelease(await release(store, id, policy, { operator, force: opts.force, to: opts.to }));
-          } catch (err) {
-            if (!(err instanceof QuarantineError) || targets.length === 1) throw err;
-            process.stderr.write(`mailmoat quarantine: ${err.message}\n`);
-            code = ['invalid-id', 'not-found', 'corrupt', 'usage'].includes(err.kind) ? EXIT.usage : EXIT.refused;
+            const targets = opts.all ? await selectBulk(store, opts, 'release') : given;
+            let status: number = EXIT.ok;
+            for (const id of targets) {
+              let code: number;
+              try {
+                const result = await release(store, id, policy, { operator, force: opts.force, to: opts.to });
+                code = printRelease(result);
+                if (memory && (result.status === 'released' || result.status === 'partial')) {
+                  const trusted = await trustSender(store, id, policy, memory.memory, operator);
+                  process.stdout.write(
+                    `${id}: sender trusted: ${escapeControl(trusted.sender)}${trusted.domain ? ` and ${escapeControl(trusted.domain)}` : ''} now known through ${trusted.tokens.join(', ')}\n`,
+                  );
+                }
+              } catch (err) {
+                if (!(err instanceof QuarantineError) || targets.length === 1) throw err;
+                process.stderr.write(`mailmoat quarantine: ${err.message}\n`);
+                code = ['invalid-id', 'not-found', 'corrupt', 'usage'].includes(err.kind) ? EXIT.usage : EXIT.refused;
+              }
+              status = Math.max(status, code);
+            }
+            return status;
+          } finally {
+            await memory?.close();
           }
-          status = Math.max(status, code);
-        }
-        return status;
-      }),
+        },
+      ),
     );
 
   addFilterOptions(addCommon(group.command('delete')))
@@ -388,12 +433,6 @@ for \`serve\` to send it. Needs quarantine.digest.baseUrl and keyFile. Exit: 0 s
         }
       }),
     );
-}
-
-function headerFields(bytes: Buffer): { name: string; value: string }[] {
-  const head = bytes.subarray(0, 256 * 1024).toString('utf8');
-  const end = head.search(/\r?\n\r?\n/);
-  return parseHeaderBlock(end === -1 ? head : head.slice(0, end));
 }
 
 async function formatAttachments(bytes: Buffer, meta: QuarantineMetadata): Promise<string> {

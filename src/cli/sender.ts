@@ -7,7 +7,7 @@ import { duration, RATE_METRICS, type Policy, type RateMetric } from '../policy/
 import { AdminError, adminRequest, BY, show, suspend, top, unsuspend, type SubjectReport } from '../rate/admin.js';
 import { formatDuration } from '../rate/plan.js';
 import { RedisRateStore } from '../rate/redis-store.js';
-import { createRedisClient } from '../state/index.js';
+import { connectForCommand } from '../state/index.js';
 import { defaultPolicyFile } from './paths.js';
 import { collect } from './policy.js';
 
@@ -58,14 +58,9 @@ async function withState<T>(
       throw new CliError(`cannot reach the gateway's admin socket ${socket}: ${(err as Error).message}`, EXIT.unavailable);
     }
   }
-  const redis = createRedisClient({ ...state, commandTimeout: Math.max(state.commandTimeout, 5000) });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (err) {
-    redis.disconnect();
-    throw new CliError(`cannot reach Redis (${state.url.replace(/\/\/([^@/]*)@/, '//***@')}): ${(err as Error).message}`, EXIT.unavailable);
-  }
+  const redis = await connectForCommand(state).catch((err: Error) => {
+    throw new CliError(err.message, EXIT.unavailable);
+  });
   try {
     return await viaRedis(new RedisRateStore(redis), policy);
   } catch (err) {

@@ -29,6 +29,12 @@ export interface ConsoleState {
    * recipients act only through the console. Absent: the console's own memory.
    */
   backend?: StateBackend;
+  /**
+   * `backend` is the gateways' own (inside `mailmoat serve`, or Redis): trusting a released sender
+   * teaches the thread memory the gateways read. Not so for a console alone over the in-memory
+   * backend, whose memory is its own.
+   */
+  sharesThreadMemory?: boolean;
   close(): Promise<void>;
 }
 
@@ -44,6 +50,7 @@ export function sharedState(state: StateBackend, policy: Policy): ConsoleState {
     },
     rollup: rollupFor(state, policy.console.keyPrefix),
     backend: state,
+    sharesThreadMemory: true,
     close: () => Promise.resolve(),
   };
 }

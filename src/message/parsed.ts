@@ -81,6 +81,13 @@ function headerEnd(bytes: Buffer): number {
   return lf === -1 || crlf < lf ? crlf + 2 : lf + 1;
 }
 
+/** The header fields of a whole message in memory (a quarantined item): its first MAX_HEADER_BYTES. */
+export function headerFieldsOf(bytes: Buffer): HeaderField[] {
+  const head = bytes.subarray(0, MAX_HEADER_BYTES);
+  const end = headerEnd(head);
+  return parseHeaderBlock(head.subarray(0, end === -1 ? head.length : end).toString('utf8'));
+}
+
 /** RFC 5322 fields: a continuation line starts with white space; a line without a colon is skipped. */
 export function parseHeaderBlock(block: string): HeaderField[] {
   const fields: HeaderField[] = [];

@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { parseHeaderBlock } from '../message/parsed.js';
+import type { Observation } from '../inspect/spoof/learn.js';
 import type { ScoredFinding } from '../verdict.js';
 import type { Action } from '../policy/schema.js';
 
@@ -54,6 +55,11 @@ export interface QuarantineMetadata {
    * connection broke after the final dot): the downstream may or may not have the message.
    */
   pendingRelease?: { at: string; by: string; host: string; pid: number; recipients: string[] };
+  /**
+   * What the reply-chain checks saw of an inbound message as it arrived (the infrastructure it came
+   * through, the quoted thread's names): what `release --trust-sender` teaches the thread memory.
+   */
+  observation?: Observation;
 }
 
 /** ULIDs only: nothing else can name a file here (no path traversal, no globbing). */
@@ -99,6 +105,12 @@ const metadataSchema = z.object({
   state: z.enum(['held', 'released', 'deleted']),
   history: z.array(z.object({ at: text, event: text, by: text, host: text.optional(), recipients: z.array(text).optional(), detail: text.optional() })),
   pendingRelease: z.object({ at: text, by: text, host: text, pid: z.number(), recipients: z.array(text) }).optional(),
+  observation: z
+    .object({
+      quoted: z.array(z.object({ name: text, address: text, display: text })),
+      infrastructure: z.object({ network: text, envelope: text, dkim: z.array(text), spf: z.enum(['pass', 'unknown', 'no']), host: text }).optional(),
+    })
+    .optional(),
 });
 
 /** Checks a metadata file's text; throws QuarantineError('corrupt') naming the file. */

@@ -71,6 +71,23 @@ export async function openState(config: StateConfig, log: Logger): Promise<State
   return { kind: 'redis', redis, failMode: config.failMode };
 }
 
+/**
+ * A Redis client for an admin command (`mailmoat sender`, `quarantine release --trust-sender`),
+ * connected: commands get at least 5 s (a person waits, not a client), and a Redis that cannot be
+ * reached is an Error naming it (password hidden), not a hang or a stack trace.
+ */
+export async function connectForCommand(config: Extract<StateConfig, { backend: 'redis' }>): Promise<RedisClient> {
+  const redis = createRedisClient({ ...config, commandTimeout: Math.max(config.commandTimeout ?? 0, 5000) });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis (${redactUrl(config.url)}): ${(err as Error).message}`, { cause: err });
+  }
+  return redis;
+}
+
 export async function closeState(state: StateBackend): Promise<void> {
   if (state.kind === 'redis') await state.redis.quit().catch(() => state.redis.disconnect());
 }

@@ -9,6 +9,9 @@ import { parseHeaderBlock } from '../../message/parsed.js';
 import { parseSince, type ListFilter } from '../../quarantine/query.js';
 import { deleteItem, release, releasePolicy, type ReleaseResult } from '../../quarantine/release.js';
 import { pendingRequests } from '../../quarantine/requests.js';
+import { trustSender } from '../../quarantine/trust.js';
+import { infrastructureTokens } from '../../inspect/spoof/infrastructure.js';
+import { threadMemoryFor } from '../../state/thread-memory.js';
 import { checkId, QuarantineError, QUARANTINE_ID, type QuarantineMetadata, type QuarantineState } from '../../quarantine/store.js';
 import { formatReply } from '../../relay/smtp-client.js';
 import { formatBytes, formatTime, type MessageKey, type Translate } from '../i18n.js';
@@ -455,6 +458,12 @@ async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Fo
   const target = releasePolicy(policy).downstream;
   const single = items.length === 1 ? items[0] : undefined;
   const needsForce = action === 'release' && items.some((m) => m.state === 'released' || m.pendingRelease);
+  // one inbound message that kept the servers it came through, and a thread memory the gateways read
+  const infrastructure = single?.observation?.infrastructure;
+  const trustable =
+    action === 'release' && single && infrastructure && deps.state.sharesThreadMemory && policy.spoof.enabled
+      ? { sender: single.headers?.from ?? single.envelope.mailFrom, tokens: infrastructureTokens(infrastructure).join(', ') }
+      : undefined;
   // from an Approve button: only the recipient who asked is ticked
   const chosen = new Set(list(form.rcpt).map((r) => r.toLowerCase()));
   const approve = one(form.approve) === 'yes';
@@ -509,6 +518,15 @@ async function confirmPage(deps: ConsoleDeps, request: FastifyRequest<{ Body: Fo
           : ''
       }
       ${
+        trustable
+          ? html`<p>
+              <label class="inline-check"
+                ><span><input type="checkbox" name="trust" value="yes" /> ${t('iTrust', { sender: trustable.sender, tokens: trustable.tokens })}</span></label
+              >
+            </p>`
+          : ''
+      }
+      ${
         needsForce
           ? html`<p>
               <label class="inline-check"
@@ -548,13 +566,21 @@ async function act(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, r
   const operator = request.user!.name;
   const force = one(form.force) === 'yes';
   const to = list(form.rcpt);
+  // trusting the sender is for one message, from a console that shares the gateways' thread memory
+  const trust = one(form.trust) === 'yes' && action === 'release' && ids.length === 1 && !!deps.state.sharesThreadMemory && !!deps.state.backend;
   const outcomes: Outcome[] = [];
   for (const id of ids) {
     try {
       if (action === 'release') {
         const note = one(form.approve) === 'yes' ? `web console: approved the request of ${to.join(', ')}` : 'web console';
-        const result = await release(deps.store, id, deps.policy(), { operator, force, note, ...(ids.length === 1 && to.length ? { to } : {}) });
+        const policy = deps.policy();
+        const result = await release(deps.store, id, policy, { operator, force, note, ...(ids.length === 1 && to.length ? { to } : {}) });
         outcomes.push(describeRelease(result));
+        if (trust && (result.status === 'released' || result.status === 'partial')) {
+          const trusted = await trustSender(deps.store, id, policy, threadMemoryFor(deps.state.backend!, policy.spoof.keyPrefix), operator);
+          const sender = trusted.domain ? `${trusted.sender}, ${trusted.domain}` : trusted.sender;
+          outcomes.push({ id, ok: true, label: 'rTrusted', detail: `${sender}: ${trusted.tokens.join(', ')}` });
+        }
       } else {
         await deleteItem(deps.store, id, { operator, force, reason: 'web console' });
         outcomes.push({ id, ok: true, label: 'rDeleted', detail: '' });

@@ -26,7 +26,7 @@ import type { Finding } from '../finding.js';
 
 export { SPOOF_SYMBOLS };
 export type { SpoofInput };
-export { isOutbound, learnFromRelayed, rememberRelayed, type Observation } from './learn.js';
+export { isOutbound, learnFromRelayed, learnVouched, rememberRelayed, type Observation } from './learn.js';
 export { orgDomain } from './names.js';
 
 export interface SpoofResult {

@@ -71,6 +71,34 @@ export function learnFromRelayed(
   const service = mailingServiceUpdate(headers, envelope, from, policy, observation, findings);
   if (service !== undefined) return service;
   if (findings.some(suspicious)) return null;
+  return inboundUpdate(headers, envelope, from, policy, observation);
+}
+
+/**
+ * What an admin's "this was the sender" teaches (`mailmoat quarantine release --trust-sender`, the
+ * console's release and trust): a held inbound message is learned as a clean one would have been,
+ * its spoof findings overruled by the person who released it. The sender's address, names and
+ * organisation, and the infrastructure the message came through (as it arrived: the observation
+ * kept with the item), so that the sender's next reply the same way is not held again. Null when
+ * there is nothing to learn: outbound mail, no From address, list or forwarded mail (its
+ * infrastructure is the list's, not the sender's).
+ */
+export function learnVouched(input: {
+  headers: HeaderField[];
+  envelope: Envelope;
+  client: ClientInfo;
+  policy: Policy;
+  observation?: Observation;
+}): MemoryUpdate | null {
+  const { headers, envelope, client, policy, observation } = input;
+  if (!policy.spoof.enabled) return null;
+  const from = parseMailboxes(addressField(headers, 'from'))[0] ?? { name: '', address: '' };
+  if (!from.address || isOutbound(policy, client, envelope.mailFrom, from.address)) return null;
+  return inboundUpdate(headers, envelope, from, policy, observation);
+}
+
+/** Inbound mail taken as the sender's own: who wrote it, in which names, through which infrastructure. */
+function inboundUpdate(headers: HeaderField[], envelope: Envelope, from: Mailbox, policy: Policy, observation: Observation | undefined): MemoryUpdate | null {
   // list and forwarded mail teaches nothing about who the organisation corresponds with
   if (listEvidence(headers, envelope.mailFrom.toLowerCase(), from.address, null)) return null;
   const org = orgOf(from.address);

@@ -1,0 +1,67 @@
+// "Release and trust the sender": an admin who releases a reply held as a spoof says it was the
+// sender's own mail. The thread memory then learns it as it would have learned a clean message (the
+// sender's address, names and organisation, and the infrastructure it came through as it arrived),
+// so the sender's next reply the same way is not held again. Only after a release, only for inbound
+// mail whose observation the item kept, and recorded in the item's history and the audit log with
+// exactly what was learned: a mistaken trust can be seen and undone by forgetting those tokens.
+import os from 'node:os';
+import { learnVouched } from '../inspect/spoof/learn.js';
+import { headerFieldsOf } from '../message/parsed.js';
+import type { Policy } from '../policy/schema.js';
+import type { ThreadMemory } from '../state/thread-memory.js';
+import { checkId, QuarantineError, type QuarantineStore } from './store.js';
+
+export interface TrustResult {
+  id: string;
+  /** the sender whose infrastructure is now known (the From address) */
+  sender: string;
+  /** the organisation the infrastructure was learned for too */
+  domain?: string;
+  /** what was learned: net:…, env:…, dkim:…, host:… */
+  tokens: string[];
+}
+
+export async function trustSender(store: QuarantineStore, id: string, policy: Policy, memory: ThreadMemory, operator: string): Promise<TrustResult> {
+  checkId(id);
+  if (!policy.spoof.enabled) throw new QuarantineError(`spoof.enabled is false in the policy: there is no thread memory to teach`, 'usage');
+  const lock = await store.lock(id, operator);
+  try {
+    const meta = await store.get(id);
+    if (meta.state !== 'released') {
+      throw new QuarantineError(`${id} is ${meta.state}, not released: only a message an admin released is trusted (release it first)`, 'state');
+    }
+    if (!meta.observation?.infrastructure) {
+      throw new QuarantineError(`${id} kept no record of the servers it came through (outbound mail, or held by an older version): nothing to trust`, 'state');
+    }
+    const update = learnVouched({
+      headers: headerFieldsOf(await store.readMessage(id)),
+      envelope: { mailFrom: meta.envelope.mailFrom, rcptTo: meta.envelope.rcptTo },
+      client: meta.client,
+      policy,
+      observation: meta.observation,
+    });
+    const infrastructure = update?.infrastructure[0];
+    if (!update || !infrastructure) {
+      throw new QuarantineError(
+        `${id}: nothing to learn from it (no From address, mail through a list or forwarder, or From in our own domains): the sender is not trusted`,
+        'state',
+      );
+    }
+    await memory.update(update, policy.spoof.memoryTtl);
+    const result: TrustResult = {
+      id,
+      sender: infrastructure.address,
+      ...(infrastructure.domain ? { domain: infrastructure.domain } : {}),
+      tokens: infrastructure.tokens,
+    };
+    const detail = `${result.sender}${result.domain ? ` and ${result.domain}` : ''} now known through ${result.tokens.join(', ')}`;
+    meta.history.push({ at: new Date().toISOString(), event: 'sender-trusted', by: operator, host: os.hostname(), detail });
+    await store.update(meta);
+    await store
+      .audit({ action: 'trust-sender', id, operator, result: 'trusted', sender: result.sender, domain: result.domain, tokens: result.tokens })
+      .catch(() => undefined);
+    return result;
+  } finally {
+    await store.unlock(lock);
+  }
+}
