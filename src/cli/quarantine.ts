@@ -21,6 +21,8 @@ import { escapeControl } from '../quarantine/escape.js';
 import { formatItem, formatTable, matches, parseSince, type ListFilter } from '../quarantine/query.js';
 import { deleteItem, executePurge, planPurge, release, type ReleaseResult } from '../quarantine/release.js';
 import { trustSender } from '../quarantine/trust.js';
+import { declineRequest } from '../quarantine/requests.js';
+import { createLogger } from '../observe/log.js';
 import { closeState, connectForCommand, type StateBackend } from '../state/index.js';
 import { threadMemoryFor, type ThreadMemory } from '../state/thread-memory.js';
 import { checkId, QuarantineError, QuarantineStore, type QuarantineMetadata, type QuarantineState } from '../quarantine/store.js';
@@ -343,6 +345,27 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
           }
         }
         return status;
+      }),
+    );
+
+  addCommon(group.command('decline'))
+    .description("decline a recipient's request to release a held message: it stays held, and the recipient is told by mail")
+    .argument('<id>', 'quarantine id (ULID)')
+    .requiredOption('--recipient <address>', 'the recipient whose pending request is declined')
+    .option('--reason <text>', 'why, sent to the recipient')
+    .option('--operator <name>', 'who declines, for the history and the audit log')
+    .action(
+      run(async (id: string, opts: CommonOptions & { recipient: string; reason?: string; operator?: string }) => {
+        const operator = operatorName(opts.operator);
+        checkId(id);
+        const { policy, store } = open(opts);
+        const log = createLogger('warn', process.stderr);
+        const result = await declineRequest({ store, policy, log }, id, opts.recipient, { operator, ...(opts.reason ? { reason: opts.reason } : {}) });
+        process.stdout.write(
+          `${id}: request of ${escapeControl(opts.recipient)} declined; ` +
+            (result.notified ? `${escapeControl(result.notified)} told by mail\n` : `the notice was NOT sent: ${escapeControl(result.notifyError ?? '')}\n`),
+        );
+        return EXIT.ok;
       }),
     );
 

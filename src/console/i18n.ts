@@ -173,6 +173,11 @@ const en = {
   iRequests: 'Release requests from recipients',
   iRequestNote: 'Their note',
   iApprove: 'Approve: release to {recipient}…',
+  iDecline: 'Decline',
+  iDeclineReason: 'Reason, sent to {recipient} (optional)',
+  rDeclined: 'request declined',
+  rDeclinedTold: '{recipient} was told by mail',
+  rDeclinedNotTold: 'the notice to {recipient} was not sent: {error}',
   // the recipients' page behind a digest link (recipient.ts)
   rpTitle: 'A message held for you',
   rpIntro: 'The mail gateway held this message to {recipient}. Below is a safe preview: nothing in it runs or loads, and its links are shown as text.',
@@ -217,6 +222,9 @@ const en = {
   rpNotAllowed: 'This is not allowed for this message.',
   rpNotHeld: 'It is no longer held for you: it was released or deleted, or an administrator is acting on it right now.',
   rpAlreadyRequested: 'You already asked for its release; an administrator will decide.',
+  rpDeclined: 'An administrator declined your request on {time}. It stays held and is removed later.',
+  rpDeclinedReason: 'Their reason: {reason}',
+  rpDeclinedRefused: 'An administrator declined your request for this message: it cannot be asked for again.',
   rpUnavailable: 'The gateway cannot count requests right now. Try again in a few minutes.',
   rpCsrf: 'This form did not come from this page, or the page is out of date. Open the link again and retry.',
 };
@@ -386,6 +394,11 @@ const ja: Record<MessageKey, string> = {
   iRequests: '受信者からの解放依頼',
   iRequestNote: 'メモ',
   iApprove: '承認して {recipient} に解放…',
+  iDecline: '却下',
+  iDeclineReason: '{recipient} に送る理由（任意）',
+  rDeclined: '依頼を却下しました',
+  rDeclinedTold: '{recipient} にメールで知らせました',
+  rDeclinedNotTold: '{recipient} への通知は送れませんでした：{error}',
   rpTitle: 'あなた宛の保留中のメール',
   rpIntro:
     'メールゲートウェイが {recipient} 宛のこのメールを保留しました。以下は安全なプレビューです。中のものは何も動かず、何も読み込まれず、リンクは文字として表示されます。',
@@ -429,6 +442,9 @@ const ja: Record<MessageKey, string> = {
   rpNotAllowed: 'このメールではこの操作はできません。',
   rpNotHeld: 'このメールはもうあなた宛に保留されていません（解放・削除済み、または管理者が操作中）。',
   rpAlreadyRequested: 'すでに解放を依頼済みです。管理者が判断します。',
+  rpDeclined: '{time} に、管理者が解放の依頼を却下しました。メールは保留されたままで、後で削除されます。',
+  rpDeclinedReason: '理由：{reason}',
+  rpDeclinedRefused: 'このメールの解放の依頼は管理者が却下しました。もう一度依頼することはできません。',
   rpUnavailable: '今は依頼を数えられません。数分後にもう一度試してください。',
   rpCsrf: 'このフォームはこのページから送られていないか、ページが古くなっています。リンクを開き直して、もう一度試してください。',
 };

@@ -11,7 +11,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Policy } from '../policy/schema.js';
 import { domainLanguage, explainSymbols, formatTime } from '../quarantine/digest-text.js';
-import { pendingRequests, RecipientActionError, releaseOwnCopy, requestRelease, type RecipientContext } from '../quarantine/requests.js';
+import { declinedRequest, pendingRequests, RecipientActionError, releaseOwnCopy, requestRelease, type RecipientContext } from '../quarantine/requests.js';
 import { holdingFindings } from '../quarantine/rights.js';
 import type { QuarantineMetadata } from '../quarantine/store.js';
 import { formatReply } from '../relay/smtp-client.js';
@@ -128,12 +128,16 @@ function actions(ctx: PageContext, link: Ok, token: string): Html {
   const { t } = ctx;
   const { access, meta, recipient } = link;
   const asked = pendingRequests(meta).find((p) => p.recipient.toLowerCase() === recipient.toLowerCase());
+  const declined = declinedRequest(meta, recipient);
   let body: Html;
   if (!access.actionable) {
     const key: MessageKey = access.reason === 'released' ? 'rpReleased' : access.reason === 'deleted' ? 'rpDeleted' : 'rpReleasePending';
     body = html`<p class="muted">${t(key)}</p>`;
   } else if (asked) {
     body = html`<p class="muted">${t('rpRequested', { time: formatTime(Date.parse(asked.at), ctx.lang) })}</p>`;
+  } else if (declined && access.right !== 'release') {
+    body = html`<p class="warn declined">${t('rpDeclined', { time: formatTime(Date.parse(declined.at), ctx.lang) })}</p>
+      ${declined.reason ? html`<p class="declined-reason">${t('rpDeclinedReason', { reason: declined.reason })}</p>` : ''}`;
   } else if (access.right === 'release') {
     body = html`<form method="post" action="/r/${token}/release" class="actions card">
       ${csrfField(ctx)}
@@ -203,6 +207,7 @@ const REFUSAL: Record<RecipientActionError['kind'], { status: number; key: Messa
   'not-allowed': { status: 403, key: 'rpNotAllowed' },
   'not-held': { status: 409, key: 'rpNotHeld' },
   'already-requested': { status: 409, key: 'rpAlreadyRequested' },
+  declined: { status: 409, key: 'rpDeclinedRefused' },
   'rate-limited': { status: 429, key: 'rpLimited' },
   unavailable: { status: 503, key: 'rpUnavailable' },
 };

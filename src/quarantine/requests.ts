@@ -10,7 +10,7 @@ import type { Policy } from '../policy/schema.js';
 import { actionLimiterFor, ActionLimitUnavailable } from '../state/action-limit.js';
 import type { StateBackend } from '../state/index.js';
 import { escapeControl } from './escape.js';
-import { explainSymbols } from './digest-text.js';
+import { explainSymbols, formatTime, languageFor, type Language } from './digest-text.js';
 import { noticeTransport } from './notify.js';
 import { release, deliveredTo, type ReleaseResult } from './release.js';
 import { holdingFindings, recipientAccess, type RecipientAccess } from './rights.js';
@@ -28,13 +28,14 @@ export interface RecipientContext {
  * Why a recipient's action was refused. not-recipient: the address is not an internal recipient of
  * the item (the page says only "not found": nothing about someone else's item); not-allowed: the
  * item's category forbids it; not-held: their copy was released, deleted or has a release in
- * doubt; already-requested; rate-limited (retryInMs); unavailable: the state backend did not answer.
+ * doubt; already-requested; declined: an admin said no to their request; rate-limited (retryInMs);
+ * unavailable: the state backend did not answer.
  */
 export class RecipientActionError extends Error {
   override name = 'RecipientActionError';
   constructor(
     message: string,
-    readonly kind: 'not-recipient' | 'not-allowed' | 'not-held' | 'already-requested' | 'rate-limited' | 'unavailable',
+    readonly kind: 'not-recipient' | 'not-allowed' | 'not-held' | 'already-requested' | 'declined' | 'rate-limited' | 'unavailable',
     readonly retryInMs?: number,
   ) {
     super(message);
@@ -42,25 +43,35 @@ export class RecipientActionError extends Error {
 }
 
 export const REQUEST_EVENT = 'release-requested';
+/** An admin's no to a recipient's request: the message stays held, the recipient is told, and may not ask again for it. */
+export const DECLINE_EVENT = 'release-declined';
 
 /** The operator name a recipient acts as, in history, audit log and release header. */
 export function recipientOperator(recipient: string): string {
   return `recipient:${recipient}`;
 }
 
-/** Requests not yet answered: requested, not delivered to that recipient since, item not deleted. */
+/** Requests not yet answered: requested, neither delivered to that recipient nor declined since, item not deleted. */
 export function pendingRequests(meta: QuarantineMetadata): { recipient: string; at: string; note?: string }[] {
   if (meta.state === 'deleted') return [];
   const delivered = deliveredTo(meta);
   const pending = new Map<string, { recipient: string; at: string; note?: string }>();
   for (const h of meta.history) {
-    if (h.event !== REQUEST_EVENT) continue;
     const recipient = h.recipients?.[0];
-    if (recipient && !delivered.has(recipient.toLowerCase()) && !pending.has(recipient.toLowerCase())) {
+    if (!recipient) continue;
+    if (h.event === DECLINE_EVENT) pending.delete(recipient.toLowerCase());
+    if (h.event !== REQUEST_EVENT) continue;
+    if (!delivered.has(recipient.toLowerCase()) && !pending.has(recipient.toLowerCase())) {
       pending.set(recipient.toLowerCase(), { recipient, at: h.at, ...(h.detail ? { note: h.detail } : {}) });
     }
   }
   return [...pending.values()];
+}
+
+/** The admin's decline of `recipient`'s request for this item, if there was one (the last). */
+export function declinedRequest(meta: QuarantineMetadata, recipient: string): { at: string; by: string; reason?: string } | undefined {
+  const h = meta.history.findLast((e) => e.event === DECLINE_EVENT && e.recipients?.[0]?.toLowerCase() === recipient.toLowerCase());
+  return h ? { at: h.at, by: h.by, ...(h.detail ? { reason: h.detail } : {}) } : undefined;
 }
 
 /** Refuses unless `address` may act on the item now with at least `needed`. */
@@ -103,6 +114,15 @@ async function takeAction(ctx: RecipientContext, recipient: string): Promise<voi
   }
 }
 
+/** One request per recipient and item: refused while one is pending, and for good once an admin declined it. */
+function refuseRepeatedRequest(meta: QuarantineMetadata, recipient: string): void {
+  if (pendingRequests(meta).some((p) => p.recipient.toLowerCase() === recipient.toLowerCase())) {
+    throw new RecipientActionError(`${meta.id}: you already asked for its release; an administrator will decide`, 'already-requested');
+  }
+  const declined = declinedRequest(meta, recipient);
+  if (declined) throw new RecipientActionError(`${meta.id}: an administrator declined your request on ${declined.at}`, 'declined');
+}
+
 export interface RequestResult {
   meta: QuarantineMetadata;
   /** the admin address told, or null (none configured, or the notice failed: see notifyError) */
@@ -119,9 +139,7 @@ export async function requestRelease(ctx: RecipientContext, id: string, address:
   const { store, policy } = ctx;
   const first = await store.get(id);
   const { recipient } = checkAccess(policy, first, address, 'request');
-  if (pendingRequests(first).some((p) => p.recipient.toLowerCase() === recipient.toLowerCase())) {
-    throw new RecipientActionError(`${id}: you already asked for its release; an administrator will decide`, 'already-requested');
-  }
+  refuseRepeatedRequest(first, recipient);
   await takeAction(ctx, recipient);
   const operator = recipientOperator(recipient);
   const note = options.note ? escapeControl(options.note.trim()).slice(0, 500) : undefined;
@@ -134,9 +152,7 @@ export async function requestRelease(ctx: RecipientContext, id: string, address:
   try {
     meta = await store.get(id);
     checkAccess(policy, meta, recipient, 'request');
-    if (pendingRequests(meta).some((p) => p.recipient.toLowerCase() === recipient.toLowerCase())) {
-      throw new RecipientActionError(`${id}: you already asked for its release; an administrator will decide`, 'already-requested');
-    }
+    refuseRepeatedRequest(meta, recipient);
     meta.history.push({
       at: new Date().toISOString(),
       event: REQUEST_EVENT,
@@ -194,9 +210,12 @@ export function requestNoticeText(policy: Policy, meta: QuarantineMetadata, reci
     ...(note ? [`Their note:    ${note}`] : []),
     '',
     ...(policy.quarantine.digest.baseUrl
-      ? ['Approve it in the console:', `  ${policy.quarantine.digest.baseUrl}/quarantine/${meta.id}`, '', 'or release it to them with:']
+      ? ['Approve or decline it in the console:', `  ${policy.quarantine.digest.baseUrl}/quarantine/${meta.id}`, '', 'or release it to them with:']
       : ['Release it to them from the console, or with:']),
     `  mailmoat quarantine release ${meta.id} --to ${recipient}`,
+    '',
+    'or decline (they are told, and the message stays held):',
+    `  mailmoat quarantine decline ${meta.id} --recipient ${recipient} --reason '...'`,
     '',
   ].join('\n');
 }
@@ -225,4 +244,106 @@ export async function releaseOwnCopy(ctx: RecipientContext, id: string, address:
     if (err instanceof QuarantineError && (err.kind === 'locked' || err.kind === 'state')) throw new RecipientActionError(`${id}: ${err.message}`, 'not-held');
     throw err;
   }
+}
+
+export interface DeclineResult {
+  meta: QuarantineMetadata;
+  /** the recipient told, or null when the notice failed (see notifyError) */
+  notified: string | null;
+  notifyError?: string;
+}
+
+/**
+ * An admin declines `recipient`'s pending request for item `id`: recorded under the item's lock
+ * (history release-declined, audit.log), the message stays held, and the recipient is told by mail
+ * in their language (quarantine.digest.language), with the admin's reason when given. The recipient
+ * may not ask again for this message.
+ */
+export async function declineRequest(
+  ctx: Omit<RecipientContext, 'state'>,
+  id: string,
+  recipient: string,
+  options: { operator: string; reason?: string },
+): Promise<DeclineResult> {
+  checkId(id);
+  const { store, policy } = ctx;
+  const reason = options.reason ? escapeControl(options.reason.trim()).slice(0, 500) || undefined : undefined;
+  const lock = await store.lock(id, options.operator);
+  let meta: QuarantineMetadata;
+  let asked: string;
+  try {
+    meta = await store.get(id);
+    const pending = pendingRequests(meta).find((p) => p.recipient.toLowerCase() === recipient.toLowerCase());
+    if (!pending) throw new QuarantineError(`${id}: no pending release request from ${recipient} (answered already, or never made)`, 'state');
+    asked = pending.recipient;
+    meta.history.push({
+      at: new Date().toISOString(),
+      event: DECLINE_EVENT,
+      by: options.operator,
+      host: os.hostname(),
+      recipients: [asked],
+      ...(reason ? { detail: reason } : {}),
+    });
+    await store.update(meta);
+  } finally {
+    await store.unlock(lock);
+  }
+  await store.audit({ action: 'release-decline', id, operator: options.operator, result: 'declined', recipient: asked, reason }).catch(() => undefined);
+  const transport = noticeTransport(policy);
+  try {
+    const language = languageFor(policy, asked);
+    const info = await transport.sendMail({
+      from: policy.quarantine.digest.from ?? policy.quarantine.notify.from,
+      to: asked,
+      subject: DECLINE_WORDS[language].subject,
+      text: declineNoticeText(language, meta, reason),
+      headers: { 'X-Mailmoat-Request': id, 'Auto-Submitted': 'auto-generated' },
+    });
+    ctx.log.info(
+      { event: 'release_declined', id, recipient: asked, by: options.operator, response: info.response },
+      'release request declined; recipient told',
+    );
+    return { meta, notified: asked };
+  } catch (err) {
+    const message = (err as Error).message;
+    ctx.log.warn({ event: 'release_decline_notice_failed', id, recipient: asked, err: message }, 'release request declined; the notice was not sent');
+    return { meta, notified: null, notifyError: message };
+  } finally {
+    transport.close();
+  }
+}
+
+const DECLINE_WORDS = {
+  en: {
+    subject: '[Mailmoat] Your release request was declined',
+    intro: 'An administrator declined your request to release this held message. It stays held and is removed later.',
+    reason: 'Their reason',
+    from: 'From',
+    subject_: 'Subject',
+    received: 'Received',
+    noSubject: '(no subject)',
+  },
+  ja: {
+    subject: '[Mailmoat] 解放の依頼は却下されました',
+    intro: '保留中のメールの解放の依頼は、管理者によって却下されました。メールは保留されたままで、後で削除されます。',
+    reason: '理由',
+    from: '差出人',
+    subject_: '件名',
+    received: '受信日時',
+    noSubject: '（件名なし）',
+  },
+} satisfies Record<Language, Record<string, string>>;
+
+/** The recipient's notice of a decline: which message (sender, subject, when), and the admin's reason. */
+export function declineNoticeText(language: Language, meta: QuarantineMetadata, reason?: string): string {
+  const w = DECLINE_WORDS[language];
+  return [
+    w.intro,
+    '',
+    `${w.from}: ${escapeControl(meta.headers?.from ?? meta.envelope.mailFrom) || '<>'}`,
+    `${w.subject_}: ${escapeControl(meta.headers?.subject ?? '') || w.noSubject}`,
+    `${w.received}: ${formatTime(Date.parse(meta.receivedAt), language)}`,
+    ...(reason ? ['', `${w.reason}: ${reason}`] : []),
+    '',
+  ].join('\n');
 }

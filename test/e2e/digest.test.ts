@@ -278,6 +278,35 @@ describe('recipient digests end to end', function () {
       assert.ok(logs.some((l) => l.event === 'release_requested' && l.id === id));
     });
 
+    it('declined with the CLI: the recipient is told in their language with the reason, the request is answered, asking again is refused', async () => {
+      const id = held['sato-and-partner']; // sato asked for it in the test before
+      assert.equal(pendingRequests(await ctx.store.get(id)).length, 1);
+      const before = sink.messages.length;
+      const r = await cli(['decline', id, '--recipient', 'sato@example.jp', '--reason', 'Not a partner of ours.', '--operator', 'alice-admin', ...p]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`${id}: request of sato@example\\.jp declined; sato@example\\.jp told by mail`));
+      const notice = sink.messages.slice(before);
+      assert.deepEqual(
+        notice.map((m) => m.rcptLines),
+        [['RCPT TO:<sato@example.jp>']],
+      );
+      const parsed = await simpleParser(notice[0].bytes);
+      assert.match(parsed.subject ?? '', /却下/, 'example.jp reads Japanese (quarantine.digest.languages)');
+      assert.match(parsed.text ?? '', /理由: Not a partner of ours\./);
+      const meta = await ctx.store.get(id);
+      assert.equal(meta.state, 'held');
+      assert.deepEqual(pendingRequests(meta), []);
+      assert.match(
+        readFileSync(path.join(dir, 'audit.log'), 'utf8'),
+        new RegExp(`"action":"release-decline","id":"${id}","operator":"alice-admin","result":"declined"`),
+      );
+      await assert.rejects(requestRelease(ctx, id, 'sato@example.jp'), (e: Error) => e instanceof RecipientActionError && e.kind === 'declined');
+      const twice = await cli(['decline', id, '--recipient', 'sato@example.jp', ...p]);
+      assert.equal(twice.status, 1, twice.stdout);
+      assert.match(twice.stderr, /no pending release request from sato@example\.jp/);
+      assert.equal(sink.messages.length, before + 1, 'told once');
+    });
+
     it("never on another recipient's item: someone not its recipient, or outside, is refused and nothing changes", async () => {
       const id = held['sato-and-partner'];
       const history = (await ctx.store.get(id)).history.length;

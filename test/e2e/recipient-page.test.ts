@@ -212,6 +212,49 @@ describe('the recipients’ page behind a digest link', function () {
       const after = await page.$$eval('table.items tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''));
       assert.equal(after.filter((r) => r.includes('ask for the contract')).length, 0, 'no longer pending');
     });
+
+    it('a request declined in the console: the recipient is told by mail with the reason, the page says so, a new request is refused, the message stays held', async () => {
+      const id = await hold('ask for the gift card');
+      const token = tokenFor(id, 'carol@internal.test');
+      await page.goto(`${base}/r/${token}`);
+      await clickAndWait(page, 'form.request button.primary');
+      await clickAndWait(page, 'main form button.primary');
+      assert.equal(pendingRequests(await rig.console.store.get(id)).length, 1);
+
+      await signIn(page, base, 'admin', undefined, `/quarantine/${id}`);
+      await page.type('table.requests form.decline input[name=reason]', 'Gift card requests are phishing; see the notice of 1 May.');
+      const sent = rig.sink.messages.length;
+      await clickAndWait(page, 'table.requests form.decline button');
+      const results = await page.$eval('table.results', (t) => t.textContent ?? '');
+      assert.match(results, /request declined.*carol@internal\.test was told by mail/s, results);
+      const told = rig.sink.messages.slice(sent);
+      assert.deepEqual(
+        told.map((m) => m.rcptLines),
+        [['RCPT TO:<carol@internal.test>']],
+        'the recipient only is told, nothing is released',
+      );
+      const notice = await simpleParser(told[0].bytes);
+      assert.match(notice.subject ?? '', /declined|却下/);
+      assert.match(notice.text ?? '', /Gift card requests are phishing/);
+      assert.match(notice.text ?? '', /ask for the gift card/);
+      const meta = await rig.console.store.get(id);
+      assert.equal(meta.state, 'held');
+      assert.deepEqual(pendingRequests(meta), []);
+      assert.ok(meta.history.some((h) => h.event === 'release-declined' && h.by === 'admin' && h.recipients?.[0] === 'carol@internal.test'));
+      assert.match(itemFiles(id).audit, new RegExp(`"action":"release-decline","id":"${id}","operator":"admin","result":"declined"`));
+
+      // the recipient's page: declined, with the reason, and no request button; asking again is refused
+      await page.goto(`${base}/r/${token}`);
+      const main = await page.$eval('main', (m) => m.textContent ?? '');
+      assert.match(main, /An administrator declined your request on/);
+      assert.match(main, /Their reason: Gift card requests are phishing/);
+      assert.equal(await page.$('form.request'), null, 'no request button');
+      const client = new ConsoleClient(base);
+      const again = await client.request('POST', `/r/${token}/request`, { _csrf: linkCsrf(key, token), confirm: 'yes' });
+      assert.equal(again.status, 409, again.body);
+      assert.match(again.body, /declined your request for this message/);
+      assert.deepEqual(pendingRequests(await rig.console.store.get(id)), []);
+    });
   });
 
   describe('over HTTP', () => {

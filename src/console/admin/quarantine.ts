@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseHeaderBlock } from '../../message/parsed.js';
 import { parseSince, type ListFilter } from '../../quarantine/query.js';
 import { deleteItem, release, releasePolicy, type ReleaseResult } from '../../quarantine/release.js';
-import { pendingRequests } from '../../quarantine/requests.js';
+import { declineRequest, pendingRequests } from '../../quarantine/requests.js';
 import { trustSender } from '../../quarantine/trust.js';
 import { infrastructureTokens } from '../../inspect/spoof/infrastructure.js';
 import { threadMemoryFor } from '../../state/thread-memory.js';
@@ -402,6 +402,17 @@ function requestsPart(ctx: PageContext, meta: QuarantineMetadata, admin: boolean
                           <input type="hidden" name="approve" value="yes" />
                           <button type="submit" name="action" value="release" class="primary">${t('iApprove', { recipient: p.recipient })}</button>
                         </form>
+                        <form method="post" action="/quarantine/decline" class="inline decline">
+                          ${csrfField(ctx)}<input type="hidden" name="id" value="${meta.id}" /><input type="hidden" name="rcpt" value="${p.recipient}" />
+                          <input
+                            type="text"
+                            name="reason"
+                            maxlength="500"
+                            placeholder="${t('iDeclineReason', { recipient: p.recipient })}"
+                            aria-label="${t('iDeclineReason', { recipient: p.recipient })}"
+                          />
+                          <button type="submit" class="danger">${t('iDecline')}</button>
+                        </form>
                       </td>`
                     : ''
                 }
@@ -596,6 +607,12 @@ async function act(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, r
     { event: 'console_action', user: operator, action, ids: ids.length, ok: outcomes.filter((o) => o.ok).length },
     `console: ${operator} ${action} ${ids.length} item(s)`,
   );
+  return resultsPage(ctx, reply, outcomes);
+}
+
+/** What an action did, one row per item. */
+function resultsPage(ctx: PageContext, reply: FastifyReply, outcomes: Outcome[]) {
+  const { t } = ctx;
   const body = html`<div class="scroll">
       <table class="results">
         <tbody>
@@ -614,6 +631,33 @@ async function act(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, r
   return sendPage(reply, page(ctx, t('rTitle'), body, 'quarantine'));
 }
 
+/** An admin declines a recipient's pending request: the message stays held and the recipient is told (requests.ts). */
+async function decline(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, reply: FastifyReply) {
+  const form = request.body ?? {};
+  const ctx = pageContext(request, reply);
+  const { t } = ctx;
+  const id = one(form.id);
+  const recipient = one(form.rcpt);
+  const operator = request.user!.name;
+  let outcome: Outcome;
+  try {
+    const reason = one(form.reason);
+    const result = await declineRequest({ store: deps.store, policy: deps.policy(), log: deps.log }, checkId(id), recipient, {
+      operator,
+      ...(reason.trim() ? { reason } : {}),
+    });
+    const told = result.notified ? t('rDeclinedTold', { recipient }) : t('rDeclinedNotTold', { recipient, error: result.notifyError ?? '' });
+    outcome = { id, ok: true, label: 'rDeclined', detail: `${recipient}: ${told}` };
+  } catch (err) {
+    if (!(err instanceof QuarantineError)) throw err;
+    outcome = { id, ok: false, label: 'rRefused', detail: err.message };
+  } finally {
+    if (QUARANTINE_ID.test(id)) deps.catalog.invalidate(id);
+  }
+  request.log.info({ event: 'console_action', user: operator, action: 'decline', ids: 1, ok: outcome.ok ? 1 : 0 }, `console: ${operator} decline 1 item(s)`);
+  return resultsPage(ctx, reply, [outcome]);
+}
+
 export async function quarantineRoutes(app: FastifyInstance, deps: ConsoleDeps): Promise<void> {
   app.get('/quarantine', (request: FastifyRequest<{ Querystring: ListQuery }>, reply) => listPage(deps, request, reply));
   app.get('/quarantine/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
@@ -627,4 +671,5 @@ export async function quarantineRoutes(app: FastifyInstance, deps: ConsoleDeps):
   });
   app.post('/quarantine/confirm', (request: FastifyRequest<{ Body: Form }>, reply) => confirmPage(deps, request, reply));
   app.post('/quarantine/act', (request: FastifyRequest<{ Body: Form }>, reply) => act(deps, request, reply));
+  app.post('/quarantine/decline', (request: FastifyRequest<{ Body: Form }>, reply) => decline(deps, request, reply));
 }
