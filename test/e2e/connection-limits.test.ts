@@ -176,7 +176,9 @@ describe('connection bounds (SMTP)', function () {
   });
 
   it('a command line dripped past timeouts.command: 421 4.4.2, the transaction in flight is dropped, the downstream sees no message', async () => {
-    await withRelay({ policy: ['timeouts.command=1s'] }, async ({ gw, sink }) => {
+    // the abandoned transaction's downstream connection is RSET and pooled, then closed when idle for
+    // timeouts.downstreamIdle: 1s here, well inside the wait below (the default 5s raced it)
+    await withRelay({ policy: ['timeouts.command=1s', 'timeouts.downstreamIdle=1s'] }, async ({ gw, sink }) => {
       const client = await RawClient.connect(gw.port);
       for (const line of ['EHLO slow.example', MAIL, RCPT]) assert.match(await client.command(line), /^250 /);
       const started = Date.now();
