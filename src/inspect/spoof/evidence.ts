@@ -5,10 +5,15 @@ import type { AuthSummary } from './auth.js';
 import { orgOf, parseMailboxes } from './names.js';
 import { addressField, header } from './fields.js';
 
+/** Marks of a discussion list or a forwarder: mail that went through someone else on the way, not a service sending for From. */
+export const RELAYED_BY_OTHERS = ['list-post', 'mailing-list', 'x-mailing-list', 'x-beenthere', 'resent-from', 'resent-sender'];
+/** List marks a mailing service also puts on a partner's bulk notices. */
+const BULK_MARKS = ['list-id', 'list-unsubscribe', 'list-help'];
+
 /** The first list or forwarder evidence the message carries, named; null when there is none. */
 export function listEvidence(headers: HeaderField[], mailFrom: string, from: string, auth: AuthSummary | null): string | null {
   const names = new Set(headers.map((h) => h.name));
-  for (const n of ['list-id', 'list-unsubscribe', 'list-post', 'list-help', 'mailing-list', 'x-mailing-list', 'x-beenthere', 'resent-from', 'resent-sender']) {
+  for (const n of [...BULK_MARKS, ...RELAYED_BY_OTHERS]) {
     if (names.has(n)) return n;
   }
   const sender = parseMailboxes(addressField(headers, 'sender'))[0]?.address;

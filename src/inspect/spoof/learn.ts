@@ -9,7 +9,7 @@ import type { Policy } from '../../policy/schema.js';
 import type { MemoryUpdate, NameBinding, ThreadMemory, ThreadPerson } from '../../state/thread-memory.js';
 import type { ClientInfo, Envelope, HeaderField } from '../../message/parsed.js';
 import { domainOf, inNetworks, isInternalDomain } from '../../policy/network.js';
-import { listEvidence } from './evidence.js';
+import { listEvidence, RELAYED_BY_OTHERS } from './evidence.js';
 import { addressField, allMailboxes, header, messageIds } from './fields.js';
 import { infrastructureTokens, type Infrastructure } from './infrastructure.js';
 import type { QuotedBinding } from './markers.js';
@@ -115,9 +115,6 @@ function inboundUpdate(headers: HeaderField[], envelope: Envelope, from: Mailbox
 
 const suspicious = (f: { symbol: string; score: number; excepted?: string }) =>
   !f.excepted && f.score > 0 && (f.symbol.startsWith('SPOOF_') || f.symbol.startsWith('AUTH_'));
-
-/** Marks of a discussion list or a forwarder: mail that went through someone else on the way, not a service sending for From. */
-const RELAYED_BY_OTHERS = ['list-post', 'x-beenthere', 'mailing-list', 'x-mailing-list', 'resent-from', 'resent-sender'];
 
 /**
  * A mailing service sending for the From domain (a partner's invoices and ticket replies through an
