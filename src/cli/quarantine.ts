@@ -20,7 +20,7 @@ import { sendDigests } from '../quarantine/digest.js';
 import { escapeControl } from '../quarantine/escape.js';
 import { formatItem, formatTable, matches, parseSince, type ListFilter } from '../quarantine/query.js';
 import { deleteItem, executePurge, planPurge, release, type ReleaseResult } from '../quarantine/release.js';
-import { trustSender } from '../quarantine/trust.js';
+import { trustSender, untrustSender } from '../quarantine/trust.js';
 import { declineRequest } from '../quarantine/requests.js';
 import { createLogger } from '../observe/log.js';
 import { closeState, connectForCommand, type StateBackend } from '../state/index.js';
@@ -62,16 +62,16 @@ function open(opts: CommonOptions): { policy: Policy; store: QuarantineStore } {
  * lives inside the running gateway, out of this process's reach: the console (in the gateway's
  * process) releases and trusts there.
  */
-async function openThreadMemory(policyFile: string, policy: Policy): Promise<{ memory: ThreadMemory; close: () => Promise<void> }> {
+async function openThreadMemory(policyFile: string, policy: Policy, what: string): Promise<{ memory: ThreadMemory; close: () => Promise<void> }> {
   const state = policy.state;
   if (state.backend === 'memory') {
     throw new UsageError(
       `${policyFile}: state.backend is memory: the thread memory lives inside the running gateway, out of this command's reach. ` +
-        'Use the console\'s "Release and trust sender", or state.backend redis.',
+        'Use the console (inside mailmoat serve), or state.backend redis.',
     );
   }
   const redis = await connectForCommand(state).catch((err: Error) => {
-    throw new QuarantineError(`--trust-sender: ${err.message}; nothing released`, 'io');
+    throw new QuarantineError(`${what}: ${err.message}; nothing changed`, 'io');
   });
   const backend: StateBackend = { kind: 'redis', redis, failMode: 'closed' };
   return { memory: threadMemoryFor(backend, policy.spoof.keyPrefix), close: () => closeState(backend) };
@@ -288,7 +288,7 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
           if (opts.all && opts.trustSender) throw new UsageError('--trust-sender names the messages one by one: give ids, not --all');
           ids(given);
           const { policy, store } = open(opts);
-          const memory = opts.trustSender ? await openThreadMemory(opts.policy, policy) : undefined;
+          const memory = opts.trustSender ? await openThreadMemory(opts.policy, policy, '--trust-sender') : undefined;
           try {
             const targets = opts.all ? await selectBulk(store, opts, 'release') : given;
             let status: number = EXIT.ok;
@@ -345,6 +345,28 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
           }
         }
         return status;
+      }),
+    );
+
+  addCommon(group.command('untrust'))
+    .description('take back release --trust-sender: the thread memory forgets the servers that trust taught (genuine mail through them teaches them again)')
+    .argument('<id>', 'quarantine id (ULID) released with --trust-sender')
+    .option('--operator <name>', 'who takes it back, for the history and the audit log')
+    .action(
+      run(async (id: string, opts: CommonOptions & { operator?: string }) => {
+        const operator = operatorName(opts.operator);
+        checkId(id);
+        const { policy, store } = open(opts);
+        const memory = await openThreadMemory(opts.policy, policy, 'untrust');
+        try {
+          const r = await untrustSender(store, id, memory.memory, operator);
+          process.stdout.write(
+            `${id}: sender no longer trusted: ${escapeControl(r.sender)}${r.domain ? ` and ${escapeControl(r.domain)}` : ''} no longer known through ${r.tokens.join(', ')}\n`,
+          );
+          return EXIT.ok;
+        } finally {
+          await memory.close();
+        }
       }),
     );
 

@@ -101,6 +101,9 @@ const en = {
   iForce: 'Deliver again even though it was released (or its last release has an unknown outcome)',
   iTrust: 'Trust the sender: {sender} will be known to send through {tokens}, so their next reply this way is not held',
   rTrusted: 'sender trusted',
+  rUntrusted: 'trust taken back',
+  iTrustedNow: 'Through this message, {sender} is trusted to send through {tokens}.',
+  iUntrust: 'Take back the trust',
   iPending:
     'A release of this message did not record its outcome: the downstream may already have it. Check the MTA log for id={id} before releasing again with “force”.',
   // confirm and results
@@ -326,6 +329,9 @@ const ja: Record<MessageKey, string> = {
   iForce: '解放済み（または前回の解放の結果が不明）でも、もう一度配送する',
   iTrust: '送信者を信頼する：{sender} が {tokens} から送ることを覚え、次に同じ経路で来る返信は保留しない',
   rTrusted: '送信者を信頼しました',
+  rUntrusted: '信頼を取り消しました',
+  iTrustedNow: 'このメールにより、{sender} は {tokens} から送る相手として信頼されています。',
+  iUntrust: '信頼を取り消す',
   iPending:
     'このメッセージの解放は結果を記録していません。下流がすでに受け取っている可能性があります。もう一度「強制」で解放する前に、MTA のログで id={id} を確認してください。',
   cTitleRelease: 'これらのメッセージを解放しますか？',

@@ -33,6 +33,8 @@ export interface HistoryEntry {
   recipients?: string[];
   /** what happened, for a human: the downstream's replies, a reason */
   detail?: string;
+  /** sender-trusted: what the thread memory learned, for untrust to take back */
+  trusted?: { address: string; domain?: string; tokens: string[] };
 }
 
 export interface QuarantineMetadata {
@@ -103,7 +105,17 @@ const metadataSchema = z.object({
   verdict: z.object({ action: z.enum(['relay', 'tag', 'quarantine', 'defer', 'reject']), score: z.number(), reason: text }),
   policyVersion: text,
   state: z.enum(['held', 'released', 'deleted']),
-  history: z.array(z.object({ at: text, event: text, by: text, host: text.optional(), recipients: z.array(text).optional(), detail: text.optional() })),
+  history: z.array(
+    z.object({
+      at: text,
+      event: text,
+      by: text,
+      host: text.optional(),
+      recipients: z.array(text).optional(),
+      detail: text.optional(),
+      trusted: z.object({ address: text, domain: text.optional(), tokens: z.array(text) }).optional(),
+    }),
+  ),
   pendingRelease: z.object({ at: text, by: text, host: text, pid: z.number(), recipients: z.array(text) }).optional(),
   observation: z
     .object({

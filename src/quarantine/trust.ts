@@ -9,7 +9,7 @@ import { learnVouched } from '../inspect/spoof/learn.js';
 import { headerFieldsOf } from '../message/parsed.js';
 import type { Policy } from '../policy/schema.js';
 import type { ThreadMemory } from '../state/thread-memory.js';
-import { checkId, QuarantineError, type QuarantineStore } from './store.js';
+import { checkId, QuarantineError, type QuarantineMetadata, type QuarantineStore } from './store.js';
 
 export interface TrustResult {
   id: string;
@@ -21,6 +21,31 @@ export interface TrustResult {
   tokens: string[];
 }
 
+/** What trusting item `meta` teaches (or taught): the vouched update's infrastructure, or why there is none. */
+async function vouchedInfrastructure(store: QuarantineStore, meta: QuarantineMetadata, policy: Policy) {
+  if (!meta.observation?.infrastructure) {
+    throw new QuarantineError(
+      `${meta.id} kept no record of the servers it came through (outbound mail, or held by an older version): nothing to trust`,
+      'state',
+    );
+  }
+  const update = learnVouched({
+    headers: headerFieldsOf(await store.readMessage(meta.id)),
+    envelope: { mailFrom: meta.envelope.mailFrom, rcptTo: meta.envelope.rcptTo },
+    client: meta.client,
+    policy,
+    observation: meta.observation,
+  });
+  const infrastructure = update?.infrastructure[0];
+  if (!update || !infrastructure) {
+    throw new QuarantineError(
+      `${meta.id}: nothing to learn from it (no From address, mail through a list or forwarder, or From in our own domains): the sender is not trusted`,
+      'state',
+    );
+  }
+  return { update, infrastructure };
+}
+
 export async function trustSender(store: QuarantineStore, id: string, policy: Policy, memory: ThreadMemory, operator: string): Promise<TrustResult> {
   checkId(id);
   if (!policy.spoof.enabled) throw new QuarantineError(`spoof.enabled is false in the policy: there is no thread memory to teach`, 'usage');
@@ -30,23 +55,7 @@ export async function trustSender(store: QuarantineStore, id: string, policy: Po
     if (meta.state !== 'released') {
       throw new QuarantineError(`${id} is ${meta.state}, not released: only a message an admin released is trusted (release it first)`, 'state');
     }
-    if (!meta.observation?.infrastructure) {
-      throw new QuarantineError(`${id} kept no record of the servers it came through (outbound mail, or held by an older version): nothing to trust`, 'state');
-    }
-    const update = learnVouched({
-      headers: headerFieldsOf(await store.readMessage(id)),
-      envelope: { mailFrom: meta.envelope.mailFrom, rcptTo: meta.envelope.rcptTo },
-      client: meta.client,
-      policy,
-      observation: meta.observation,
-    });
-    const infrastructure = update?.infrastructure[0];
-    if (!update || !infrastructure) {
-      throw new QuarantineError(
-        `${id}: nothing to learn from it (no From address, mail through a list or forwarder, or From in our own domains): the sender is not trusted`,
-        'state',
-      );
-    }
+    const { update, infrastructure } = await vouchedInfrastructure(store, meta, policy);
     await memory.update(update, policy.spoof.memoryTtl);
     const result: TrustResult = {
       id,
@@ -55,10 +64,45 @@ export async function trustSender(store: QuarantineStore, id: string, policy: Po
       tokens: infrastructure.tokens,
     };
     const detail = `${result.sender}${result.domain ? ` and ${result.domain}` : ''} now known through ${result.tokens.join(', ')}`;
-    meta.history.push({ at: new Date().toISOString(), event: 'sender-trusted', by: operator, host: os.hostname(), detail });
+    meta.history.push({
+      at: new Date().toISOString(),
+      event: 'sender-trusted',
+      by: operator,
+      host: os.hostname(),
+      detail,
+      trusted: { address: result.sender, ...(result.domain ? { domain: result.domain } : {}), tokens: result.tokens },
+    });
     await store.update(meta);
     await store
       .audit({ action: 'trust-sender', id, operator, result: 'trusted', sender: result.sender, domain: result.domain, tokens: result.tokens })
+      .catch(() => undefined);
+    return result;
+  } finally {
+    await store.unlock(lock);
+  }
+}
+
+/**
+ * Takes back a trust given by mistake (`mailmoat quarantine untrust ID`): the tokens the item's
+ * trust taught (kept in its history entry) are forgotten for the sender and the organisation, even
+ * after the message itself was deleted; genuine mail through them teaches them again. Recorded in
+ * the history (sender-untrusted) and the audit log (untrust-sender).
+ */
+export async function untrustSender(store: QuarantineStore, id: string, memory: ThreadMemory, operator: string): Promise<TrustResult> {
+  checkId(id);
+  const lock = await store.lock(id, operator);
+  try {
+    const meta = await store.get(id);
+    const last = meta.history.findLast((h) => h.event === 'sender-trusted' || h.event === 'sender-untrusted');
+    const trusted = last?.event === 'sender-trusted' ? last.trusted : undefined;
+    if (!trusted) throw new QuarantineError(`${id}: no sender is trusted through it (no release --trust-sender, or already taken back)`, 'state');
+    await memory.forgetInfrastructure({ address: trusted.address, domain: trusted.domain ?? '', tokens: trusted.tokens });
+    const result: TrustResult = { id, sender: trusted.address, ...(trusted.domain ? { domain: trusted.domain } : {}), tokens: trusted.tokens };
+    const detail = `${result.sender}${result.domain ? ` and ${result.domain}` : ''} no longer known through ${result.tokens.join(', ')}`;
+    meta.history.push({ at: new Date().toISOString(), event: 'sender-untrusted', by: operator, host: os.hostname(), detail });
+    await store.update(meta);
+    await store
+      .audit({ action: 'untrust-sender', id, operator, result: 'untrusted', sender: result.sender, domain: result.domain, tokens: result.tokens })
       .catch(() => undefined);
     return result;
   } finally {

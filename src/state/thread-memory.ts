@@ -92,6 +92,12 @@ export interface ThreadMemory {
    * The lookalike check's targets: it needs the names themselves, so they are kept in clear.
    */
   knownDomains(after?: number): Promise<{ domain: string; expires: number }[]>;
+  /**
+   * Forgets infrastructure tokens of an address and of a domain (and the domain's unconfirmed
+   * sightings of them): an admin taking back a trust given by mistake. Genuine mail teaches them
+   * again.
+   */
+  forgetInfrastructure(forget: { address: string; domain: string; tokens: string[] }): Promise<void>;
 }
 
 export class ThreadMemoryUnavailable extends Error {
@@ -246,6 +252,17 @@ export class RedisThreadMemory implements ThreadMemory {
     if (failed) throw new ThreadMemoryUnavailable(failed[0]!.message);
   }
 
+  async forgetInfrastructure({ address, domain, tokens }: { address: string; domain: string; tokens: string[] }): Promise<void> {
+    if (!tokens.length) return;
+    const p = this.redis.pipeline();
+    if (address) p.hdel(this.key('ia', address.toLowerCase()), ...tokens);
+    if (domain) for (const kind of ['id', 'is']) p.hdel(this.key(kind, domain.toLowerCase()), ...tokens);
+    if (!p.length) return;
+    const results = await this.run(() => p.exec());
+    const failed = results.find(([err]) => err);
+    if (failed) throw new ThreadMemoryUnavailable(failed[0]!.message);
+  }
+
   /** The sorted set of known domains, scored by when each is forgotten: expired and surplus members go in the same pipeline. */
   private listDomains(p: ReturnType<RedisClient['pipeline']>, domains: string[], expires: number): void {
     const key = this.prefix + 'domains';
@@ -375,6 +392,17 @@ export class MemoryThreadMemory implements ThreadMemory {
     for (const [d, expires] of this.domains) {
       if (this.domains.size <= MAX_KNOWN_DOMAINS && expires > now) break;
       this.domains.delete(d);
+    }
+  }
+
+  async forgetInfrastructure({ address, domain, tokens }: { address: string; domain: string; tokens: string[] }): Promise<void> {
+    const keys = [
+      ...(address ? [hashKey('ia', address.toLowerCase())] : []),
+      ...(domain ? ['id', 'is'].map((kind) => hashKey(kind, domain.toLowerCase())) : []),
+    ];
+    for (const key of keys) {
+      const map = this.get(key);
+      if (map instanceof Map) for (const token of tokens) map.delete(token);
     }
   }
 

@@ -1,7 +1,8 @@
 // Release and trust the sender in the console, in a real browser (chromium): a partner's genuine
 // reply through his company's new mailing service is held as a spoof; the admin releases it from the
 // item page, ticking "Trust the sender" (which names what will be learned); the next reply that way
-// is relayed, while the same reply from someone else's servers is still held. The console runs
+// is relayed, while the same reply from someone else's servers is still held; taken back from the
+// item's page, the next reply that way is held again. The console runs
 // beside the gateway on its state, as inside `mailmoat serve`.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
@@ -91,6 +92,17 @@ describe('console: release and trust the sender (chromium)', function () {
     assert.equal(next.held, undefined, `trusted servers: ${next.symbols.join(',')}`);
     const other = await sendIn(HOSTS.attacker, 'x@hacked-shop.example', reply(3));
     assert.ok(other.held, `someone else's servers: ${other.symbols.join(',')}`);
+
+    // taken back from the item's page: the next reply that way is held again
+    await page.goto(`${base}/quarantine/${held.held}`);
+    const trustedNow = await page.$eval('form.untrust', (f) => f.textContent ?? '');
+    assert.match(trustedNow, /is trusted to send through net:198\.18\.0\.0\/24, env:esp-mailer\.example/);
+    await clickAndWait(page, 'form.untrust button');
+    assert.match(await page.$eval('table.results', (t) => t.textContent ?? ''), /trust taken back/);
+    const again = await sendIn(HOSTS.esp, ESP_BOUNCE, reply(4));
+    assert.ok(again.held, `no longer trusted: ${again.symbols.join(',')}`);
+    await page.goto(`${base}/quarantine/${held.held}`);
+    assert.equal(await page.$('form.untrust'), null, 'nothing left to take back');
   });
 
   it('a message held for its content alone offers no trust (nothing it came through was kept: our own outbound mail)', async () => {

@@ -158,6 +158,31 @@ describe('release and trust the sender (quarantine release --trust-sender, real 
     assert.ok(!colleague.symbols.includes('SPOOF_KNOWN_SENDER_NEW_INFRA'), colleague.symbols.join(','));
   });
 
+  it('untrust takes it back: the next reply through those servers is held again; a second untrust is refused', async () => {
+    const trustedId = JSON.parse(
+      readFileSync(path.join(dir, 'audit.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l)
+        .find((l) => l.includes('"trust-sender"'))!,
+    ) as {
+      id: string;
+    };
+    const r = await cli(['untrust', trustedId.id, '--operator', 'alice-admin', '--policy', policyFile]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /sender no longer trusted: bob\.smith@partner\.example and partner\.example no longer known through net:198\.18\.0\.0\/24, env:esp-mailer\.example/,
+    );
+    const again = await viaService(4);
+    assert.ok(again.held, `untrusted: ${again.verdict} ${again.symbols.join(',')}`);
+    const meta = JSON.parse(readFileSync(path.join(dir, `${trustedId.id}.json`), 'utf8')) as QuarantineMetadata;
+    assert.equal(meta.history.at(-1)?.event, 'sender-untrusted');
+    const twice = await cli(['untrust', trustedId.id, '--policy', policyFile]);
+    assert.equal(twice.status, 1, twice.stdout);
+    assert.match(twice.stderr, /no sender is trusted through it/);
+  });
+
   it('the way around: trusting one service does not trust another network or envelope with his address', async () => {
     // (the service's envelope from another network is SPF's to refuse: with DNS off, as here, an
     // envelope is taken at its word, trusted or not: test/unit/spoof-infrastructure.test.ts)
@@ -179,7 +204,7 @@ describe('release and trust the sender (quarantine release --trust-sender, real 
     assert.ok(r.held, `${r.verdict} ${r.symbols.join(',')}`);
     const refused = await cli(['release', r.held, '--trust-sender', '--policy', memoryPolicyFile]);
     assert.equal(refused.status, 2, refused.stdout);
-    assert.match(refused.stderr, /state\.backend is memory: the thread memory lives inside the running gateway.*Release and trust sender/s);
+    assert.match(refused.stderr, /state\.backend is memory: the thread memory lives inside the running gateway.*Use the console \(inside mailmoat serve\)/s);
     const meta = JSON.parse(readFileSync(path.join(dir, `${r.held}.json`), 'utf8')) as QuarantineMetadata;
     assert.equal(meta.state, 'held', 'nothing released');
   });

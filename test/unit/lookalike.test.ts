@@ -267,6 +267,7 @@ describe('lookalike: the signal in messages (inspect stage, thread memory)', () 
       lookup: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
       update: () => Promise.resolve(undefined),
       knownDomains: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
+      forgetInfrastructure: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
     };
     const k = await knownDomains(down);
     assert.ok(lookalikeOf('examp1e.com', policy, k));

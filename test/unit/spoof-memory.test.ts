@@ -154,6 +154,29 @@ function conformance(name: string, make: () => Promise<{ memory: ThreadMemory; a
       assert.deepEqual((await look()).infrastructure.domain, ['env:esp-mailer.example']);
     });
 
+    it('forgets the named tokens of an address and a domain (and its unconfirmed sightings), nothing else', async () => {
+      const learn = (address: string, domain: string, tokens: string[], how?: 'second-sighting') => ({
+        threads: [],
+        bindings: [],
+        addresses: [],
+        domains: [],
+        infrastructure: [{ address, domain, tokens, ...(how ? { learn: how } : {}) }],
+      });
+      await env.memory.update(learn('bob@trusted.example', 'trusted.example', ['net:198.18.0.0/24', 'env:esp.example', 'net:198.51.100.0/24']), 60_000);
+      await env.memory.update(learn('dan@trusted.example', 'trusted.example', ['net:198.18.0.0/24']), 60_000);
+      await env.memory.update(learn('', 'trusted.example', ['env:esp.example'], 'second-sighting'), 60_000);
+      await env.memory.forgetInfrastructure({ address: 'bob@trusted.example', domain: 'trusted.example', tokens: ['net:198.18.0.0/24', 'env:esp.example'] });
+      const bob = await env.memory.lookup({ messageIds: [], names: [], address: 'bob@trusted.example', domain: 'trusted.example' });
+      assert.deepEqual(bob.infrastructure, { address: ['net:198.51.100.0/24'], domain: ['net:198.51.100.0/24'] });
+      const dan = await env.memory.lookup({ messageIds: [], names: [], address: 'dan@trusted.example', domain: 'trusted.example' });
+      assert.deepEqual(dan.infrastructure.address, ['net:198.18.0.0/24'], "another address's own tokens stay");
+      // the forgotten sighting does not count: one more sighting is a first one again
+      await env.memory.update(learn('', 'trusted.example', ['env:esp.example'], 'second-sighting'), 60_000);
+      assert.ok(
+        !(await env.memory.lookup({ messageIds: [], names: [], address: '', domain: 'trusted.example' })).infrastructure.domain.includes('env:esp.example'),
+      );
+    });
+
     it(`keeps at most ${MAX_ADDRESS_INFRASTRUCTURE} tokens per address and ${MAX_DOMAIN_INFRASTRUCTURE} per domain, the most recently seen`, async () => {
       for (let i = 0; i < MAX_DOMAIN_INFRASTRUCTURE + 4; i++) {
         const tokens = [`net:10.${i}.0.0/24`, ...(i % 8 === 0 ? ['env:partner.example'] : [])];

@@ -215,6 +215,7 @@ describe('spoof: thread memory signals', () => {
       lookup: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
       update: () => Promise.resolve(undefined),
       knownDomains: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
+      forgetInfrastructure: () => Promise.reject(new ThreadMemoryUnavailable('connection refused')),
     };
     const c = hijack('name-only', 'en', 'text');
     const input = {

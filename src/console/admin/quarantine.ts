@@ -9,7 +9,7 @@ import { parseHeaderBlock } from '../../message/parsed.js';
 import { parseSince, type ListFilter } from '../../quarantine/query.js';
 import { deleteItem, release, releasePolicy, type ReleaseResult } from '../../quarantine/release.js';
 import { declineRequest, pendingRequests } from '../../quarantine/requests.js';
-import { trustSender } from '../../quarantine/trust.js';
+import { trustSender, untrustSender } from '../../quarantine/trust.js';
 import { infrastructureTokens } from '../../inspect/spoof/infrastructure.js';
 import { threadMemoryFor } from '../../state/thread-memory.js';
 import { checkId, QuarantineError, QUARANTINE_ID, type QuarantineMetadata, type QuarantineState } from '../../quarantine/store.js';
@@ -317,7 +317,8 @@ async function itemPage(deps: ConsoleDeps, request: FastifyRequest<{ Params: { i
         <dd class="mono">${meta.policyVersion}</dd>
       </dl>
     </div>
-    ${admin && meta.state !== 'deleted' ? actionForm(ctx, meta) : ''} ${requestsPart(ctx, meta, admin)}
+    ${admin && meta.state !== 'deleted' ? actionForm(ctx, meta) : ''} ${admin && deps.state.sharesThreadMemory ? untrustForm(ctx, meta) : ''}
+    ${requestsPart(ctx, meta, admin)}
     <h2>${t('iFindings')}</h2>
     <div class="scroll">
       <table class="findings">
@@ -369,6 +370,37 @@ function actionForm(ctx: PageContext, meta: QuarantineMetadata): Html {
     <button type="submit" name="action" value="release" class="primary">${t('iRelease')}</button>
     <button type="submit" name="action" value="delete" class="danger">${t('iDelete')}</button>
   </form>`;
+}
+
+/** While the sender is trusted through this item (release and trust): a button to take it back. */
+function untrustForm(ctx: PageContext, meta: QuarantineMetadata): Html {
+  const { t } = ctx;
+  const last = meta.history.findLast((h) => h.event === 'sender-trusted' || h.event === 'sender-untrusted');
+  if (last?.event !== 'sender-trusted' || !last.trusted) return html``;
+  return html`<form method="post" action="/quarantine/untrust" class="untrust card">
+    ${csrfField(ctx)}<input type="hidden" name="id" value="${meta.id}" />
+    <span>${t('iTrustedNow', { sender: last.trusted.address, tokens: last.trusted.tokens.join(', ') })}</span>
+    <button type="submit" class="danger">${t('iUntrust')}</button>
+  </form>`;
+}
+
+/** Takes back a trust given through one item (trust.ts untrustSender). */
+async function untrust(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, reply: FastifyReply) {
+  const ctx = pageContext(request, reply);
+  const id = one((request.body ?? {}).id);
+  const operator = request.user!.name;
+  let outcome: Outcome;
+  try {
+    const policy = deps.policy();
+    if (!deps.state.sharesThreadMemory || !deps.state.backend) throw new QuarantineError("this console does not share the gateways' thread memory", 'usage');
+    const r = await untrustSender(deps.store, checkId(id), threadMemoryFor(deps.state.backend, policy.spoof.keyPrefix), operator);
+    outcome = { id, ok: true, label: 'rUntrusted', detail: `${r.sender}${r.domain ? `, ${r.domain}` : ''}: ${r.tokens.join(', ')}` };
+  } catch (err) {
+    if (!(err instanceof QuarantineError)) throw err;
+    outcome = { id, ok: false, label: 'rRefused', detail: err.message };
+  }
+  request.log.info({ event: 'console_action', user: operator, action: 'untrust', ids: 1, ok: outcome.ok ? 1 : 0 }, `console: ${operator} untrust 1 item(s)`);
+  return resultsPage(ctx, reply, [outcome]);
 }
 
 /** Recipients' release requests not yet answered (requests.ts), each with an Approve button for admins. */
@@ -672,4 +704,5 @@ export async function quarantineRoutes(app: FastifyInstance, deps: ConsoleDeps):
   app.post('/quarantine/confirm', (request: FastifyRequest<{ Body: Form }>, reply) => confirmPage(deps, request, reply));
   app.post('/quarantine/act', (request: FastifyRequest<{ Body: Form }>, reply) => act(deps, request, reply));
   app.post('/quarantine/decline', (request: FastifyRequest<{ Body: Form }>, reply) => decline(deps, request, reply));
+  app.post('/quarantine/untrust', (request: FastifyRequest<{ Body: Form }>, reply) => untrust(deps, request, reply));
 }
