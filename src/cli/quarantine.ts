@@ -348,6 +348,28 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
       }),
     );
 
+  addCommon(group.command('trust'))
+    .description("teach the thread memory that the servers a released message came through are its sender's (release --trust-sender, afterwards)")
+    .argument('<id>', 'quarantine id (ULID) of a released message')
+    .option('--operator <name>', 'who trusts, for the history and the audit log')
+    .action(
+      run(async (id: string, opts: CommonOptions & { operator?: string }) => {
+        const operator = operatorName(opts.operator);
+        checkId(id);
+        const { policy, store } = open(opts);
+        const memory = await openThreadMemory(opts.policy, policy, 'trust');
+        try {
+          const r = await trustSender(store, id, policy, memory.memory, operator);
+          process.stdout.write(
+            `${id}: sender trusted: ${escapeControl(r.sender)}${r.domain ? ` and ${escapeControl(r.domain)}` : ''} now known through ${r.tokens.join(', ')}\n`,
+          );
+          return EXIT.ok;
+        } finally {
+          await memory.close();
+        }
+      }),
+    );
+
   addCommon(group.command('untrust'))
     .description('take back release --trust-sender: the thread memory forgets the servers that trust taught (genuine mail through them teaches them again)')
     .argument('<id>', 'quarantine id (ULID) released with --trust-sender')

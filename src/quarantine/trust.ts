@@ -56,7 +56,12 @@ export async function trustSender(store: QuarantineStore, id: string, policy: Po
       throw new QuarantineError(`${id} is ${meta.state}, not released: only a message an admin released is trusted (release it first)`, 'state');
     }
     const { update, infrastructure } = await vouchedInfrastructure(store, meta, policy);
-    await memory.update(update, policy.spoof.memoryTtl);
+    await memory.update(update, policy.spoof.memoryTtl).catch((err: unknown) => {
+      throw new QuarantineError(
+        `${id}: the thread memory could not be taught (${(err as Error).message}): nothing learned; try again with mailmoat quarantine trust ${id}`,
+        'io',
+      );
+    });
     const result: TrustResult = {
       id,
       sender: infrastructure.address,
@@ -96,7 +101,9 @@ export async function untrustSender(store: QuarantineStore, id: string, memory: 
     const last = meta.history.findLast((h) => h.event === 'sender-trusted' || h.event === 'sender-untrusted');
     const trusted = last?.event === 'sender-trusted' ? last.trusted : undefined;
     if (!trusted) throw new QuarantineError(`${id}: no sender is trusted through it (no release --trust-sender, or already taken back)`, 'state');
-    await memory.forgetInfrastructure({ address: trusted.address, domain: trusted.domain ?? '', tokens: trusted.tokens });
+    await memory.forgetInfrastructure({ address: trusted.address, domain: trusted.domain ?? '', tokens: trusted.tokens }).catch((err: unknown) => {
+      throw new QuarantineError(`${id}: the thread memory could not be changed (${(err as Error).message}): nothing forgotten; try again`, 'io');
+    });
     const result: TrustResult = { id, sender: trusted.address, ...(trusted.domain ? { domain: trusted.domain } : {}), tokens: trusted.tokens };
     const detail = `${result.sender}${result.domain ? ` and ${result.domain}` : ''} no longer known through ${result.tokens.join(', ')}`;
     meta.history.push({ at: new Date().toISOString(), event: 'sender-untrusted', by: operator, host: os.hostname(), detail });

@@ -181,6 +181,22 @@ describe('release and trust the sender (quarantine release --trust-sender, real 
     const twice = await cli(['untrust', trustedId.id, '--policy', policyFile]);
     assert.equal(twice.status, 1, twice.stdout);
     assert.match(twice.stderr, /no sender is trusted through it/);
+
+    // trusted afterwards, without a second delivery: `trust` on a message already released
+    const before = sink.messages.length;
+    const later = await cli(['trust', trustedId.id, '--operator', 'alice-admin', '--policy', policyFile]);
+    assert.equal(later.status, 0, later.stderr);
+    assert.match(later.stdout, /sender trusted: bob\.smith@partner\.example and partner\.example now known through net:198\.18\.0\.0\/24/);
+    assert.equal(sink.messages.length, before, 'nothing delivered again');
+    const relayed = await viaService(5);
+    assert.equal(relayed.verdict, 'relay', relayed.symbols.join(','));
+    assert.equal((await cli(['untrust', trustedId.id, '--policy', policyFile])).status, 0);
+    // a held message cannot be trusted before it is released
+    const held = await viaService(6);
+    assert.ok(held.held, held.symbols.join(','));
+    const early = await cli(['trust', held.held, '--policy', policyFile]);
+    assert.equal(early.status, 1, early.stdout);
+    assert.match(early.stderr, /is held, not released: only a message an admin released is trusted/);
   });
 
   it('the way around: trusting one service does not trust another network or envelope with his address', async () => {
