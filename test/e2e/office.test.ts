@@ -120,8 +120,13 @@ describe('office scans and the event loop', function () {
     const gw = await startGateway(sink.port, ['verdict.symbols={OFFICE_ENCRYPTED_UNSCANNABLE: {action: reject}}']);
     try {
       const order: string[] = [];
-      // the heavy message goes in one write (pipelined, dot included): its scan starts as soon as it is in
-      const eml = (await emailWith([{ filename: 'locked.docx', content: slow }])).toString('latin1').replace(/^\./gm, '..');
+      // the heavy message goes in one write (pipelined, dot included): its scan starts as soon as it is in.
+      // Its text offers six wrong passwords: six key derivations (~1 s with the WebAssembly spin; one
+      // alone can end before the light message is even sent)
+      const wrong = ['Zq8#mW2x', 'Lp4$kR7v', 'Ht9!nB3c', 'Wd2%yF6j', 'Rk5&sG1m', 'Nb7*tQ4p'];
+      const eml = (await emailWith([{ filename: 'locked.docx', content: slow }], { text: wrong.map((pw, i) => `Password ${i + 1}: ${pw}`).join('\n') }))
+        .toString('latin1')
+        .replace(/^\./gm, '..');
       const heavy = rawExchange(gw.port, `EHLO heavy.test\r\n${MAIL}\r\n${RCPT}\r\nDATA\r\n${eml}.\r\nQUIT\r\n`, 6, 60000).then((replies) =>
         order.push(`heavy ${replies[4]}`),
       );
