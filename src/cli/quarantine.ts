@@ -20,7 +20,7 @@ import { sendDigests } from '../quarantine/digest.js';
 import { escapeControl } from '../quarantine/escape.js';
 import { formatItem, formatTable, matches, parseSince, type ListFilter } from '../quarantine/query.js';
 import { deleteItem, executePurge, planPurge, release, type ReleaseResult } from '../quarantine/release.js';
-import { trustSender, untrustSender } from '../quarantine/trust.js';
+import { describeTrust, trustSender, untrustSender, type TrustedServers } from '../quarantine/trust.js';
 import { declineRequest } from '../quarantine/requests.js';
 import { createLogger } from '../observe/log.js';
 import { closeState, connectForCommand, type StateBackend } from '../state/index.js';
@@ -57,8 +57,13 @@ function open(opts: CommonOptions): { policy: Policy; store: QuarantineStore } {
   }
 }
 
+/** "ID: sender trusted: … now known through …" (or no longer), control characters escaped. */
+function printTrust(id: string, trusted: TrustedServers, known: boolean): void {
+  process.stdout.write(`${id}: sender ${known ? '' : 'no longer '}trusted: ${escapeControl(describeTrust(trusted, known))}\n`);
+}
+
 /**
- * The thread memory the gateways use, for --trust-sender: in Redis. The embedded in-memory backend
+ * The thread memory the gateways use, for trust, untrust and release --trust-sender: in Redis. The embedded in-memory backend
  * lives inside the running gateway, out of this process's reach: the console (in the gateway's
  * process) releases and trusts there.
  */
@@ -298,10 +303,7 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
                 const result = await release(store, id, policy, { operator, force: opts.force, to: opts.to });
                 code = printRelease(result);
                 if (memory && (result.status === 'released' || result.status === 'partial')) {
-                  const trusted = await trustSender(store, id, policy, memory.memory, operator);
-                  process.stdout.write(
-                    `${id}: sender trusted: ${escapeControl(trusted.sender)}${trusted.domain ? ` and ${escapeControl(trusted.domain)}` : ''} now known through ${trusted.tokens.join(', ')}\n`,
-                  );
+                  printTrust(id, await trustSender(store, id, policy, memory.memory, operator), true);
                 }
               } catch (err) {
                 if (!(err instanceof QuarantineError) || targets.length === 1) throw err;
@@ -359,10 +361,7 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
         const { policy, store } = open(opts);
         const memory = await openThreadMemory(opts.policy, policy, 'trust');
         try {
-          const r = await trustSender(store, id, policy, memory.memory, operator);
-          process.stdout.write(
-            `${id}: sender trusted: ${escapeControl(r.sender)}${r.domain ? ` and ${escapeControl(r.domain)}` : ''} now known through ${r.tokens.join(', ')}\n`,
-          );
+          printTrust(id, await trustSender(store, id, policy, memory.memory, operator), true);
           return EXIT.ok;
         } finally {
           await memory.close();
@@ -381,10 +380,7 @@ stays held); 2 bad input (not a ULID, no such item, corrupt metadata, bad option
         const { policy, store } = open(opts);
         const memory = await openThreadMemory(opts.policy, policy, 'untrust');
         try {
-          const r = await untrustSender(store, id, memory.memory, operator);
-          process.stdout.write(
-            `${id}: sender no longer trusted: ${escapeControl(r.sender)}${r.domain ? ` and ${escapeControl(r.domain)}` : ''} no longer known through ${r.tokens.join(', ')}\n`,
-          );
+          printTrust(id, await untrustSender(store, id, memory.memory, operator), false);
           return EXIT.ok;
         } finally {
           await memory.close();

@@ -106,6 +106,11 @@ export const WORDS = {
     footer: (until: string) =>
       `The links work until ${until}. Opening a link changes nothing: a message is released only when you confirm on its page. ` +
       'If you do not know a message, leave it: it stays held and is removed later.',
+    declined: {
+      subject: '[Mailmoat] Your release request was declined',
+      intro: 'An administrator declined your request to release this held message. It stays held and is removed later.',
+      reason: 'Their reason',
+    },
   },
   ja: {
     subject: (n: number) => `保留中のメール: ${n} 件`,
@@ -126,5 +131,10 @@ export const WORDS = {
     footer: (until: string) =>
       `リンクは ${until} まで有効です。リンクを開いただけでは何も変わりません。メールはページで確認したときにだけ解放されます。` +
       '心当たりのないメールはそのままにしてください。保留されたまま、後で削除されます。',
+    declined: {
+      subject: '[Mailmoat] 解放の依頼は却下されました',
+      intro: '保留中のメールの解放の依頼は、管理者によって却下されました。メールは保留されたままで、後で削除されます。',
+      reason: '理由',
+    },
   },
 } as const;

@@ -2,7 +2,7 @@
 // downstream MTA (quarantine.release.downstream when set) after the client has its 250. It names the
 // id, the sender, the subject and why; it never carries the message or its attachments. Recipients
 // outside internalDomains never get one (that would be backscatter to forged senders' victims).
-import nodemailer, { type Transporter } from 'nodemailer';
+import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
 import type { Logger } from '../observe/log.js';
 import { isInternalAddress } from '../policy/network.js';
 import type { Policy } from '../policy/schema.js';
@@ -51,23 +51,34 @@ export function noticeTransport(policy: Policy, options: { pool?: boolean } = {}
   });
 }
 
+/**
+ * One mail the gateway writes (a notice, a request, a decline), on a connection of its own; marked
+ * Auto-Submitted. Resolves with the downstream's answer, or the error as text: never raises, since
+ * what it tells about is already recorded.
+ */
+export async function sendNotice(policy: Policy, mail: SendMailOptions): Promise<{ response: string } | { error: string }> {
+  const transport = noticeTransport(policy);
+  try {
+    const info = await transport.sendMail({ ...mail, headers: { ...(mail.headers as Record<string, string>), 'Auto-Submitted': 'auto-generated' } });
+    return { response: info.response ?? '' };
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    transport.close();
+  }
+}
+
 /** Sends the notice; failures are logged, never raised: the message itself is safe in quarantine. */
 export async function sendQuarantineNotice(meta: QuarantineMetadata, policy: Policy, log: Logger): Promise<void> {
   const to = noticeRecipients(meta, policy);
   if (!to.length) return;
-  const transport = noticeTransport(policy);
-  try {
-    const info = await transport.sendMail({
-      from: policy.quarantine.notify.from,
-      to,
-      subject: `[Quarantined] ${(meta.headers?.subject ?? '(no subject)').slice(0, 120)}`,
-      text: noticeText(meta),
-      headers: { 'X-Mailmoat-Notice': meta.id, 'Auto-Submitted': 'auto-generated' },
-    });
-    log.info({ event: 'quarantine_notice', id: meta.id, to, response: info.response }, 'quarantine notice sent');
-  } catch (err) {
-    log.warn({ event: 'quarantine_notice_failed', id: meta.id, to, err: (err as Error).message }, 'quarantine notice not sent');
-  } finally {
-    transport.close();
-  }
+  const sent = await sendNotice(policy, {
+    from: policy.quarantine.notify.from,
+    to,
+    subject: `[Quarantined] ${(meta.headers?.subject ?? '(no subject)').slice(0, 120)}`,
+    text: noticeText(meta),
+    headers: { 'X-Mailmoat-Notice': meta.id },
+  });
+  if ('response' in sent) log.info({ event: 'quarantine_notice', id: meta.id, to, response: sent.response }, 'quarantine notice sent');
+  else log.warn({ event: 'quarantine_notice_failed', id: meta.id, to, err: sent.error }, 'quarantine notice not sent');
 }

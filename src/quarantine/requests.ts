@@ -10,8 +10,8 @@ import type { Policy } from '../policy/schema.js';
 import { actionLimiterFor, ActionLimitUnavailable } from '../state/action-limit.js';
 import type { StateBackend } from '../state/index.js';
 import { escapeControl } from './escape.js';
-import { explainSymbols, formatTime, languageFor, type Language } from './digest-text.js';
-import { noticeTransport } from './notify.js';
+import { explainSymbols, formatTime, languageFor, WORDS, type Language } from './digest-text.js';
+import { sendNotice } from './notify.js';
 import { release, deliveredTo, type ReleaseResult } from './release.js';
 import { holdingFindings, recipientAccess, type RecipientAccess } from './rights.js';
 import { checkId, QuarantineError, type QuarantineMetadata, type QuarantineStore } from './store.js';
@@ -171,24 +171,19 @@ export async function requestRelease(ctx: RecipientContext, id: string, address:
     ctx.log.info({ event: 'release_requested', id, recipient, notified: null }, 'release requested; no admin address to tell (quarantine.requests.admin)');
     return { meta, notified: null };
   }
-  const transport = noticeTransport(policy);
-  try {
-    const info = await transport.sendMail({
-      from: policy.quarantine.digest.from ?? policy.quarantine.notify.from,
-      to: admin,
-      subject: `[Mailmoat] Release requested by ${recipient}`,
-      text: requestNoticeText(policy, meta, recipient, note),
-      headers: { 'X-Mailmoat-Request': id, 'Auto-Submitted': 'auto-generated' },
-    });
-    ctx.log.info({ event: 'release_requested', id, recipient, notified: admin, response: info.response }, 'release requested; admin told');
-    return { meta, notified: admin };
-  } catch (err) {
-    const message = (err as Error).message;
-    ctx.log.warn({ event: 'release_request_notice_failed', id, recipient, admin, err: message }, 'release requested; the admin notice was not sent');
-    return { meta, notified: null, notifyError: message };
-  } finally {
-    transport.close();
+  const sent = await sendNotice(policy, {
+    from: policy.quarantine.digest.from ?? policy.quarantine.notify.from,
+    to: admin,
+    subject: `[Mailmoat] Release requested by ${recipient}`,
+    text: requestNoticeText(policy, meta, recipient, note),
+    headers: { 'X-Mailmoat-Request': id },
+  });
+  if ('error' in sent) {
+    ctx.log.warn({ event: 'release_request_notice_failed', id, recipient, admin, err: sent.error }, 'release requested; the admin notice was not sent');
+    return { meta, notified: null, notifyError: sent.error };
   }
+  ctx.log.info({ event: 'release_requested', id, recipient, notified: admin, response: sent.response }, 'release requested; admin told');
+  return { meta, notified: admin };
 }
 
 /** The admin's notice of a request (in English, like the CLI): who, which item, what it is and why it is held, how to release it. */
@@ -289,61 +284,32 @@ export async function declineRequest(
     await store.unlock(lock);
   }
   await store.audit({ action: 'release-decline', id, operator: options.operator, result: 'declined', recipient: asked, reason }).catch(() => undefined);
-  const transport = noticeTransport(policy);
-  try {
-    const language = languageFor(policy, asked);
-    const info = await transport.sendMail({
-      from: policy.quarantine.digest.from ?? policy.quarantine.notify.from,
-      to: asked,
-      subject: DECLINE_WORDS[language].subject,
-      text: declineNoticeText(language, meta, reason),
-      headers: { 'X-Mailmoat-Request': id, 'Auto-Submitted': 'auto-generated' },
-    });
-    ctx.log.info(
-      { event: 'release_declined', id, recipient: asked, by: options.operator, response: info.response },
-      'release request declined; recipient told',
-    );
-    return { meta, notified: asked };
-  } catch (err) {
-    const message = (err as Error).message;
-    ctx.log.warn({ event: 'release_decline_notice_failed', id, recipient: asked, err: message }, 'release request declined; the notice was not sent');
-    return { meta, notified: null, notifyError: message };
-  } finally {
-    transport.close();
+  const language = languageFor(policy, asked);
+  const sent = await sendNotice(policy, {
+    from: policy.quarantine.digest.from ?? policy.quarantine.notify.from,
+    to: asked,
+    subject: WORDS[language].declined.subject,
+    text: declineNoticeText(language, meta, reason),
+    headers: { 'X-Mailmoat-Request': id },
+  });
+  if ('error' in sent) {
+    ctx.log.warn({ event: 'release_decline_notice_failed', id, recipient: asked, err: sent.error }, 'release request declined; the notice was not sent');
+    return { meta, notified: null, notifyError: sent.error };
   }
+  ctx.log.info({ event: 'release_declined', id, recipient: asked, by: options.operator, response: sent.response }, 'release request declined; recipient told');
+  return { meta, notified: asked };
 }
-
-const DECLINE_WORDS = {
-  en: {
-    subject: '[Mailmoat] Your release request was declined',
-    intro: 'An administrator declined your request to release this held message. It stays held and is removed later.',
-    reason: 'Their reason',
-    from: 'From',
-    subject_: 'Subject',
-    received: 'Received',
-    noSubject: '(no subject)',
-  },
-  ja: {
-    subject: '[Mailmoat] 解放の依頼は却下されました',
-    intro: '保留中のメールの解放の依頼は、管理者によって却下されました。メールは保留されたままで、後で削除されます。',
-    reason: '理由',
-    from: '差出人',
-    subject_: '件名',
-    received: '受信日時',
-    noSubject: '（件名なし）',
-  },
-} satisfies Record<Language, Record<string, string>>;
 
 /** The recipient's notice of a decline: which message (sender, subject, when), and the admin's reason. */
 export function declineNoticeText(language: Language, meta: QuarantineMetadata, reason?: string): string {
-  const w = DECLINE_WORDS[language];
+  const w = WORDS[language];
   return [
-    w.intro,
+    w.declined.intro,
     '',
     `${w.from}: ${escapeControl(meta.headers?.from ?? meta.envelope.mailFrom) || '<>'}`,
-    `${w.subject_}: ${escapeControl(meta.headers?.subject ?? '') || w.noSubject}`,
+    `${w.subjectLabel}: ${escapeControl(meta.headers?.subject ?? '') || w.noSubject}`,
     `${w.received}: ${formatTime(Date.parse(meta.receivedAt), language)}`,
-    ...(reason ? ['', `${w.reason}: ${reason}`] : []),
+    ...(reason ? ['', `${w.declined.reason}: ${reason}`] : []),
     '',
   ].join('\n');
 }

@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { parseHeaderBlock } from '../message/parsed.js';
 import type { Observation } from '../inspect/spoof/learn.js';
+import type { TrustedServers } from './trust.js';
 import type { ScoredFinding } from '../verdict.js';
 import type { Action } from '../policy/schema.js';
 
@@ -34,7 +35,7 @@ export interface HistoryEntry {
   /** what happened, for a human: the downstream's replies, a reason */
   detail?: string;
   /** sender-trusted: what the thread memory learned, for untrust to take back */
-  trusted?: { address: string; domain?: string; tokens: string[] };
+  trusted?: TrustedServers;
 }
 
 export interface QuarantineMetadata {

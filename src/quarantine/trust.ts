@@ -11,14 +11,25 @@ import type { Policy } from '../policy/schema.js';
 import type { ThreadMemory } from '../state/thread-memory.js';
 import { checkId, QuarantineError, type QuarantineMetadata, type QuarantineStore } from './store.js';
 
-export interface TrustResult {
-  id: string;
-  /** the sender whose infrastructure is now known (the From address) */
-  sender: string;
+/** What a trust taught the thread memory (kept in the item's sender-trusted history entry). */
+export interface TrustedServers {
+  /** the sender whose infrastructure is known (the From address) */
+  address: string;
   /** the organisation the infrastructure was learned for too */
   domain?: string;
-  /** what was learned: net:…, env:…, dkim:…, host:… */
+  /** net:…, env:…, dkim:…, host:… */
   tokens: string[];
+}
+
+/** "bob@partner.example and partner.example now known through net:…, env:…" (or "no longer known"), for the history and the CLI. */
+export function describeTrust(t: TrustedServers, known: boolean): string {
+  return `${t.address}${t.domain ? ` and ${t.domain}` : ''} ${known ? 'now' : 'no longer'} known through ${t.tokens.join(', ')}`;
+}
+
+/** The trust given through this item and not taken back since, if any. */
+export function currentTrust(meta: QuarantineMetadata): TrustedServers | undefined {
+  const last = meta.history.findLast((h) => h.event === 'sender-trusted' || h.event === 'sender-untrusted');
+  return last?.event === 'sender-trusted' ? last.trusted : undefined;
 }
 
 /** What trusting item `meta` teaches (or taught): the vouched update's infrastructure, or why there is none. */
@@ -46,7 +57,7 @@ async function vouchedInfrastructure(store: QuarantineStore, meta: QuarantineMet
   return { update, infrastructure };
 }
 
-export async function trustSender(store: QuarantineStore, id: string, policy: Policy, memory: ThreadMemory, operator: string): Promise<TrustResult> {
+export async function trustSender(store: QuarantineStore, id: string, policy: Policy, memory: ThreadMemory, operator: string): Promise<TrustedServers> {
   checkId(id);
   if (!policy.spoof.enabled) throw new QuarantineError(`spoof.enabled is false in the policy: there is no thread memory to teach`, 'usage');
   const lock = await store.lock(id, operator);
@@ -62,26 +73,24 @@ export async function trustSender(store: QuarantineStore, id: string, policy: Po
         'io',
       );
     });
-    const result: TrustResult = {
-      id,
-      sender: infrastructure.address,
+    const trusted: TrustedServers = {
+      address: infrastructure.address,
       ...(infrastructure.domain ? { domain: infrastructure.domain } : {}),
       tokens: infrastructure.tokens,
     };
-    const detail = `${result.sender}${result.domain ? ` and ${result.domain}` : ''} now known through ${result.tokens.join(', ')}`;
     meta.history.push({
       at: new Date().toISOString(),
       event: 'sender-trusted',
       by: operator,
       host: os.hostname(),
-      detail,
-      trusted: { address: result.sender, ...(result.domain ? { domain: result.domain } : {}), tokens: result.tokens },
+      detail: describeTrust(trusted, true),
+      trusted,
     });
     await store.update(meta);
     await store
-      .audit({ action: 'trust-sender', id, operator, result: 'trusted', sender: result.sender, domain: result.domain, tokens: result.tokens })
+      .audit({ action: 'trust-sender', id, operator, result: 'trusted', sender: trusted.address, domain: trusted.domain, tokens: trusted.tokens })
       .catch(() => undefined);
-    return result;
+    return trusted;
   } finally {
     await store.unlock(lock);
   }
@@ -93,25 +102,22 @@ export async function trustSender(store: QuarantineStore, id: string, policy: Po
  * after the message itself was deleted; genuine mail through them teaches them again. Recorded in
  * the history (sender-untrusted) and the audit log (untrust-sender).
  */
-export async function untrustSender(store: QuarantineStore, id: string, memory: ThreadMemory, operator: string): Promise<TrustResult> {
+export async function untrustSender(store: QuarantineStore, id: string, memory: ThreadMemory, operator: string): Promise<TrustedServers> {
   checkId(id);
   const lock = await store.lock(id, operator);
   try {
     const meta = await store.get(id);
-    const last = meta.history.findLast((h) => h.event === 'sender-trusted' || h.event === 'sender-untrusted');
-    const trusted = last?.event === 'sender-trusted' ? last.trusted : undefined;
+    const trusted = currentTrust(meta);
     if (!trusted) throw new QuarantineError(`${id}: no sender is trusted through it (no release --trust-sender, or already taken back)`, 'state');
     await memory.forgetInfrastructure({ address: trusted.address, domain: trusted.domain ?? '', tokens: trusted.tokens }).catch((err: unknown) => {
       throw new QuarantineError(`${id}: the thread memory could not be changed (${(err as Error).message}): nothing forgotten; try again`, 'io');
     });
-    const result: TrustResult = { id, sender: trusted.address, ...(trusted.domain ? { domain: trusted.domain } : {}), tokens: trusted.tokens };
-    const detail = `${result.sender}${result.domain ? ` and ${result.domain}` : ''} no longer known through ${result.tokens.join(', ')}`;
-    meta.history.push({ at: new Date().toISOString(), event: 'sender-untrusted', by: operator, host: os.hostname(), detail });
+    meta.history.push({ at: new Date().toISOString(), event: 'sender-untrusted', by: operator, host: os.hostname(), detail: describeTrust(trusted, false) });
     await store.update(meta);
     await store
-      .audit({ action: 'untrust-sender', id, operator, result: 'untrusted', sender: result.sender, domain: result.domain, tokens: result.tokens })
+      .audit({ action: 'untrust-sender', id, operator, result: 'untrusted', sender: trusted.address, domain: trusted.domain, tokens: trusted.tokens })
       .catch(() => undefined);
-    return result;
+    return trusted;
   } finally {
     await store.unlock(lock);
   }

@@ -9,7 +9,7 @@ import { parseHeaderBlock } from '../../message/parsed.js';
 import { parseSince, type ListFilter } from '../../quarantine/query.js';
 import { deleteItem, release, releasePolicy, type ReleaseResult } from '../../quarantine/release.js';
 import { declineRequest, pendingRequests } from '../../quarantine/requests.js';
-import { trustSender, untrustSender } from '../../quarantine/trust.js';
+import { currentTrust, trustSender, untrustSender, type TrustedServers } from '../../quarantine/trust.js';
 import { infrastructureTokens } from '../../inspect/spoof/infrastructure.js';
 import { threadMemoryFor } from '../../state/thread-memory.js';
 import { checkId, QuarantineError, QUARANTINE_ID, type QuarantineMetadata, type QuarantineState } from '../../quarantine/store.js';
@@ -375,13 +375,18 @@ function actionForm(ctx: PageContext, meta: QuarantineMetadata): Html {
 /** While the sender is trusted through this item (release and trust): a button to take it back. */
 function untrustForm(ctx: PageContext, meta: QuarantineMetadata): Html {
   const { t } = ctx;
-  const last = meta.history.findLast((h) => h.event === 'sender-trusted' || h.event === 'sender-untrusted');
-  if (last?.event !== 'sender-trusted' || !last.trusted) return html``;
+  const trusted = currentTrust(meta);
+  if (!trusted) return html``;
   return html`<form method="post" action="/quarantine/untrust" class="untrust card">
     ${csrfField(ctx)}<input type="hidden" name="id" value="${meta.id}" />
-    <span>${t('iTrustedNow', { sender: last.trusted.address, tokens: last.trusted.tokens.join(', ') })}</span>
+    <span>${t('iTrustedNow', { sender: trusted.address, tokens: trusted.tokens.join(', ') })}</span>
     <button type="submit" class="danger">${t('iUntrust')}</button>
   </form>`;
+}
+
+/** A results row's detail for a trust: "sender, organisation: tokens". */
+function trustDetail(t: TrustedServers): string {
+  return `${t.address}${t.domain ? `, ${t.domain}` : ''}: ${t.tokens.join(', ')}`;
 }
 
 /** Takes back a trust given through one item (trust.ts untrustSender). */
@@ -394,7 +399,7 @@ async function untrust(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }
     const policy = deps.policy();
     if (!deps.state.sharesThreadMemory || !deps.state.backend) throw new QuarantineError("this console does not share the gateways' thread memory", 'usage');
     const r = await untrustSender(deps.store, checkId(id), threadMemoryFor(deps.state.backend, policy.spoof.keyPrefix), operator);
-    outcome = { id, ok: true, label: 'rUntrusted', detail: `${r.sender}${r.domain ? `, ${r.domain}` : ''}: ${r.tokens.join(', ')}` };
+    outcome = { id, ok: true, label: 'rUntrusted', detail: trustDetail(r) };
   } catch (err) {
     if (!(err instanceof QuarantineError)) throw err;
     outcome = { id, ok: false, label: 'rRefused', detail: err.message };
@@ -621,8 +626,7 @@ async function act(deps: ConsoleDeps, request: FastifyRequest<{ Body: Form }>, r
         outcomes.push(describeRelease(result));
         if (trust && (result.status === 'released' || result.status === 'partial')) {
           const trusted = await trustSender(deps.store, id, policy, threadMemoryFor(deps.state.backend!, policy.spoof.keyPrefix), operator);
-          const sender = trusted.domain ? `${trusted.sender}, ${trusted.domain}` : trusted.sender;
-          outcomes.push({ id, ok: true, label: 'rTrusted', detail: `${sender}: ${trusted.tokens.join(', ')}` });
+          outcomes.push({ id, ok: true, label: 'rTrusted', detail: trustDetail(trusted) });
         }
       } else {
         await deleteItem(deps.store, id, { operator, force, reason: 'web console' });
